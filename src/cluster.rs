@@ -1,0 +1,417 @@
+//! A throwaway PostgreSQL cluster: `initdb` into a temporary directory, a free port on
+//! 127.0.0.1 plus a private Unix-socket directory, started with `pg_ctl`, and stopped and
+//! removed when the [`TempCluster`] is dropped (or, if this process dies first, by a small
+//! watchdog process). The demo, the tests and the benchmarks run on it when no database URL
+//! is given. Never touches the machine's port 5432.
+//!
+//! PostgreSQL refuses to run as root; when this process is root the server runs as the
+//! `postgres` user (or `nobody`), via `runuser`.
+//!
+//! The cluster has a superuser `postgres` (trust authentication) and a password user
+//! [`SCRAM_USER`] that must authenticate with SCRAM-SHA-256 over TCP.
+//!
+//! ```no_run
+//! let cluster = pgpool::cluster::TempCluster::start().expect("PostgreSQL server binaries");
+//! let pool = pgpool::Pool::builder().build(&cluster.url()).unwrap();
+//! assert!(pool.health().ok);
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// The password-authenticated role every cluster has.
+pub const SCRAM_USER: &str = "pgpool_scram";
+/// Its password.
+pub const SCRAM_PASSWORD: &str = "pgpool-secret";
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// How to stop the server (`pg_ctl stop -m …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Wait for sessions to end; refuse new connections meanwhile (57P03).
+    Smart,
+    /// Terminate sessions (57P01) and shut down cleanly.
+    Fast,
+    /// Abort like a crash: sessions get no goodbye.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            StopMode::Smart => "smart",
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
+/// Options for [`TempCluster::start_with`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// `max_connections`. Defaults to 200.
+    pub max_connections: u32,
+    /// Extra `postgresql.conf` lines.
+    pub extra_conf: Vec<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            max_connections: 200,
+            extra_conf: Vec::new(),
+        }
+    }
+}
+
+/// A running throwaway cluster. See the [module documentation](self).
+#[derive(Debug)]
+pub struct TempCluster {
+    root: PathBuf,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    bindir: PathBuf,
+    port: u16,
+    run_as: Option<String>,
+    watchdog: Option<Child>,
+}
+
+fn other(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: `$PGPOOL_PG_BINDIR`, else
+/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
+pub fn server_bindir() -> io::Result<PathBuf> {
+    let has_initdb = |p: &Path| p.join("initdb").is_file() && p.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("PGPOOL_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if has_initdb(&dir) {
+            return Ok(dir);
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_initdb(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, p)| has_initdb(p))
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, p)| p).ok_or_else(|| {
+        other(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/setup.sh \
+             (or `apt-get install postgresql`), or set PGPOOL_PG_BINDIR",
+        )
+    })
+}
+
+fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, user]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl TempCluster {
+    /// Starts a cluster with default options.
+    pub fn start() -> io::Result<TempCluster> {
+        TempCluster::start_with(&ClusterOptions::default())
+    }
+
+    /// Starts a cluster: `initdb`, configuration, `pg_ctl start`, the SCRAM role.
+    pub fn start_with(options: &ClusterOptions) -> io::Result<TempCluster> {
+        let bindir = server_bindir()?;
+        let run_as = if effective_uid() == Some(0) {
+            let user = ["postgres", "nobody"]
+                .into_iter()
+                .find(|u| user_ids(u).is_some())
+                .ok_or_else(|| other("running as root and no 'postgres' or 'nobody' user"))?;
+            Some(user.to_string())
+        } else {
+            None
+        };
+        let root = std::env::temp_dir().join(format!(
+            "pgpool-{}-{}-{:04x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            fastrand::u16(..)
+        ));
+        fs::create_dir_all(&root)?;
+        let socket_dir = root.join("s");
+        fs::create_dir_all(&socket_dir)?;
+        if let Some(user) = &run_as {
+            let (uid, gid) = user_ids(user).ok_or_else(|| other("cannot resolve run-as user"))?;
+            std::os::unix::fs::chown(&root, Some(uid), Some(gid))?;
+            std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid))?;
+        }
+        let mut cluster = TempCluster {
+            data: root.join("data"),
+            root,
+            socket_dir,
+            bindir,
+            port: 0,
+            run_as,
+            watchdog: None,
+        };
+        cluster.spawn_watchdog();
+        cluster.initdb(options)?;
+        let mut last_err = None;
+        for _ in 0..5 {
+            cluster.port = free_port()?;
+            cluster.write_port()?;
+            match cluster.start_server() {
+                Ok(()) => {
+                    last_err = None;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        let mut admin = cluster.admin()?;
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {SCRAM_USER} LOGIN PASSWORD '{SCRAM_PASSWORD}'"
+            ))
+            .map_err(|e| other(format!("creating the SCRAM role: {e}")))?;
+        Ok(cluster)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bindir.join(program);
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        cmd.stdin(Stdio::null()).current_dir(&self.root);
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> io::Result<()> {
+        let out = cmd.output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(other(format!(
+                "{what} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    }
+
+    fn initdb(&self, options: &ClusterOptions) -> io::Result<()> {
+        let mut cmd = self.command("initdb");
+        cmd.args(["-A", "trust", "--nosync", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
+            .arg(&self.data);
+        self.run(cmd, "initdb")?;
+        let mut conf = String::from("\n# pgpool throwaway cluster\n");
+        for line in [
+            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("unix_socket_directories = '{}'", self.socket_dir.display()),
+            "fsync = off".into(),
+            "synchronous_commit = off".into(),
+            "full_page_writes = off".into(),
+            format!("max_connections = {}", options.max_connections),
+            "shared_buffers = 32MB".into(),
+            "log_line_prefix = '%m [%p] %e '".into(),
+            "password_encryption = 'scram-sha-256'".into(),
+            "include_if_exists = 'port.conf'".into(),
+        ]
+        .iter()
+        .chain(&options.extra_conf)
+        {
+            let _ = writeln!(conf, "{line}");
+        }
+        let conf_path = self.data.join("postgresql.conf");
+        let mut existing = fs::read_to_string(&conf_path)?;
+        existing.push_str(&conf);
+        fs::write(&conf_path, existing)?;
+        fs::write(
+            self.data.join("pg_hba.conf"),
+            format!(
+                "local all all trust\n\
+                 host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
+                 host all {SCRAM_USER} ::1/128 scram-sha-256\n\
+                 host all all 127.0.0.1/32 trust\n\
+                 host all all ::1/128 trust\n"
+            ),
+        )?;
+        Ok(())
+    }
+
+    fn write_port(&self) -> io::Result<()> {
+        let path = self.data.join("port.conf");
+        fs::write(&path, format!("port = {}\n", self.port))?;
+        if let Some(user) = &self.run_as {
+            if let Some((uid, gid)) = user_ids(user) {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the server and deletes the cluster if this process dies without dropping it.
+    fn spawn_watchdog(&mut self) {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let as_user = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- "),
+            None => String::new(),
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {as_user}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{root}'",
+            pid = std::process::id(),
+            pg_ctl = pg_ctl.display(),
+            data = self.data.display(),
+            root = self.root.display(),
+        );
+        self.watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    pub fn start_server(&self) -> io::Result<()> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.log_path())
+            .arg("start");
+        self.run(cmd, "pg_ctl start")
+    }
+
+    /// Stops the server with `mode` and waits until it is down.
+    pub fn stop_server(&self, mode: StopMode) -> io::Result<()> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .args(["-m", mode.as_str(), "stop"]);
+        self.run(cmd, "pg_ctl stop")
+    }
+
+    /// Restarts the server (`-m fast`): every session is terminated.
+    pub fn restart(&self) -> io::Result<()> {
+        self.stop_server(StopMode::Fast)?;
+        self.start_server()
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The same server in `key=value` form.
+    pub fn conninfo(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+    }
+
+    /// `key=value` connection string over the Unix-domain socket.
+    pub fn unix_conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+
+    /// URL of the SCRAM-authenticated user with `password`.
+    pub fn scram_url(&self, password: &str) -> String {
+        format!(
+            "postgres://{SCRAM_USER}:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The Unix-socket directory.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The server binary directory (also has `pgbench` and `psql` when installed).
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
+    /// The server log.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+
+    /// A superuser session, for test setup and fault injection.
+    pub fn admin(&self) -> io::Result<postgres::Client> {
+        let mut config: postgres::Config = self
+            .url()
+            .parse()
+            .map_err(|e| other(format!("{e}")))?;
+        config.application_name("pgpool-admin");
+        config.connect_timeout(Duration::from_secs(10));
+        config
+            .connect(postgres::NoTls)
+            .map_err(|e| other(format!("connecting to the throwaway cluster: {e}")))
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        let _ = self.stop_server(StopMode::Immediate);
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}

@@ -1,0 +1,466 @@
+//! Pool configuration: every knob, its default and its valid range, checked in one place.
+//!
+//! A [`Config`] is only ever built through [`Builder`], whose `build*` methods call
+//! [`Config::validate`]: an invalid combination is an [`Error`] of kind
+//! [`ErrorKind::Config`](crate::ErrorKind::Config) naming the option, never a panic.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::{Event, EventHook};
+use crate::manager::Manager;
+use crate::pg::PgManager;
+use crate::pool::Pool;
+
+/// The largest `max_size` accepted. PostgreSQL itself tops out far below this.
+pub const MAX_POOL_SIZE: u32 = 10_000;
+
+/// Validated pool settings. Read them back with [`Pool::config`]; make them with [`Builder`].
+///
+/// Durations that are `Option`s mean "never" when `None`.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Most connections open at once: in use + idle + being opened + being closed.
+    /// Defaults to 10; range 1..=10 000.
+    pub max_size: u32,
+    /// Idle connections the reaper keeps ready (opened at start, refilled after closes).
+    /// Defaults to 0; must not exceed `max_idle` (and so `max_size`).
+    pub min_idle: u32,
+    /// Idle connections kept at most; a connection released while this many are idle is
+    /// closed (Go's `SetMaxIdleConns`). Defaults to `max_size`; range `min_idle..=max_size`.
+    pub max_idle: u32,
+    /// A connection is closed once this old (with up to 2.5% random jitter subtracted, so a
+    /// pool's connections do not all expire together); in-use connections close on release.
+    /// Defaults to 30 minutes; `None` means never. Must be at least 1 ms.
+    pub max_lifetime: Option<Duration>,
+    /// An idle connection is closed after this long without use, but never below `min_idle`.
+    /// Defaults to 10 minutes; `None` means never. Must be at least 1 ms.
+    pub idle_timeout: Option<Duration>,
+    /// How long [`Pool::get`] waits for a connection. Defaults to 30 s; must be > 0.
+    pub acquire_timeout: Duration,
+    /// Bound on one connection attempt (TCP connect + startup + authentication).
+    /// Defaults to 10 s; must be > 0.
+    pub connect_timeout: Duration,
+    /// Retire a connection after this many checkouts (pg-pool's `maxUses`).
+    /// Defaults to `None` (unlimited); `Some(0)` is rejected.
+    pub max_uses: Option<u64>,
+    /// Check a connection with a round trip before handing it out (SQLAlchemy's
+    /// `pool_pre_ping`), unless it was used within `validation_skip_window`. Defaults to true.
+    /// A zero-cost socket probe runs before every hand-out whatever this says.
+    pub validate_on_acquire: bool,
+    /// Connections used more recently than this are handed out without the validation round
+    /// trip (HikariCP's 500 ms bypass window). Defaults to 500 ms; zero validates every time.
+    pub validation_skip_window: Duration,
+    /// Bound on one validation or keepalive round trip. Defaults to 5 s; must be > 0.
+    pub validation_timeout: Duration,
+    /// How often the keepalive thread checks idle connections with a round trip and replaces
+    /// dead ones. Defaults to 60 s; `None` disables the keepalive thread. Must be at least 1 ms.
+    pub keepalive_interval: Option<Duration>,
+    /// How often the reaper thread enforces `idle_timeout`, `max_lifetime` and `min_idle`.
+    /// Defaults to 1 s; must be at least 1 ms.
+    pub reaper_interval: Duration,
+    /// When this many callers are already waiting, [`Pool::get`] fails at once with
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded). Defaults to `None` (unbounded).
+    pub max_waiters: Option<usize>,
+    /// How long [`Pool::close`] waits for in-use connections to come back. Defaults to 5 s.
+    pub close_timeout: Duration,
+    /// `statement_timeout` set on every new connection. Defaults to `None` (server default).
+    pub statement_timeout: Option<Duration>,
+    /// `application_name` set on every new connection (visible in `pg_stat_activity`).
+    /// Defaults to `None`: the connection string's value, else `"pgpool"`.
+    pub application_name: Option<String>,
+    /// Prepared statements cached per connection (least recently used evicted).
+    /// Defaults to 256; 0 switches the cache off.
+    pub statement_cache_capacity: usize,
+    /// `TCP_USER_TIMEOUT` on every socket: unacknowledged data fails the connection after this
+    /// long instead of after the kernel's ~15 minutes. Defaults to 10 s; `None` leaves the
+    /// connection string's (or the kernel's) setting.
+    pub tcp_user_timeout: Option<Duration>,
+    /// TCP keepalive idle time on every socket. Defaults to 5 s (with 2 s interval, 3 probes).
+    pub tcp_keepalive_idle: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_size: 10,
+            min_idle: 0,
+            max_idle: 10,
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+            idle_timeout: Some(Duration::from_secs(10 * 60)),
+            acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_uses: None,
+            validate_on_acquire: true,
+            validation_skip_window: Duration::from_millis(500),
+            validation_timeout: Duration::from_secs(5),
+            keepalive_interval: Some(Duration::from_secs(60)),
+            reaper_interval: Duration::from_secs(1),
+            max_waiters: None,
+            close_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            application_name: None,
+            statement_cache_capacity: 256,
+            tcp_user_timeout: Some(Duration::from_secs(10)),
+            tcp_keepalive_idle: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("max_size", &self.max_size)
+            .field("min_idle", &self.min_idle)
+            .field("max_idle", &self.max_idle)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_uses", &self.max_uses)
+            .field("validate_on_acquire", &self.validate_on_acquire)
+            .field("validation_skip_window", &self.validation_skip_window)
+            .field("validation_timeout", &self.validation_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("reaper_interval", &self.reaper_interval)
+            .field("max_waiters", &self.max_waiters)
+            .field("close_timeout", &self.close_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("application_name", &self.application_name)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
+            .field("tcp_keepalive_idle", &self.tcp_keepalive_idle)
+            .finish()
+    }
+}
+
+const ONE_MS: Duration = Duration::from_millis(1);
+
+fn at_least_1ms(option: &'static str, value: Option<Duration>) -> Result<(), Error> {
+    match value {
+        Some(d) if d < ONE_MS => Err(Error::config(
+            option,
+            format!("{d:?} is below 1 ms (use None for \"never\")"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn positive(option: &'static str, value: Duration) -> Result<(), Error> {
+    if value.is_zero() {
+        Err(Error::config(option, "must be greater than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Checks every option and every combination; the first problem found is returned as an
+    /// error naming the option.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_size == 0 {
+            return Err(Error::config("max_size", "must be at least 1"));
+        }
+        if self.max_size > MAX_POOL_SIZE {
+            return Err(Error::config(
+                "max_size",
+                format!("{} exceeds the limit of {MAX_POOL_SIZE}", self.max_size),
+            ));
+        }
+        if self.max_idle > self.max_size {
+            return Err(Error::config(
+                "max_idle",
+                format!(
+                    "{} exceeds max_size ({})",
+                    self.max_idle, self.max_size
+                ),
+            ));
+        }
+        if self.min_idle > self.max_size {
+            return Err(Error::config(
+                "min_idle",
+                format!(
+                    "{} exceeds max_size ({})",
+                    self.min_idle, self.max_size
+                ),
+            ));
+        }
+        if self.min_idle > self.max_idle {
+            return Err(Error::config(
+                "min_idle",
+                format!(
+                    "{} exceeds max_idle ({}): the pool would close what it must keep",
+                    self.min_idle, self.max_idle
+                ),
+            ));
+        }
+        at_least_1ms("max_lifetime", self.max_lifetime)?;
+        at_least_1ms("idle_timeout", self.idle_timeout)?;
+        at_least_1ms("keepalive_interval", self.keepalive_interval)?;
+        positive("acquire_timeout", self.acquire_timeout)?;
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("validation_timeout", self.validation_timeout)?;
+        positive("tcp_keepalive_idle", self.tcp_keepalive_idle)?;
+        at_least_1ms("reaper_interval", Some(self.reaper_interval))?;
+        if self.max_uses == Some(0) {
+            return Err(Error::config(
+                "max_uses",
+                "must be at least 1 (use None for unlimited)",
+            ));
+        }
+        if self.max_waiters == Some(0) {
+            return Err(Error::config(
+                "max_waiters",
+                "must be at least 1 (use None for unbounded)",
+            ));
+        }
+        if let Some(t) = self.statement_timeout {
+            if t < ONE_MS {
+                return Err(Error::config(
+                    "statement_timeout",
+                    "must be at least 1 ms (PostgreSQL treats 0 as no timeout: use None)",
+                ));
+            }
+        }
+        if let Some(t) = self.tcp_user_timeout {
+            if t < ONE_MS {
+                return Err(Error::config(
+                    "tcp_user_timeout",
+                    "must be at least 1 ms (use None to leave the system default)",
+                ));
+            }
+        }
+        if let Some(name) = &self.application_name {
+            if name.len() >= 64 || name.contains('\0') {
+                return Err(Error::config(
+                    "application_name",
+                    "must be shorter than 64 bytes and contain no NUL",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Pool`]: set options, then [`build`](Builder::build) with a connection string.
+///
+/// Setters take any value; nothing is checked until `build`, which reports the first invalid
+/// option by name.
+///
+/// ```
+/// use std::time::Duration;
+/// let err = pgpool::Pool::builder()
+///     .max_size(4)
+///     .min_idle(8)
+///     .build("host=127.0.0.1 user=nobody")
+///     .unwrap_err();
+/// assert_eq!(err.option(), Some("min_idle"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Builder {
+    config: Config,
+    max_idle_set: bool,
+    hook: Option<EventHook>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Builder {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl Builder {
+    /// A builder with every option at its default.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// See [`Config::max_size`].
+    pub fn max_size(mut self, value: u32) -> Builder {
+        self.config.max_size = value;
+        if !self.max_idle_set {
+            self.config.max_idle = value;
+        }
+        self
+    }
+
+    /// See [`Config::max_idle`].
+    pub fn max_idle(mut self, value: u32) -> Builder {
+        self.config.max_idle = value;
+        self.max_idle_set = true;
+        self
+    }
+
+    setter!(
+        /// See [`Config::min_idle`].
+        min_idle: u32
+    );
+    setter!(
+        /// See [`Config::max_lifetime`].
+        max_lifetime: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::idle_timeout`].
+        idle_timeout: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::acquire_timeout`].
+        acquire_timeout: Duration
+    );
+    setter!(
+        /// See [`Config::connect_timeout`].
+        connect_timeout: Duration
+    );
+    setter!(
+        /// See [`Config::max_uses`].
+        max_uses: Option<u64>
+    );
+    setter!(
+        /// See [`Config::validate_on_acquire`].
+        validate_on_acquire: bool
+    );
+    setter!(
+        /// See [`Config::validation_skip_window`].
+        validation_skip_window: Duration
+    );
+    setter!(
+        /// See [`Config::validation_timeout`].
+        validation_timeout: Duration
+    );
+    setter!(
+        /// See [`Config::keepalive_interval`].
+        keepalive_interval: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::reaper_interval`].
+        reaper_interval: Duration
+    );
+    setter!(
+        /// See [`Config::max_waiters`].
+        max_waiters: Option<usize>
+    );
+    setter!(
+        /// See [`Config::close_timeout`].
+        close_timeout: Duration
+    );
+    setter!(
+        /// See [`Config::statement_timeout`].
+        statement_timeout: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::statement_cache_capacity`].
+        statement_cache_capacity: usize
+    );
+    setter!(
+        /// See [`Config::tcp_user_timeout`].
+        tcp_user_timeout: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::tcp_keepalive_idle`].
+        tcp_keepalive_idle: Duration
+    );
+
+    /// See [`Config::application_name`].
+    pub fn application_name(mut self, value: impl Into<String>) -> Builder {
+        self.config.application_name = Some(value.into());
+        self
+    }
+
+    /// Calls `hook` for every pool [`Event`] (connect, acquire, release, remove, error).
+    ///
+    /// The hook never runs under the pool lock, but it does run on the thread where the event
+    /// happened (a caller's thread for acquire/release): keep it fast and non-blocking.
+    pub fn event_hook(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Builder {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The configuration as it stands (not yet validated).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Validates the options and builds a PostgreSQL pool for `conninfo`, a URL
+    /// (`postgres://user:pass@host:port/db?opt=val`) or `key=value` string.
+    ///
+    /// Returns at once: the first `min_idle` connections are opened in the background (use
+    /// [`Pool::wait_ready`] to wait for them). Errors: an invalid option, or an unparsable
+    /// connection string.
+    pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
+        self.config.validate()?;
+        let manager = PgManager::new(conninfo, &self.config)?;
+        Ok(Pool::start(manager, self.config, self.hook))
+    }
+
+    /// Validates the options and builds a pool around any [`Manager`]. Options that concern
+    /// PostgreSQL sessions (statement timeout, application name, statement cache, TCP
+    /// settings) are the manager's business and are ignored here.
+    pub fn build_with_manager<M: Manager>(self, manager: M) -> Result<Pool<M>, Error> {
+        self.config.validate()?;
+        Ok(Pool::start(manager, self.config, self.hook))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(builder: Builder) -> Error {
+        let mut config = builder.config;
+        if !builder.max_idle_set {
+            config.max_idle = config.max_size;
+        }
+        config.validate().unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn every_invalid_option_is_named() {
+        let ms = Duration::from_micros(1);
+        let cases: Vec<(Builder, &str)> = vec![
+            (Builder::new().max_size(0), "max_size"),
+            (Builder::new().max_size(MAX_POOL_SIZE + 1), "max_size"),
+            (Builder::new().max_size(4).min_idle(5), "min_idle"),
+            (Builder::new().max_size(4).max_idle(5), "max_idle"),
+            (Builder::new().max_size(8).max_idle(2).min_idle(3), "min_idle"),
+            (Builder::new().max_lifetime(Some(ms)), "max_lifetime"),
+            (Builder::new().idle_timeout(Some(Duration::ZERO)), "idle_timeout"),
+            (Builder::new().keepalive_interval(Some(ms)), "keepalive_interval"),
+            (Builder::new().acquire_timeout(Duration::ZERO), "acquire_timeout"),
+            (Builder::new().connect_timeout(Duration::ZERO), "connect_timeout"),
+            (Builder::new().validation_timeout(Duration::ZERO), "validation_timeout"),
+            (Builder::new().reaper_interval(ms), "reaper_interval"),
+            (Builder::new().max_uses(Some(0)), "max_uses"),
+            (Builder::new().max_waiters(Some(0)), "max_waiters"),
+            (Builder::new().statement_timeout(Some(ms)), "statement_timeout"),
+            (Builder::new().tcp_user_timeout(Some(ms)), "tcp_user_timeout"),
+            (Builder::new().tcp_keepalive_idle(Duration::ZERO), "tcp_keepalive_idle"),
+            (Builder::new().application_name("x".repeat(64)), "application_name"),
+            (Builder::new().application_name("a\0b"), "application_name"),
+        ];
+        for (builder, option) in cases {
+            let err = invalid(builder);
+            assert_eq!(err.option(), Some(option), "{err}");
+            assert!(err.to_string().contains(option), "{err}");
+        }
+    }
+
+    #[test]
+    fn max_idle_follows_max_size_unless_set() {
+        assert_eq!(Builder::new().max_size(3).config().max_idle, 3);
+        let b = Builder::new().max_idle(2).max_size(5);
+        assert_eq!(b.config().max_idle, 2);
+        assert_eq!(b.config().max_size, 5);
+    }
+}

@@ -1,0 +1,135 @@
+//! Pool events (pg-pool's `connect` / `acquire` / `release` / `remove` / `error`).
+//!
+//! Every event is logged through the `log` crate (target `pgpool`) and, when one is set, passed
+//! to the user's hook. Neither ever runs under the pool lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Why a connection left the pool. Also the key of [`Stats`](crate::Stats) close counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Idle longer than `idle_timeout`.
+    IdleTimeout,
+    /// Older than `max_lifetime`.
+    Lifetime,
+    /// Released while `max_idle` connections were already idle.
+    MaxIdle,
+    /// Checked out `max_uses` times.
+    MaxUses,
+    /// Reported itself broken, failed its reset, or was released by a panicking thread.
+    Broken,
+    /// Failed the zero-cost probe or the validation round trip before hand-out.
+    FailedValidation,
+    /// Failed the keepalive thread's round trip.
+    FailedKeepalive,
+    /// The user discarded it explicitly.
+    Discarded,
+    /// The pool closed.
+    PoolClosed,
+}
+
+impl CloseReason {
+    /// Every reason, in the order the stats report them.
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::IdleTimeout,
+        CloseReason::Lifetime,
+        CloseReason::MaxIdle,
+        CloseReason::MaxUses,
+        CloseReason::Broken,
+        CloseReason::FailedValidation,
+        CloseReason::FailedKeepalive,
+        CloseReason::Discarded,
+        CloseReason::PoolClosed,
+    ];
+
+    /// A short, stable name (`"idle_timeout"`, `"lifetime"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::MaxIdle => "max_idle",
+            CloseReason::MaxUses => "max_uses",
+            CloseReason::Broken => "broken",
+            CloseReason::FailedValidation => "failed_validation",
+            CloseReason::FailedKeepalive => "failed_keepalive",
+            CloseReason::Discarded => "discarded",
+            CloseReason::PoolClosed => "pool_closed",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Something that happened in the pool. Connection ids are unique within a pool.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new connection was opened; `took` is how long the connect took.
+    Connect {
+        /// The connection's id.
+        conn_id: u64,
+        /// Time spent connecting.
+        took: Duration,
+    },
+    /// A caller acquired a connection after waiting `waited`.
+    Acquire {
+        /// The connection's id.
+        conn_id: u64,
+        /// Time from the call to hand-out.
+        waited: Duration,
+    },
+    /// A caller gave a connection back.
+    Release {
+        /// The connection's id.
+        conn_id: u64,
+        /// How long the caller held it.
+        held: Duration,
+    },
+    /// A connection was closed and left the pool.
+    Remove {
+        /// The connection's id.
+        conn_id: u64,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Something failed in the background or on a connection: a connect attempt, a keepalive,
+    /// a validation. Errors returned to a caller are not repeated here.
+    Error {
+        /// The failure.
+        error: Error,
+    },
+}
+
+/// The user's event callback.
+pub type EventHook = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
+
+/// Logs `event` and passes it to `hook`. A panicking hook is contained and logged.
+pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
+    match &event {
+        Event::Connect { conn_id, took } => {
+            log::debug!(target: "pgpool", "connect: conn {conn_id} opened in {took:?}")
+        }
+        Event::Acquire { conn_id, waited } => {
+            log::trace!(target: "pgpool", "acquire: conn {conn_id} after {waited:?}")
+        }
+        Event::Release { conn_id, held } => {
+            log::trace!(target: "pgpool", "release: conn {conn_id} held {held:?}")
+        }
+        Event::Remove { conn_id, reason } => {
+            log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
+        }
+        Event::Error { error } => log::warn!(target: "pgpool", "error: {error}"),
+    }
+    if let Some(hook) = hook {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&event)));
+        if result.is_err() {
+            log::error!(target: "pgpool", "the event hook panicked on {event:?}");
+        }
+    }
+}

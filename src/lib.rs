@@ -1,0 +1,45 @@
+//! # pgpool
+//!
+//! A blocking, thread-based PostgreSQL connection pool, usable from Rust and, through
+//! `libpgpool.so` and `include/pgpool.h`, from C, C++, Go and anything with a C FFI.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), pgpool::Error> {
+//! let pool = pgpool::Pool::builder()
+//!     .max_size(8)
+//!     .build("postgres://app@127.0.0.1/app")?;
+//! let mut conn = pool.get()?;
+//! let row = conn.query_one("SELECT $1::text || ' world'", &[&"hello"])?;
+//! assert_eq!(row.get::<_, String>(0), "hello world");
+//! # Ok(()) }
+//! ```
+//!
+//! Module map: [`config`] (options and the builder), [`error`], [`event`] (hooks and close
+//! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
+//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`],
+//! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
+//! whole picture.
+
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod event;
+mod ffi;
+pub mod manager;
+mod pg;
+mod pool;
+pub mod stats;
+mod stmt_cache;
+
+pub use config::{Builder, Config};
+pub use connection::{Params, PgConnection};
+pub use error::{Error, ErrorKind};
+pub use event::{CloseReason, Event};
+pub use manager::{Manager, Probe, R2d2Manager};
+pub use pg::PgManager;
+pub use pool::{Health, Pool, PooledConnection};
+pub use stats::Stats;
+
+/// The `postgres` crate this pool is built on (row, statement and type APIs).
+pub use postgres;

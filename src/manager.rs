@@ -1,0 +1,102 @@
+//! The connector abstraction: how the pool opens, checks and resets connections.
+//!
+//! [`PgManager`](crate::PgManager) is the PostgreSQL implementation. Any r2d2
+//! [`ManageConnection`](r2d2::ManageConnection) can be used through [`R2d2Manager`], which is
+//! also how the benchmarks run pgpool and r2d2 over the very same manager.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What a zero-cost probe found out about an idle connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Nothing suggests a problem.
+    Healthy,
+    /// Something unexpected (unread data on an idle socket): validate with a round trip.
+    Suspect,
+    /// Unusable: discard it.
+    Broken,
+}
+
+/// Opens and looks after connections for a [`Pool`](crate::Pool).
+///
+/// The pool never calls a manager method while holding its lock, and calls `connect` only on
+/// background threads. Methods may be called from several threads at once (on different
+/// connections).
+pub trait Manager: Send + Sync + 'static {
+    /// The connection type handed out by the pool.
+    type Connection: Send + 'static;
+
+    /// Opens a new connection. May block up to the connect timeout; may panic (the pool
+    /// catches it, counts a connect error and gives the slot back).
+    fn connect(&self) -> Result<Self::Connection, Error>;
+
+    /// Checks the connection with a round trip bounded by `timeout`.
+    fn validate(&self, conn: &mut Self::Connection, timeout: Duration) -> Result<(), Error>;
+
+    /// A zero-cost check (no round trip, no blocking) run before every hand-out and on release.
+    fn probe(&self, conn: &mut Self::Connection) -> Probe;
+
+    /// Makes a returned connection clean for the next user (for example rolls back an open
+    /// transaction). Runs on the releasing thread. Returns false when the connection must be
+    /// discarded instead. The default does nothing.
+    fn reset(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        true
+    }
+}
+
+/// Adapts any r2d2 [`ManageConnection`](r2d2::ManageConnection) to [`Manager`].
+///
+/// `is_valid` serves as validation (its own timeout applies; r2d2 has no bound), `has_broken`
+/// as the probe.
+///
+/// ```
+/// use pgpool::{Pool, R2d2Manager};
+///
+/// #[derive(Debug)]
+/// struct Noop;
+/// impl r2d2::ManageConnection for Noop {
+///     type Connection = ();
+///     type Error = std::io::Error;
+///     fn connect(&self) -> Result<(), std::io::Error> { Ok(()) }
+///     fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> { Ok(()) }
+///     fn has_broken(&self, _: &mut ()) -> bool { false }
+/// }
+///
+/// let pool = Pool::builder().max_size(2).build_with_manager(R2d2Manager(Noop)).unwrap();
+/// let conn = pool.get().unwrap();
+/// drop(conn);
+/// assert_eq!(pool.stats().idle, 1);
+/// ```
+#[derive(Debug)]
+pub struct R2d2Manager<M>(pub M);
+
+impl<M: r2d2::ManageConnection> Manager for R2d2Manager<M> {
+    type Connection = M::Connection;
+
+    fn connect(&self) -> Result<M::Connection, Error> {
+        self.0
+            .connect()
+            .map_err(|e| Error::new(crate::ErrorKind::Connect, e.to_string()))
+    }
+
+    fn validate(&self, conn: &mut M::Connection, _timeout: Duration) -> Result<(), Error> {
+        self.0
+            .is_valid(conn)
+            .map_err(|e| Error::broken(e.to_string()))
+    }
+
+    fn probe(&self, conn: &mut M::Connection) -> Probe {
+        if self.0.has_broken(conn) {
+            Probe::Broken
+        } else {
+            Probe::Healthy
+        }
+    }
+
+    fn reset(&self, conn: &mut M::Connection) -> bool {
+        !self.0.has_broken(conn)
+    }
+}

@@ -1,0 +1,74 @@
+//! Pool statistics: a superset of Go's `sql.DBStats` and pg-pool's counters.
+
+use std::time::Duration;
+
+use crate::event::CloseReason;
+
+/// Monotonic counters kept under the pool lock (so a snapshot is consistent).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    pub(crate) acquires: u64,
+    pub(crate) wait_count: u64,
+    pub(crate) wait_duration: Duration,
+    pub(crate) acquire_timeouts: u64,
+    pub(crate) overloaded: u64,
+    pub(crate) created: u64,
+    pub(crate) connect_errors: u64,
+    pub(crate) validations: u64,
+    pub(crate) closed: [u64; CloseReason::ALL.len()],
+}
+
+/// A consistent snapshot of a pool's state and counters, from [`Pool::stats`](crate::Pool::stats).
+///
+/// Gauges (`open`, `in_use`, ...) describe the moment of the snapshot; counters only grow.
+/// Always `open == in_use + idle + checking` and `open + pending + closing <= max_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The configured `max_size` (Go's `MaxOpenConnections`).
+    pub max_size: u32,
+    /// Established connections: in use, idle, or being checked by the keepalive thread.
+    pub open: u32,
+    /// Connections held by callers (Go's `InUse`).
+    pub in_use: u32,
+    /// Connections ready to hand out (Go's `Idle`).
+    pub idle: u32,
+    /// Idle connections the keepalive thread is checking right now.
+    pub checking: u32,
+    /// Connection attempts in progress.
+    pub pending: u32,
+    /// Connections handed to the closer thread and not yet closed.
+    pub closing: u32,
+    /// Callers waiting for a connection right now (pg-pool's `waitingCount`).
+    pub waiting: u32,
+    /// Successful acquires.
+    pub acquires: u64,
+    /// Acquires that had to wait (Go's `WaitCount`).
+    pub wait_count: u64,
+    /// Total time spent waiting by those acquires (Go's `WaitDuration`).
+    pub wait_duration: Duration,
+    /// Acquires that failed with a timeout.
+    pub acquire_timeouts: u64,
+    /// Acquires refused because `max_waiters` callers were already waiting.
+    pub overloaded: u64,
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Validation round trips run before hand-out.
+    pub validations: u64,
+    /// Connections closed, indexed like [`CloseReason::ALL`]; see [`Stats::closed`].
+    pub closed_by_reason: [u64; CloseReason::ALL.len()],
+}
+
+impl Stats {
+    /// Connections closed for `reason` (Go's `MaxIdleClosed`, `MaxLifetimeClosed`, ...).
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.closed_by_reason[reason.index()]
+    }
+
+    /// Connections closed for any reason.
+    pub fn closed_total(&self) -> u64 {
+        self.closed_by_reason.iter().sum()
+    }
+}

@@ -1,0 +1,82 @@
+//! A bounded, least-recently-used cache of prepared statements, one per connection.
+//!
+//! Keyed by the SQL text. A hit costs one hash lookup; eviction scans the (small) map for the
+//! oldest entry, which only happens when a new statement arrives at a full cache.
+
+use std::collections::HashMap;
+
+use postgres::Statement;
+
+struct Entry {
+    statement: Statement,
+    last_used: u64,
+    tx_control: bool,
+}
+
+/// The per-connection statement cache. Capacity 0 caches nothing.
+pub(crate) struct StatementCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<String, Entry>,
+}
+
+impl StatementCache {
+    pub(crate) fn new(capacity: usize) -> StatementCache {
+        StatementCache {
+            capacity,
+            tick: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The cached statement for `sql` and whether it controls transactions.
+    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, bool)> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(sql).map(|e| {
+            e.last_used = tick;
+            (e.statement.clone(), e.tx_control)
+        })
+    }
+
+    pub(crate) fn insert(&mut self, sql: &str, statement: Statement, tx_control: bool) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(sql) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            if let Some(key) = oldest {
+                self.entries.remove(&key);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(
+            sql.to_string(),
+            Entry {
+                statement,
+                last_used: self.tick,
+                tx_control,
+            },
+        );
+    }
+
+    pub(crate) fn remove(&mut self, sql: &str) {
+        self.entries.remove(sql);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
