@@ -43,7 +43,8 @@ pub struct Stats {
     pub waiting: u32,
     /// Successful acquires.
     pub acquires: u64,
-    /// Acquires that had to wait (Go's `WaitCount`).
+    /// Acquires that had to block, for a busy pool or for a new connection to open (Go's
+    /// `WaitCount`, which counts only the former).
     pub wait_count: u64,
     /// Total time spent waiting by those acquires (Go's `WaitDuration`).
     pub wait_duration: Duration,

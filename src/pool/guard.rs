@@ -27,7 +27,9 @@ impl<M: Manager> PooledConnection<M> {
     }
 
     fn conn(&self) -> &Conn<M::Connection> {
-        self.conn.as_ref().expect("a guard holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a guard holds its connection until dropped")
     }
 
     /// The connection's id, unique within its pool (as in [`Event`](crate::Event)s).
@@ -80,14 +82,10 @@ impl<M: Manager> Drop for PooledConnection<M> {
     }
 }
 
-impl<M: Manager> std::fmt::Debug for PooledConnection<M>
-where
-    M::Connection: std::fmt::Debug,
-{
+impl<M: Manager> std::fmt::Debug for PooledConnection<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledConnection")
             .field("id", &self.conn.as_ref().map(|c| c.id))
-            .field("conn", &self.conn.as_ref().map(|c| &c.raw))
-            .finish()
+            .finish_non_exhaustive()
     }
 }

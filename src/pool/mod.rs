@@ -276,6 +276,13 @@ impl<M: Manager> Pool<M> {
         self.shared().wait_ready(timeout)
     }
 
+    /// This pool's id, unique in the process; background threads are named after it
+    /// (`pgpool-r<id>` reaper, `pgpool-k<id>` keepalive, `pgpool-c<id>` closer,
+    /// `pgpool-n<id>` connectors).
+    pub fn id(&self) -> u64 {
+        self.shared().id
+    }
+
     /// A consistent snapshot of the pool's gauges and counters.
     pub fn stats(&self) -> Stats {
         self.shared().stats()

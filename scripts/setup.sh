@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
+# the PostgreSQL server (initdb, pg_ctl, pgbench), C and C++ compilers, Go (for the cgo
+# example) and valgrind. As root it runs apt-get; otherwise it prints the exact command.
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+have_pg_server() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+missing=()
+have_pg_server || missing+=(postgresql postgresql-contrib)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: missing ${missing[*]}; install them with:" >&2
+  echo "  sudo sh -c '$cmd'" >&2
+  exit 1
+fi
