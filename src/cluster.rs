@@ -240,8 +240,18 @@ impl TempCluster {
 
     fn initdb(&self, options: &ClusterOptions) -> io::Result<()> {
         let mut cmd = self.command("initdb");
-        cmd.args(["-A", "trust", "--nosync", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
-            .arg(&self.data);
+        cmd.args([
+            "-A",
+            "trust",
+            "--nosync",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-D",
+        ])
+        .arg(&self.data);
         self.run(cmd, "initdb")?;
         let mut conf = String::from("\n# pgpool throwaway cluster\n");
         for line in [
@@ -346,7 +356,10 @@ impl TempCluster {
 
     /// The same server in `key=value` form.
     pub fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
     }
 
     /// `key=value` connection string over the Unix-domain socket.
@@ -393,10 +406,7 @@ impl TempCluster {
 
     /// A superuser session, for test setup and fault injection.
     pub fn admin(&self) -> io::Result<postgres::Client> {
-        let mut config: postgres::Config = self
-            .url()
-            .parse()
-            .map_err(|e| other(format!("{e}")))?;
+        let mut config: postgres::Config = self.url().parse().map_err(|e| other(format!("{e}")))?;
         config.application_name("pgpool-admin");
         config.connect_timeout(Duration::from_secs(10));
         config

@@ -173,19 +173,13 @@ impl Config {
         if self.max_idle > self.max_size {
             return Err(Error::config(
                 "max_idle",
-                format!(
-                    "{} exceeds max_size ({})",
-                    self.max_idle, self.max_size
-                ),
+                format!("{} exceeds max_size ({})", self.max_idle, self.max_size),
             ));
         }
         if self.min_idle > self.max_size {
             return Err(Error::config(
                 "min_idle",
-                format!(
-                    "{} exceeds max_size ({})",
-                    self.min_idle, self.max_size
-                ),
+                format!("{} exceeds max_size ({})", self.min_idle, self.max_size),
             ));
         }
         if self.min_idle > self.max_idle {
@@ -433,20 +427,50 @@ mod tests {
             (Builder::new().max_size(MAX_POOL_SIZE + 1), "max_size"),
             (Builder::new().max_size(4).min_idle(5), "min_idle"),
             (Builder::new().max_size(4).max_idle(5), "max_idle"),
-            (Builder::new().max_size(8).max_idle(2).min_idle(3), "min_idle"),
+            (
+                Builder::new().max_size(8).max_idle(2).min_idle(3),
+                "min_idle",
+            ),
             (Builder::new().max_lifetime(Some(ms)), "max_lifetime"),
-            (Builder::new().idle_timeout(Some(Duration::ZERO)), "idle_timeout"),
-            (Builder::new().keepalive_interval(Some(ms)), "keepalive_interval"),
-            (Builder::new().acquire_timeout(Duration::ZERO), "acquire_timeout"),
-            (Builder::new().connect_timeout(Duration::ZERO), "connect_timeout"),
-            (Builder::new().validation_timeout(Duration::ZERO), "validation_timeout"),
+            (
+                Builder::new().idle_timeout(Some(Duration::ZERO)),
+                "idle_timeout",
+            ),
+            (
+                Builder::new().keepalive_interval(Some(ms)),
+                "keepalive_interval",
+            ),
+            (
+                Builder::new().acquire_timeout(Duration::ZERO),
+                "acquire_timeout",
+            ),
+            (
+                Builder::new().connect_timeout(Duration::ZERO),
+                "connect_timeout",
+            ),
+            (
+                Builder::new().validation_timeout(Duration::ZERO),
+                "validation_timeout",
+            ),
             (Builder::new().reaper_interval(ms), "reaper_interval"),
             (Builder::new().max_uses(Some(0)), "max_uses"),
             (Builder::new().max_waiters(Some(0)), "max_waiters"),
-            (Builder::new().statement_timeout(Some(ms)), "statement_timeout"),
-            (Builder::new().tcp_user_timeout(Some(ms)), "tcp_user_timeout"),
-            (Builder::new().tcp_keepalive_idle(Duration::ZERO), "tcp_keepalive_idle"),
-            (Builder::new().application_name("x".repeat(64)), "application_name"),
+            (
+                Builder::new().statement_timeout(Some(ms)),
+                "statement_timeout",
+            ),
+            (
+                Builder::new().tcp_user_timeout(Some(ms)),
+                "tcp_user_timeout",
+            ),
+            (
+                Builder::new().tcp_keepalive_idle(Duration::ZERO),
+                "tcp_keepalive_idle",
+            ),
+            (
+                Builder::new().application_name("x".repeat(64)),
+                "application_name",
+            ),
             (Builder::new().application_name("a\0b"), "application_name"),
         ];
         for (builder, option) in cases {

@@ -49,8 +49,17 @@ pub(crate) fn may_control_transaction(sql: &str) -> bool {
         .filter(|w| (2..=9).contains(&w.len()))
         .any(|w| {
             [
-                "begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
-                "prepare", "call", "do",
+                "begin",
+                "start",
+                "commit",
+                "end",
+                "rollback",
+                "abort",
+                "savepoint",
+                "release",
+                "prepare",
+                "call",
+                "do",
             ]
             .iter()
             .any(|k| w.eq_ignore_ascii_case(k))
@@ -102,7 +111,11 @@ impl PgConnection {
         &mut self.client
     }
 
-    fn observe<T>(&mut self, sql: Option<&str>, result: Result<T, postgres::Error>) -> Result<T, Error> {
+    fn observe<T>(
+        &mut self,
+        sql: Option<&str>,
+        result: Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
         result.map_err(|e| {
             let err = Error::from_query(e);
             if err.is_broken() {
@@ -253,7 +266,8 @@ impl PgConnection {
     /// A round trip bounded by `timeout`. A timed-out session is unusable afterwards.
     pub(crate) fn validate(&mut self, timeout: Duration) -> Result<(), Error> {
         let result = self.client.is_valid(timeout);
-        self.observe(None, result).inspect_err(|_| self.broken = true)
+        self.observe(None, result)
+            .inspect_err(|_| self.broken = true)
     }
 
     /// Statement cache capacity this connection was opened with.

@@ -322,7 +322,8 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.0.kind).field("message", &self.0.message);
+        d.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
         if let Some(code) = &self.0.sqlstate {
             d.field("sqlstate", code);
         }
@@ -357,7 +358,10 @@ mod tests {
         let e = Error::config("min_idle", "must not exceed max_size (8)");
         assert_eq!(e.kind(), ErrorKind::Config);
         assert_eq!(e.option(), Some("min_idle"));
-        assert_eq!(e.to_string(), "invalid min_idle: must not exceed max_size (8)");
+        assert_eq!(
+            e.to_string(),
+            "invalid min_idle: must not exceed max_size (8)"
+        );
         assert!(!e.is_retry_safe());
     }
 

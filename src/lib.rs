@@ -20,6 +20,7 @@
 //! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
 //! whole picture.
 
+mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;

@@ -45,8 +45,9 @@ impl std::fmt::Debug for PgManager {
 impl PgManager {
     /// Parses `conninfo` (URL or `key=value`) and applies the pool's session settings.
     pub fn new(conninfo: &str, pool: &Config) -> Result<PgManager, Error> {
-        let mut config = postgres::Config::from_str(conninfo)
-            .map_err(|e| Error::config("conninfo", format!("cannot parse connection string: {e}")))?;
+        let mut config = postgres::Config::from_str(conninfo).map_err(|e| {
+            Error::config("conninfo", format!("cannot parse connection string: {e}"))
+        })?;
         config.connect_timeout(pool.connect_timeout);
         config.keepalives(true);
         config.keepalives_idle(pool.tcp_keepalive_idle);

@@ -2,7 +2,9 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+
+use crate::clock::Tick;
 
 use crate::manager::Manager;
 use crate::pg::PgManager;
@@ -37,9 +39,9 @@ impl<M: Manager> PooledConnection<M> {
         self.conn().id
     }
 
-    /// When the connection was opened.
-    pub fn created_at(&self) -> Instant {
-        self.conn().created
+    /// How long ago the connection was opened (to the kernel tick, 1–4 ms).
+    pub fn age(&self) -> Duration {
+        Tick::now().since(self.conn().created)
     }
 
     /// How many times the connection was checked out and returned before this checkout.

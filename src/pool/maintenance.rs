@@ -8,10 +8,11 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::clock::Tick;
 use crate::event::{emit, CloseReason, Event};
 use crate::manager::Manager;
 use crate::pool::shared::{guarded, Shared};
@@ -39,7 +40,7 @@ pub(crate) fn spawn_periodic<M: Manager>(
 /// Closes idle connections past their lifetime or idle timeout (never below `min_idle` for
 /// the latter) and starts connects to refill `min_idle`.
 pub(crate) fn reap<M: Manager>(this: &Arc<Shared<M>>) {
-    let now = Instant::now();
+    let now = Tick::now();
     let mut state = this.state.lock();
     if state.closed {
         return;
@@ -60,7 +61,7 @@ pub(crate) fn reap<M: Manager>(this: &Arc<Shared<M>>) {
         let mut i = 0;
         // Front = least recently used, so the longest-idle go first.
         while i < state.idle.len() && state.idle.len() > keep {
-            if now.duration_since(state.idle[i].last_used) >= limit {
+            if now.since(state.idle[i].last_used) >= limit {
                 if let Some(conn) = state.idle.remove(i) {
                     retired.push(this.retire(&mut state, conn, CloseReason::IdleTimeout));
                 }
@@ -81,10 +82,12 @@ pub(crate) fn reap<M: Manager>(this: &Arc<Shared<M>>) {
 /// proved alive for a whole interval. A connection being checked is out of the idle list
 /// (counted in `checking`), so no caller can get it meanwhile.
 pub(crate) fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
-    let Some(interval) = this.config.keepalive_interval else { return };
+    let Some(interval) = this.config.keepalive_interval else {
+        return;
+    };
     let budget = this.state.lock().idle.len();
     for _ in 0..budget {
-        let now = Instant::now();
+        let now = Tick::now();
         let mut state = this.state.lock();
         if state.closed {
             return;
@@ -92,21 +95,25 @@ pub(crate) fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         let Some(pos) = state
             .idle
             .iter()
-            .position(|c| now.duration_since(c.last_alive) >= interval)
+            .position(|c| now.since(c.last_alive) >= interval)
         else {
             return;
         };
-        let Some(mut conn) = state.idle.remove(pos) else { return };
+        let Some(mut conn) = state.idle.remove(pos) else {
+            return;
+        };
         state.checking += 1;
         drop(state);
 
         let timeout = this.config.validation_timeout;
-        let result = guarded("keepalive", || this.manager.validate(&mut conn.raw, timeout));
+        let result = guarded("keepalive", || {
+            this.manager.validate(&mut conn.raw, timeout)
+        });
         let mut state = this.state.lock();
         state.checking -= 1;
         let retired = match &result {
             Ok(()) if !state.closed => {
-                conn.last_alive = Instant::now();
+                conn.last_alive = Tick::now();
                 if state.waiters.is_empty() {
                     // Back where it was in the LRU order.
                     let at = pos.min(state.idle.len());

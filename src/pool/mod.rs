@@ -171,9 +171,9 @@ impl<M: Manager> Pool<M> {
                 closed: false,
                 last_connect_error: None,
                 counters: Default::default(),
-                next_id: 0,
             }),
             changed: Condvar::new(),
+            next_conn_id: AtomicU64::new(0),
             closer: closer_tx,
             stop: Mutex::new(Some(stop_tx)),
             config,
@@ -225,8 +225,19 @@ impl<M: Manager> Pool<M> {
         &self.handle.shared
     }
 
-    fn guard(&self, conn: shared::Conn<M::Connection>, start: Instant) -> PooledConnection<M> {
-        if self.shared().hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
+    /// The start time for an Acquire event, read only when somebody listens.
+    fn event_start(&self) -> Option<Instant> {
+        let listening =
+            self.shared().hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace);
+        listening.then(Instant::now)
+    }
+
+    fn guard(
+        &self,
+        conn: shared::Conn<M::Connection>,
+        start: Option<Instant>,
+    ) -> PooledConnection<M> {
+        if let Some(start) = start {
             emit(
                 self.shared().hook.as_ref(),
                 Event::Acquire {
@@ -252,7 +263,7 @@ impl<M: Manager> Pool<M> {
     /// Like [`get`](Pool::get) with an explicit wait bound (zero behaves like
     /// [`try_get`](Pool::try_get) but returns a `Timeout` error instead of `None`).
     pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>, Error> {
-        let start = Instant::now();
+        let start = self.event_start();
         let conn = self.shared().acquire(Some(timeout))?;
         Ok(self.guard(conn, start))
     }
@@ -261,7 +272,7 @@ impl<M: Manager> Pool<M> {
     /// idle (a connect is started if there is room, so a later call may succeed). The
     /// hand-out checks (probe, validation) still run.
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, Error> {
-        let start = Instant::now();
+        let start = self.event_start();
         match self.shared().acquire(Some(Duration::ZERO)) {
             Ok(conn) => Ok(Some(self.guard(conn, start))),
             Err(e) if e.is_timeout() => Ok(None),

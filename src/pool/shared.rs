@@ -24,6 +24,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::clock::Tick;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::{emit, CloseReason, Event, EventHook};
@@ -41,15 +43,15 @@ use crate::stats::{Counters, Stats};
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     pub(crate) id: u64,
-    pub(crate) created: Instant,
+    pub(crate) created: Tick,
     /// When `max_lifetime` (minus jitter) runs out; `None` for never.
-    pub(crate) expires: Option<Instant>,
+    pub(crate) expires: Option<Tick>,
     /// Last release (or creation): what `idle_timeout` measures.
-    pub(crate) last_used: Instant,
+    pub(crate) last_used: Tick,
     /// Last time the session proved alive (use, validation, keepalive).
-    pub(crate) last_alive: Instant,
+    pub(crate) last_alive: Tick,
     /// When the current holder got it.
-    pub(crate) checked_out: Instant,
+    pub(crate) checked_out: Tick,
     pub(crate) uses: u64,
 }
 
@@ -80,7 +82,6 @@ pub(crate) struct State<C> {
     pub(crate) closed: bool,
     pub(crate) last_connect_error: Option<Error>,
     pub(crate) counters: Counters,
-    pub(crate) next_id: u64,
 }
 
 impl<C> State<C> {
@@ -110,6 +111,8 @@ pub(crate) struct Shared<M: Manager> {
     /// Notified (with the pool lock) when a connect finishes or a slot is freed after close:
     /// what `close` and `wait_ready` wait on.
     pub(crate) changed: Condvar,
+    /// Source of connection ids (not under the lock: ids are handed out before it is taken).
+    pub(crate) next_conn_id: AtomicU64,
     pub(crate) closer: Sender<Retired<M::Connection>>,
     /// Dropping this sender stops the reaper and keepalive threads.
     pub(crate) stop: Mutex<Option<Sender<()>>>,
@@ -121,15 +124,15 @@ pub(crate) fn guarded<T>(context: &str, f: impl FnOnce() -> Result<T, Error>) ->
 }
 
 impl<M: Manager> Shared<M> {
-    pub(crate) fn is_expired(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
+    pub(crate) fn is_expired(&self, conn: &Conn<M::Connection>, now: Tick) -> bool {
         conn.expires.is_some_and(|at| now >= at)
     }
 
-    fn new_conn(&self, raw: M::Connection, id: u64, now: Instant) -> Conn<M::Connection> {
+    fn new_conn(&self, raw: M::Connection, id: u64, now: Tick) -> Conn<M::Connection> {
         let expires = self.config.max_lifetime.map(|life| {
             // Up to 2.5% jitter so connections opened together do not all expire together.
             let jitter = life.mul_f64(fastrand::f64() * 0.025);
-            now + (life - jitter)
+            now.after(life - jitter)
         });
         Conn {
             raw,
@@ -167,7 +170,10 @@ impl<M: Manager> Shared<M> {
                 .name(format!("pgpool-n{}", self.id))
                 .spawn(move || this.connector());
             if let Err(e) = spawned {
-                let err = Error::new(ErrorKind::Connect, format!("cannot start a connector thread: {e}"));
+                let err = Error::new(
+                    ErrorKind::Connect,
+                    format!("cannot start a connector thread: {e}"),
+                );
                 let mut state = self.state.lock();
                 state.pending -= 1;
                 state.last_connect_error = Some(err.clone());
@@ -186,14 +192,15 @@ impl<M: Manager> Shared<M> {
             let started = Instant::now();
             match guarded("connect", || self.manager.connect()) {
                 Ok(raw) => {
-                    let now = Instant::now();
+                    let took = started.elapsed();
+                    let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
+                    // Before the connection is visible: `Connect` precedes its `Acquire`.
+                    emit(self.hook.as_ref(), Event::Connect { conn_id: id, took });
+                    let conn = self.new_conn(raw, id, Tick::now());
                     let mut state = self.state.lock();
                     state.pending -= 1;
-                    state.next_id += 1;
                     state.counters.created += 1;
                     state.last_connect_error = None;
-                    let conn = self.new_conn(raw, state.next_id, now);
-                    let id = conn.id;
                     let retired = if state.closed {
                         Some(self.retire(&mut state, conn, CloseReason::PoolClosed))
                     } else {
@@ -201,7 +208,6 @@ impl<M: Manager> Shared<M> {
                     };
                     self.changed.notify_all();
                     drop(state);
-                    emit(self.hook.as_ref(), Event::Connect { conn_id: id, took: now - started });
                     self.send_to_closer(retired);
                     return;
                 }
@@ -295,16 +301,19 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         timeout: Option<Duration>,
     ) -> Result<Conn<M::Connection>, Error> {
-        let start = Instant::now();
-        let deadline = timeout.and_then(|t| start.checked_add(t));
+        // Precise time is read only once the caller has to wait: the fast path stays cheap.
+        let mut start: Option<Instant> = None;
+        let mut deadline: Option<Instant> = None;
         let mut first_in_line = false;
         let mut state = self.state.lock();
         loop {
             if state.closed {
                 return Err(Error::closed());
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) && first_in_line {
-                return Err(self.timed_out(&mut state, start));
+            if let (Some(s), Some(d)) = (start, deadline) {
+                if Instant::now() >= d {
+                    return Err(self.timed_out(&mut state, s));
+                }
             }
             let conn = match state.idle.pop_back() {
                 Some(conn) => {
@@ -341,11 +350,13 @@ impl<M: Manager> Shared<M> {
                         state.waiters.push_back(Arc::clone(&waiter));
                     }
                     first_in_line = true;
+                    let began = *start.get_or_insert_with(Instant::now);
+                    deadline = timeout.and_then(|t| began.checked_add(t));
                     let spawn = self.plan_connects(&mut state);
                     if spawn > 0 {
                         MutexGuard::unlocked(&mut state, || self.spawn_connectors(spawn));
                     }
-                    self.wait(&mut state, &waiter, deadline, start)?
+                    self.wait(&mut state, &waiter, deadline, began)?
                 }
             };
             drop(state);
@@ -409,7 +420,7 @@ impl<M: Manager> Shared<M> {
         mut conn: Conn<M::Connection>,
         deadline: Option<Instant>,
     ) -> Result<Conn<M::Connection>, ()> {
-        let now = Instant::now();
+        let now = Tick::now();
         if self.is_expired(&conn, now) {
             self.discard_checked_out(conn, CloseReason::Lifetime);
             return Err(());
@@ -423,13 +434,14 @@ impl<M: Manager> Shared<M> {
             Probe::Suspect => true,
             Probe::Healthy => {
                 self.config.validate_on_acquire
-                    && now.duration_since(conn.last_alive) >= self.config.validation_skip_window
+                    && now.since(conn.last_alive) >= self.config.validation_skip_window
             }
         };
         if validate {
             let mut timeout = self.config.validation_timeout;
             if let Some(d) = deadline {
-                timeout = timeout.min(d.saturating_duration_since(now).max(Duration::from_millis(1)));
+                let left = d.saturating_duration_since(Instant::now());
+                timeout = timeout.min(left.max(Duration::from_millis(1)));
             }
             let result = guarded("validate", || self.manager.validate(&mut conn.raw, timeout));
             self.state.lock().counters.validations += 1;
@@ -438,7 +450,7 @@ impl<M: Manager> Shared<M> {
                 self.discard_checked_out(conn, CloseReason::FailedValidation);
                 return Err(());
             }
-            conn.last_alive = Instant::now();
+            conn.last_alive = Tick::now();
         }
         conn.checked_out = now;
         Ok(conn)
@@ -446,15 +458,15 @@ impl<M: Manager> Shared<M> {
 
     /// Release: reset outside the lock, then hand to the oldest waiter, keep idle, or retire.
     pub(crate) fn release(&self, mut conn: Conn<M::Connection>, panicking: bool) {
-        let now = Instant::now();
+        let now = Tick::now();
         conn.uses += 1;
         conn.last_used = now;
         conn.last_alive = now;
-        let reason = if panicking {
-            Some(CloseReason::Broken)
-        } else if !panic::catch_unwind(AssertUnwindSafe(|| self.manager.reset(&mut conn.raw)))
-            .unwrap_or(false)
-        {
+        // A panicking holder may have left the session in any state: no reset, discard.
+        let clean = !panicking
+            && panic::catch_unwind(AssertUnwindSafe(|| self.manager.reset(&mut conn.raw)))
+                .unwrap_or(false);
+        let reason = if !clean {
             Some(CloseReason::Broken)
         } else if self.config.max_uses.is_some_and(|max| conn.uses >= max) {
             Some(CloseReason::MaxUses)
@@ -463,7 +475,7 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        let (id, held) = (conn.id, now.duration_since(conn.checked_out));
+        let (id, held) = (conn.id, now.since(conn.checked_out));
         let mut state = self.state.lock();
         state.in_use -= 1;
         let retired = match reason {
@@ -617,7 +629,13 @@ pub(crate) fn closer_thread<M: Manager>(
         }
         if let Some(this) = shared.upgrade() {
             this.closed_one();
-            emit(this.hook.as_ref(), Event::Remove { conn_id: id, reason });
+            emit(
+                this.hook.as_ref(),
+                Event::Remove {
+                    conn_id: id,
+                    reason,
+                },
+            );
         }
     }
 }
