@@ -70,8 +70,15 @@ fn permanent_connect_errors_fail_at_once_with_the_servers_message() {
     let cluster = common::private_cluster();
     let app = common::app_name("auth");
 
-    let good = common::builder(&app).build(&cluster.scram_url(SCRAM_PASSWORD)).unwrap();
-    let user: String = good.get().unwrap().query_one("SELECT current_user::text", &[]).unwrap().get(0);
+    let good = common::builder(&app)
+        .build(&cluster.scram_url(SCRAM_PASSWORD))
+        .unwrap();
+    let user: String = good
+        .get()
+        .unwrap()
+        .query_one("SELECT current_user::text", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(user, pgpool::cluster::SCRAM_USER);
 
     let bad = common::builder(&app)
@@ -80,15 +87,27 @@ fn permanent_connect_errors_fail_at_once_with_the_servers_message() {
         .unwrap();
     let start = Instant::now();
     let err = bad.get().unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(5), "failed fast, not after the timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "failed fast, not after the timeout"
+    );
     assert_eq!(err.kind(), ErrorKind::Connect);
     assert_eq!(err.sqlstate(), Some("28P01"));
     assert!(err.is_permanent_connect());
     assert!(!err.is_retry_safe());
-    assert!(err.to_string().contains("password authentication failed"), "{err}");
+    assert!(
+        err.to_string().contains("password authentication failed"),
+        "{err}"
+    );
 
-    let url = format!("postgres://postgres@127.0.0.1:{}/no_such_db", cluster.port());
-    let missing = common::builder(&app).acquire_timeout(Duration::from_secs(20)).build(&url).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/no_such_db",
+        cluster.port()
+    );
+    let missing = common::builder(&app)
+        .acquire_timeout(Duration::from_secs(20))
+        .build(&url)
+        .unwrap();
     let start = Instant::now();
     let err = missing.get().unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -113,14 +132,20 @@ fn a_full_server_is_a_transient_error_and_the_pool_gets_in_when_room_frees() {
         }
     }
     assert!(!hogs.is_empty());
-    let pool = common::builder(&app).max_size(2).build(&cluster.url()).unwrap();
+    let pool = common::builder(&app)
+        .max_size(2)
+        .build(&cluster.url())
+        .unwrap();
     let err = pool.get_timeout(Duration::from_millis(600)).unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(err.to_string().contains("53300"), "{err}");
 
     let waiter = {
         let pool = pool.clone();
-        thread::spawn(move || pool.get_timeout(Duration::from_secs(10)).map(|c| c.backend_pid()))
+        thread::spawn(move || {
+            pool.get_timeout(Duration::from_secs(10))
+                .map(|c| c.backend_pid())
+        })
     };
     thread::sleep(Duration::from_millis(200));
     hogs.pop();
@@ -131,7 +156,10 @@ fn a_full_server_is_a_transient_error_and_the_pool_gets_in_when_room_frees() {
 fn a_session_killed_mid_query_is_broken_with_unknown_outcome_and_discarded() {
     let cluster = common::private_cluster();
     let app = common::app_name("mid_query");
-    let pool = common::builder(&app).max_size(1).build(&cluster.url()).unwrap();
+    let pool = common::builder(&app)
+        .max_size(1)
+        .build(&cluster.url())
+        .unwrap();
     let mut conn = pool.get().unwrap();
     let pid = conn.backend_pid();
     let killer = {
@@ -140,12 +168,17 @@ fn a_session_killed_mid_query_is_broken_with_unknown_outcome_and_discarded() {
             let mut admin = common::admin_for(&url);
             assert!(wait_until(LONG, || {
                 admin
-                    .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", &[&pid])
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+                        &[&pid],
+                    )
                     .unwrap()
                     .get::<_, i64>(0)
                     == 1
             }));
-            admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).unwrap();
+            admin
+                .execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap();
         })
     };
     let err = conn.query("SELECT pg_sleep(10)", &[]).unwrap_err();
@@ -155,7 +188,10 @@ fn a_session_killed_mid_query_is_broken_with_unknown_outcome_and_discarded() {
     assert!(!err.is_retry_safe());
     assert!(conn.is_broken());
     drop(conn);
-    assert!(wait_until(LONG, || pool.stats().closed(CloseReason::Broken) == 1));
+    assert!(wait_until(LONG, || pool
+        .stats()
+        .closed(CloseReason::Broken)
+        == 1));
     let mut fresh = pool.get().unwrap();
     assert_ne!(fresh.backend_pid(), pid);
     fresh.query_one("SELECT 1", &[]).unwrap();
