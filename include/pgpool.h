@@ -1,0 +1,907 @@
+/*
+ * pgpool.h - the C API of libpgpool, a blocking, thread-based PostgreSQL connection pool.
+ *
+ * Conventions (they hold for every function below unless its comment says otherwise):
+ *
+ * Errors: every fallible function returns a pgpool_code (PGPOOL_OK = 0; numbers never
+ *   change). Its last argument `pgpool_error **out_err` may be NULL; when it is not, it is
+ *   set to NULL on success and to a new detail object on failure (message, SQLSTATE,
+ *   category, outcome-unknown and retry-safe flags) that the caller frees with
+ *   pgpool_error_free. There is no thread-local "last error".
+ * Ownership: every object the library returns (config, pool, connection, result, error,
+ *   and strings read from them) is owned by the library and freed only by the matching
+ *   library function. Strings read from an object stay valid until that object is freed.
+ *   Freeing NULL is a no-op; freeing twice, or using a freed/released handle, returns
+ *   PGPOOL_ERR_INVALID_HANDLE (handles are generation-checked, never dereferenced).
+ * Thread safety: a pool handle is shared freely across threads; a connection handle may
+ *   move between threads but is used by one thread at a time (concurrent use returns
+ *   PGPOOL_ERR_BUSY); config, result and error objects may be read from any thread.
+ * Blocking: functions that talk to the server or wait for a connection say how long they
+ *   may block; the others never block beyond a short internal lock.
+ * Panics: none crosses the boundary; a panic inside the library returns PGPOOL_ERR_PANIC and
+ *   the pool stays usable.
+ * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
+ *   callback with pgpool_log_set_callback.
+ */
+
+#ifndef PGPOOL_H
+#define PGPOOL_H
+
+/* Generated from src/ffi/capi by build.rs with cbindgen: do not edit.
+ * Regenerate with `PGPOOL_UPDATE_HEADER=1 cargo build`; a test fails when it is stale. */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* The version of the library this header describes (Cargo's package version). */
+#define PGPOOL_VERSION_MAJOR 0
+#define PGPOOL_VERSION_MINOR 1
+#define PGPOOL_VERSION_PATCH 0
+#define PGPOOL_VERSION_STRING "0.1.0"
+/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define PGPOOL_VERSION_NUMBER 100
+
+
+// Capacity of the text fields of `pgpool_health`, NUL included.
+#define PGPOOL_HEALTH_TEXT_LEN 64
+
+// Result codes. Numbers are part of the ABI: they never change, new codes are only added.
+enum pgpool_code
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  PGPOOL_OK = 0,
+  // A required pointer argument was NULL.
+  PGPOOL_ERR_NULL_ARGUMENT = 1,
+  // A string argument was not valid UTF-8.
+  PGPOOL_ERR_INVALID_UTF8 = 2,
+  // A handle was released or freed already, never issued, or of the wrong type.
+  PGPOOL_ERR_INVALID_HANDLE = 3,
+  // An argument was out of its domain (negative duration, wrong parameter count, bad size).
+  PGPOOL_ERR_INVALID_ARGUMENT = 4,
+  // A configuration value was rejected when the pool was created; the message names it.
+  PGPOOL_ERR_CONFIG = 5,
+  // No connection became available in time (or a bounded close did not finish in time).
+  PGPOOL_ERR_TIMEOUT = 6,
+  // The pool is closed.
+  PGPOOL_ERR_CLOSED = 7,
+  // Too many callers were already waiting (`max_waiters`).
+  PGPOOL_ERR_OVERLOADED = 8,
+  // A new connection could not be opened.
+  PGPOOL_ERR_CONNECT = 9,
+  // The server answered with an error; the detail object carries its SQLSTATE.
+  PGPOOL_ERR_SERVER = 10,
+  // The connection broke; the statement's outcome may be unknown.
+  PGPOOL_ERR_BROKEN = 11,
+  // A row or column index was out of range.
+  PGPOOL_ERR_OUT_OF_RANGE = 12,
+  // A typed getter was used on a column of another type.
+  PGPOOL_ERR_TYPE_MISMATCH = 13,
+  // A typed getter was used on an SQL NULL.
+  PGPOOL_ERR_NULL_VALUE = 14,
+  // The value's type cannot be rendered as text by the library; the message names it.
+  PGPOOL_ERR_UNSUPPORTED_TYPE = 15,
+  // A non-blocking call found nothing ready (no idle connection).
+  PGPOOL_ERR_WOULD_BLOCK = 16,
+  // A connection handle was used by two threads at once.
+  PGPOOL_ERR_BUSY = 17,
+  // The library caught a panic; the pool stays usable.
+  PGPOOL_ERR_PANIC = 18,
+  // Any other misuse or driver-level failure; the message explains.
+  PGPOOL_ERR_USAGE = 19,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgpool_code pgpool_code;
+#else
+typedef int32_t pgpool_code;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
+// May be used from any thread; setters on one config from several threads are serialised.
+typedef struct pgpool_config pgpool_config;
+
+// Opaque connection handle. Give it back with `pgpool_conn_release` or
+// `pgpool_conn_discard`.
+typedef struct pgpool_conn pgpool_conn;
+
+// Opaque error detail object. Created by the library on failure, freed with
+// `pgpool_error_free`. Immutable: may be read from any thread.
+typedef struct pgpool_error pgpool_error;
+
+// Opaque pool handle. Thread-safe: share it freely between threads. Freed with
+// `pgpool_pool_free`.
+typedef struct pgpool_pool pgpool_pool;
+
+// Opaque query result. Freed with `pgpool_result_free`; read-only, so it may be shared
+// across threads.
+typedef struct pgpool_result pgpool_result;
+
+// A log callback: `level` is 1 (error) to 5 (trace), `message` a NUL-terminated UTF-8
+// string valid only during the call, `user_data` what was passed at registration.
+//
+// It may be called from any thread (including the pool's background threads), concurrently,
+// and must not unwind (C++ exceptions, Go panics) into the library.
+typedef void (*pgpool_log_fn)(int32_t level, const char *message, void *user_data);
+
+// A snapshot of a pool's gauges and counters (`pgpool_pool_stats`).
+//
+// Set `size` to `sizeof(pgpool_stats)` before the call; the library sets it to the number
+// of bytes it filled. Fields are only ever added at the end.
+typedef struct pgpool_stats {
+  // In: `sizeof(pgpool_stats)` as the caller knows it. Out: bytes filled.
+  uint32_t size;
+  // The configured maximum of open connections.
+  uint32_t max_size;
+  // Established connections (in use + idle + being checked).
+  uint32_t open;
+  // Connections held by callers.
+  uint32_t in_use;
+  // Connections ready to hand out.
+  uint32_t idle;
+  // Idle connections being checked by the keepalive thread.
+  uint32_t checking;
+  // Connection attempts in progress.
+  uint32_t pending;
+  // Connections being closed.
+  uint32_t closing;
+  // Callers waiting for a connection.
+  uint32_t waiting;
+  // Always zero (alignment).
+  uint32_t reserved;
+  // Successful acquires.
+  uint64_t acquires;
+  // Acquires that had to wait.
+  uint64_t wait_count;
+  // Total time those acquires waited, in microseconds.
+  uint64_t wait_duration_us;
+  // Acquires that timed out.
+  uint64_t acquire_timeouts;
+  // Acquires refused because `max_waiters` callers were waiting.
+  uint64_t overloaded;
+  // Connections opened.
+  uint64_t connections_created;
+  // Failed connection attempts.
+  uint64_t connect_errors;
+  // Validation round trips before hand-out.
+  uint64_t validations;
+  // Connections closed after `idle_timeout`.
+  uint64_t closed_idle_timeout;
+  // Connections closed after `max_lifetime`.
+  uint64_t closed_lifetime;
+  // Connections closed because `max_idle` were already idle.
+  uint64_t closed_max_idle;
+  // Connections closed after `max_uses` checkouts.
+  uint64_t closed_max_uses;
+  // Connections closed as broken.
+  uint64_t closed_broken;
+  // Connections closed after failing the check before hand-out.
+  uint64_t closed_failed_validation;
+  // Connections closed after failing a keepalive.
+  uint64_t closed_failed_keepalive;
+  // Connections discarded by callers.
+  uint64_t closed_discarded;
+  // Connections closed because the pool closed.
+  uint64_t closed_pool_closed;
+} pgpool_stats;
+
+// The result of a health check (`pgpool_pool_health`).
+//
+// Set `size` to `sizeof(pgpool_health)` before the call.
+typedef struct pgpool_health {
+  // In: `sizeof(pgpool_health)` as the caller knows it. Out: bytes filled.
+  uint32_t size;
+  // Open connections.
+  uint32_t open;
+  // Idle connections.
+  uint32_t idle;
+  // Waiting callers.
+  uint32_t waiting;
+  // Time for acquire + round trip, in microseconds.
+  uint64_t latency_us;
+  // True when the round trip succeeded.
+  bool ok;
+  // Always zero (alignment).
+  uint8_t reserved[7];
+  // `current_database()`, NUL-terminated (empty on failure).
+  char database[PGPOOL_HEALTH_TEXT_LEN];
+  // The server's `now()` as text, NUL-terminated (empty on failure).
+  char server_time[PGPOOL_HEALTH_TEXT_LEN];
+} pgpool_health;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The library's version (`"MAJOR.MINOR.PATCH"`, Cargo's package version), a static string.
+// Compare with the header's `PGPOOL_VERSION_STRING` to detect a header/library mismatch.
+// Thread-safe, non-blocking, never fails.
+const char *pgpool_version(void);
+
+// Creates a configuration with every option at its default (see the Rust `Config` docs:
+// max_size 10, acquire_timeout 30 s, ...).
+//
+// Ownership: on success `*out_cfg` receives a new handle the caller frees with
+// `pgpool_config_free`. Thread-safe, non-blocking.
+// Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
+//
+// # Safety
+// `out_cfg` must be NULL or valid for writing one pointer; likewise `out_err`.
+pgpool_code pgpool_config_new(struct pgpool_config **out_cfg, struct pgpool_error **out_err);
+
+// Frees a configuration. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+// `PGPOOL_ERR_INVALID_HANDLE`. Pools created from it are unaffected. Thread-safe,
+// non-blocking.
+pgpool_code pgpool_config_free(struct pgpool_config *cfg);
+
+// Sets `max_size`: Most connections open at once (default 10; 1..=10000).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_max_size(struct pgpool_config *cfg,
+                                       uint32_t value,
+                                       struct pgpool_error **out_err);
+
+// Sets `min_idle`: Idle connections kept ready (default 0; at most `max_idle`).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_min_idle(struct pgpool_config *cfg,
+                                       uint32_t value,
+                                       struct pgpool_error **out_err);
+
+// Sets `max_idle`: Idle connections kept at most (default: `max_size`).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_max_idle(struct pgpool_config *cfg,
+                                       uint32_t value,
+                                       struct pgpool_error **out_err);
+
+// Sets `max_lifetime_ms`: Close connections this old (default 30 min; negative: never; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_max_lifetime_ms(struct pgpool_config *cfg,
+                                              int64_t value,
+                                              struct pgpool_error **out_err);
+
+// Sets `idle_timeout_ms`: Close idle connections after this long (default 10 min; negative: never; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_idle_timeout_ms(struct pgpool_config *cfg,
+                                              int64_t value,
+                                              struct pgpool_error **out_err);
+
+// Sets `acquire_timeout_ms`: Default wait of an acquire (default 30 s; must be > 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_acquire_timeout_ms(struct pgpool_config *cfg,
+                                                 int64_t value,
+                                                 struct pgpool_error **out_err);
+
+// Sets `connect_timeout_ms`: Bound on one connection attempt (default 10 s; must be > 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_connect_timeout_ms(struct pgpool_config *cfg,
+                                                 int64_t value,
+                                                 struct pgpool_error **out_err);
+
+// Sets `max_uses`: Retire a connection after this many checkouts (default 0: unlimited).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_max_uses(struct pgpool_config *cfg,
+                                       uint64_t value,
+                                       struct pgpool_error **out_err);
+
+// Sets `validate_on_acquire`: Check a connection with a round trip before handing it out (default true).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_validate_on_acquire(struct pgpool_config *cfg,
+                                                  bool value,
+                                                  struct pgpool_error **out_err);
+
+// Sets `validation_skip_window_ms`: Skip that round trip for connections used this recently (default 500; >= 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_validation_skip_window_ms(struct pgpool_config *cfg,
+                                                        int64_t value,
+                                                        struct pgpool_error **out_err);
+
+// Sets `validation_timeout_ms`: Bound on a validation or keepalive round trip (default 5 s; must be > 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_validation_timeout_ms(struct pgpool_config *cfg,
+                                                    int64_t value,
+                                                    struct pgpool_error **out_err);
+
+// Sets `keepalive_interval_ms`: How often idle connections are checked (default 60 s; negative: never; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_keepalive_interval_ms(struct pgpool_config *cfg,
+                                                    int64_t value,
+                                                    struct pgpool_error **out_err);
+
+// Sets `reaper_interval_ms`: How often idle/lifetime limits are enforced (default 1 s; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_reaper_interval_ms(struct pgpool_config *cfg,
+                                                 int64_t value,
+                                                 struct pgpool_error **out_err);
+
+// Sets `max_waiters`: Fail acquires at once (`PGPOOL_ERR_OVERLOADED`) when this many callers wait (default 0: unbounded).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_max_waiters(struct pgpool_config *cfg,
+                                          uint64_t value,
+                                          struct pgpool_error **out_err);
+
+// Sets `close_timeout_ms`: Default bound of a close waiting for connections in use (default 5 s; >= 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_close_timeout_ms(struct pgpool_config *cfg,
+                                               int64_t value,
+                                               struct pgpool_error **out_err);
+
+// Sets `statement_timeout_ms`: `statement_timeout` of every session (default: server's; negative: server's; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_statement_timeout_ms(struct pgpool_config *cfg,
+                                                   int64_t value,
+                                                   struct pgpool_error **out_err);
+
+// Sets `statement_cache_capacity`: Prepared statements cached per connection (default 256; 0: no cache).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_statement_cache_capacity(struct pgpool_config *cfg,
+                                                       uint64_t value,
+                                                       struct pgpool_error **out_err);
+
+// Sets `tcp_user_timeout_ms`: `TCP_USER_TIMEOUT` of every socket (default 10 s; negative: leave the system's).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_tcp_user_timeout_ms(struct pgpool_config *cfg,
+                                                  int64_t value,
+                                                  struct pgpool_error **out_err);
+
+// Sets `tcp_keepalive_idle_ms`: TCP keepalive idle time of every socket (default 5 s; must be > 0).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_tcp_keepalive_idle_ms(struct pgpool_config *cfg,
+                                                    int64_t value,
+                                                    struct pgpool_error **out_err);
+
+// Sets `application_name` of every session (default: the connection string's, else
+// "pgpool"; shorter than 64 bytes). The string is copied.
+//
+// Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
+// for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
+//
+// # Safety
+// `value` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
+// pointer.
+pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
+                                               const char *value,
+                                               struct pgpool_error **out_err);
+
+// Gives the connection back to the pool (rolled back first if a transaction may be open).
+// The handle is dead afterwards.
+//
+// Thread-safe; blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent
+// use of the same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
+// released handle (double release).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
+// Closes the connection instead of returning it (after a session change the next user must
+// not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
+//
+// Thread-safe, non-blocking (closing happens in the background). Errors: as
+// `pgpool_conn_release`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
+// Runs `sql` with `nparams` parameters in text form (`params[i]` is `$i+1`, NULL for SQL
+// NULL; the server parses each as the type the statement expects, like libpq's
+// `PQexecParams`), through the connection's prepared-statement cache.
+//
+// Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
+// Blocking: one or two round trips, bounded by `statement_timeout` when configured.
+// Errors: NULL argument; invalid UTF-8 in `sql` or a parameter; bad or busy handle;
+// `PGPOOL_ERR_INVALID_ARGUMENT` for a wrong parameter count; `PGPOOL_ERR_SERVER` with the
+// SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
+// `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
+// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
+pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
+                              const char *sql,
+                              size_t nparams,
+                              const char *const *params,
+                              struct pgpool_result **out_result,
+                              struct pgpool_error **out_err);
+
+// Like `pgpool_conn_query` for a command: stores the number of rows affected in
+// `*out_rows` (no result object).
+//
+// Blocking and errors as `pgpool_conn_query`.
+//
+// # Safety
+// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
+pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
+                                const char *sql,
+                                size_t nparams,
+                                const char *const *params,
+                                uint64_t *out_rows,
+                                struct pgpool_error **out_err);
+
+// Runs one or more `;`-separated statements with the simple protocol (no parameters, no
+// rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
+                              const char *sql,
+                              struct pgpool_error **out_err);
+
+// Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
+// back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
+// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
+// handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
+// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
+// busy handle, server errors.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
+// Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
+// Non-blocking. Errors: NULL argument, bad or busy handle.
+//
+// # Safety
+// `out_pid` and `out_err` must be NULL or valid for writing.
+pgpool_code pgpool_conn_backend_pid(struct pgpool_conn *conn,
+                                    int32_t *out_pid,
+                                    struct pgpool_error **out_err);
+
+// The result code this error was returned with.
+//
+// Returns `PGPOOL_ERR_NULL_ARGUMENT` for NULL and `PGPOOL_ERR_INVALID_HANDLE` for a freed or
+// unknown handle. Thread-safe, non-blocking.
+pgpool_code pgpool_error_code(const struct pgpool_error *err);
+
+// The human-readable message (UTF-8, NUL-terminated).
+//
+// Ownership: the string belongs to the error object and stays valid until
+// `pgpool_error_free(err)`. For NULL or an invalid handle a static string saying so is
+// returned (never NULL). Thread-safe, non-blocking.
+const char *pgpool_error_message(const struct pgpool_error *err);
+
+// The five-character SQLSTATE the server sent, or NULL when there is none (or `err` is NULL
+// or invalid). Valid until `pgpool_error_free(err)`. Thread-safe, non-blocking.
+const char *pgpool_error_sqlstate(const struct pgpool_error *err);
+
+// The error's category: the stable name of its code (`"timeout"`, `"closed"`,
+// `"overloaded"`, `"connect"`, `"server"`, `"invalid_argument"`, ...). A static string,
+// never freed; `"invalid_handle"` for NULL or an invalid handle. Thread-safe, non-blocking.
+const char *pgpool_error_category(const struct pgpool_error *err);
+
+// True when the statement may have run on the server although an error was returned (the
+// connection died after the statement was sent): do not blindly retry non-idempotent work.
+// False for NULL or an invalid handle. Thread-safe, non-blocking.
+bool pgpool_error_outcome_unknown(const struct pgpool_error *err);
+
+// True when running the same work again is safe and may succeed (nothing ran, or the server
+// rolled it back for a retryable reason such as a serialization failure). False for NULL
+// or an invalid handle. Thread-safe, non-blocking.
+bool pgpool_error_retry_safe(const struct pgpool_error *err);
+
+// Frees an error object. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+// `PGPOOL_ERR_INVALID_HANDLE`. Strings obtained from the object become invalid.
+// Thread-safe, non-blocking.
+pgpool_code pgpool_error_free(struct pgpool_error *err);
+
+// The stable name of a result code (`"ok"`, `"timeout"`, ...), or `"unknown"` for a number
+// this version does not know. A static string. Thread-safe, non-blocking.
+const char *pgpool_code_name(int32_t code);
+
+// Routes the library's log records at `max_level` or more severe (1 error … 5 trace; 0 or
+// a NULL `callback` switches the callback off) to `callback`.
+//
+// Thread-safe; replaces any previous callback. After it returns, the previous callback may
+// still be running on another thread for a record already in flight. Errors:
+// `PGPOOL_ERR_USAGE` when the process already has a different Rust `log` logger.
+//
+// # Safety
+// `callback` must be NULL or a function with the `pgpool_log_fn` signature that stays
+// callable (and `user_data` usable by it) until replaced; `out_err` NULL or valid for
+// writing one pointer.
+pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
+                                    void *user_data,
+                                    int32_t max_level,
+                                    struct pgpool_error **out_err);
+
+// Creates a pool for `conninfo` (a URL `postgres://user:pass@host:port/db?opt=val` or a
+// `key=value` string) with the options in `cfg` (NULL: all defaults; `cfg` is copied and
+// may be freed afterwards).
+//
+// Returns at once: connections open in the background (`min_idle` of them) or on demand.
+// Ownership: on success `*out_pool` receives a handle the caller frees with
+// `pgpool_pool_free`. Thread-safe, non-blocking.
+// Errors: NULL `conninfo`/`out_pool`; `PGPOOL_ERR_INVALID_UTF8`; `PGPOOL_ERR_INVALID_HANDLE`
+// for a freed `cfg`; `PGPOOL_ERR_CONFIG` naming an invalid option or an unparsable
+// connection string.
+//
+// # Safety
+// `conninfo` must be NULL or NUL-terminated; `out_pool`/`out_err` NULL or valid for writing.
+pgpool_code pgpool_pool_create(const char *conninfo,
+                               const struct pgpool_config *cfg,
+                               struct pgpool_pool **out_pool,
+                               struct pgpool_error **out_err);
+
+// Waits up to `timeout_ms` until `min_idle` connections are open, so a service can fail
+// fast at start-up.
+//
+// Thread-safe; blocks at most `timeout_ms`. Errors: bad handle; `PGPOOL_ERR_CONNECT` at once
+// for a permanent connect error (bad password, unknown database); `PGPOOL_ERR_TIMEOUT` with
+// the last connect error; `PGPOOL_ERR_INVALID_ARGUMENT` for a negative timeout.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
+                                   int64_t timeout_ms,
+                                   struct pgpool_error **out_err);
+
+// Acquires a connection, waiting up to `timeout_ms` (negative: the configured
+// `acquire_timeout`; 0: do not wait, fail with `PGPOOL_ERR_TIMEOUT`).
+//
+// Ownership: on success `*out_conn` receives a handle the caller must give back with
+// `pgpool_conn_release` (or `pgpool_conn_discard`). Thread-safe; blocks at most the timeout
+// (plus one bounded validation round trip).
+// Errors: bad handle; `PGPOOL_ERR_TIMEOUT` (the message gives the pool's state and the last
+// connect error); `PGPOOL_ERR_CLOSED`; `PGPOOL_ERR_OVERLOADED`; `PGPOOL_ERR_CONNECT` for a
+// permanent connect error.
+//
+// # Safety
+// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_pool_acquire(const struct pgpool_pool *pool,
+                                int64_t timeout_ms,
+                                struct pgpool_conn **out_conn,
+                                struct pgpool_error **out_err);
+
+// Takes an idle connection without waiting; `PGPOOL_ERR_WOULD_BLOCK` when none is idle (a
+// connect is started if there is room, so a later call may succeed).
+//
+// Ownership and errors as `pgpool_pool_acquire`. Thread-safe; does not wait for other
+// callers (a hand-out check may cost one bounded round trip).
+//
+// # Safety
+// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_pool_try_acquire(const struct pgpool_pool *pool,
+                                    struct pgpool_conn **out_conn,
+                                    struct pgpool_error **out_err);
+
+// One-shot query: acquires a connection (waiting up to the configured `acquire_timeout`),
+// runs `sql` with `nparams` text parameters (`params[i]` NULL for SQL NULL) through its
+// statement cache, releases it.
+//
+// Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
+// Thread-safe; blocks for the acquire plus the statement (bounded by `statement_timeout`).
+// Errors: as `pgpool_pool_acquire` and `pgpool_conn_query`.
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
+// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
+pgpool_code pgpool_pool_query(const struct pgpool_pool *pool,
+                              const char *sql,
+                              size_t nparams,
+                              const char *const *params,
+                              struct pgpool_result **out_result,
+                              struct pgpool_error **out_err);
+
+// Fills `*out` with a consistent snapshot of the pool's gauges and counters. Set
+// `out->size = sizeof(pgpool_stats)` first.
+//
+// Thread-safe, non-blocking (takes the pool lock briefly). Errors: NULL argument, bad
+// handle, `PGPOOL_ERR_INVALID_ARGUMENT` when `out->size` is too small.
+//
+// # Safety
+// `out` must be NULL or point to a writable `pgpool_stats` whose `size` field is set;
+// `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
+                              struct pgpool_stats *out,
+                              struct pgpool_error **out_err);
+
+// Runs a health check: acquires a connection, asks the server for its database name and
+// time, and fills `*out` (set `out->size = sizeof(pgpool_health)` first) with the result,
+// the round trip's latency and the pool's counts.
+//
+// Returns `PGPOOL_OK` when healthy; otherwise the failure's code (with its detail in
+// `*out_err`), `*out` still filled with `ok = false`. Thread-safe; blocks for at most the
+// configured `acquire_timeout` plus one round trip.
+//
+// # Safety
+// As `pgpool_pool_stats`, for `pgpool_health`.
+pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
+                               struct pgpool_health *out,
+                               struct pgpool_error **out_err);
+
+// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, waiters wake with it, idle
+// connections close, and the call waits up to `timeout_ms` (negative: the configured
+// `close_timeout`) for connections in use to come back. Idempotent. The handle stays valid
+// (stats still work) until `pgpool_pool_free`.
+//
+// Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
+// were still in use at the deadline (they close when released).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_pool_close(const struct pgpool_pool *pool,
+                              int64_t timeout_ms,
+                              struct pgpool_error **out_err);
+
+// Frees the pool handle. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+// `PGPOOL_ERR_INVALID_HANDLE`. The pool closes (without waiting) when its last handle is
+// freed; connections still held stay usable and close when released.
+// Thread-safe, non-blocking.
+pgpool_code pgpool_pool_free(struct pgpool_pool *pool);
+
+// Stores the number of rows in `*out`.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
+                                uint64_t *out,
+                                struct pgpool_error **out_err);
+
+// Stores the number of columns in `*out` (also known when there are no rows).
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
+                                uint32_t *out,
+                                struct pgpool_error **out_err);
+
+// Stores the number of rows the statement returned or affected in `*out` (for a statement
+// that returns rows, the row count).
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
+                                        uint64_t *out,
+                                        struct pgpool_error **out_err);
+
+// Stores column `col`'s name (NUL-terminated UTF-8) in `*out`. The string belongs to the
+// result and is valid until `pgpool_result_free(res)`.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
+                                      uint32_t col,
+                                      const char **out,
+                                      struct pgpool_error **out_err);
+
+// Stores column `col`'s type OID (`pg_type.oid`: 23 int4, 25 text, 1700 numeric, ...).
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
+                                      uint32_t col,
+                                      uint32_t *out,
+                                      struct pgpool_error **out_err);
+
+// Stores column `col`'s type name (`"int4"`, `"text"`, ...), valid until the result is
+// freed.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
+                                           uint32_t col,
+                                           const char **out,
+                                           struct pgpool_error **out_err);
+
+// Stores whether the value at (`row`, `col`) is SQL NULL.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
+                                  uint64_t row,
+                                  uint32_t col,
+                                  bool *out,
+                                  struct pgpool_error **out_err);
+
+// The value at (`row`, `col`) as text, in PostgreSQL's text output format (`timestamptz`
+// and `timetz` in UTC). On success `*out_text` points to NUL-terminated UTF-8 of
+// `*out_len` bytes, valid until `pgpool_result_free(res)`; for SQL NULL `*out_text` is NULL,
+// `*out_len` 0 and `*out_is_null` true.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range,
+// `PGPOOL_ERR_UNSUPPORTED_TYPE` naming a type the library cannot render (cast it to text in
+// SQL).
+//
+// # Safety
+// The three output pointers must be NULL or valid for writing; `out_err` NULL or valid for
+// writing one pointer.
+pgpool_code pgpool_result_value(const struct pgpool_result *res,
+                                uint64_t row,
+                                uint32_t col,
+                                const char **out_text,
+                                size_t *out_len,
+                                bool *out_is_null,
+                                struct pgpool_error **out_err);
+
+// The value at (`row`, `col`) as a 64-bit integer; the column must be int2, int4, int8 or
+// oid.
+//
+// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range,
+// `PGPOOL_ERR_TYPE_MISMATCH` for another type, `PGPOOL_ERR_NULL_VALUE` for SQL NULL.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
+                                    uint64_t row,
+                                    uint32_t col,
+                                    int64_t *out,
+                                    struct pgpool_error **out_err);
+
+// The value at (`row`, `col`) as a double; the column must be float4, float8, numeric (which
+// may lose precision), int2, int4 or int8.
+//
+// Thread-safe, non-blocking. Errors: as `pgpool_result_get_int64`.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
+                                     uint64_t row,
+                                     uint32_t col,
+                                     double *out,
+                                     struct pgpool_error **out_err);
+
+// The value at (`row`, `col`) as a bool; the column must be bool.
+//
+// Thread-safe, non-blocking. Errors: as `pgpool_result_get_int64`.
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
+                                   uint64_t row,
+                                   uint32_t col,
+                                   bool *out,
+                                   struct pgpool_error **out_err);
+
+// Frees a result. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+// `PGPOOL_ERR_INVALID_HANDLE`. Strings obtained from the result become invalid.
+// Thread-safe, non-blocking.
+pgpool_code pgpool_result_free(struct pgpool_result *res);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* PGPOOL_H */

@@ -1,0 +1,529 @@
+//! `pgpool_config`: a mutable bag of pool options, one setter per Rust option, so options can
+//! be added without breaking the ABI. Values are checked when the pool is created
+//! (`PGPOOL_ERR_CONFIG`, the message naming the option); a value no option can take (a
+//! negative duration where "never" is not allowed) is rejected at once with
+//! `PGPOOL_ERR_INVALID_ARGUMENT`.
+//!
+//! Durations are milliseconds. For options that accept "never"/"none", a negative value
+//! means that.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::config::Builder;
+
+use super::args;
+use super::error::{pgpool_code, pgpool_error, FfiError};
+use super::handle::Registry;
+use super::log;
+use super::panic::boundary;
+
+/// Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
+/// May be used from any thread; setters on one config from several threads are serialised.
+#[allow(non_camel_case_types)]
+pub struct pgpool_config {
+    _private: (),
+}
+
+pub(crate) static CONFIGS: Registry<Mutex<Builder>> = Registry::new(0xC0, "pgpool_config");
+
+/// The builder behind a config handle (a copy).
+pub(crate) fn builder_of(cfg: *const pgpool_config) -> Result<Builder, FfiError> {
+    let handle = args::handle(cfg, "cfg")?;
+    let entry = CONFIGS.get(handle)?;
+    let builder = entry.lock().clone();
+    Ok(builder)
+}
+
+fn millis(value: i64, option: &str) -> Result<Duration, FfiError> {
+    u64::try_from(value)
+        .map(Duration::from_millis)
+        .map_err(|_| FfiError::invalid(format!("{option}: {value} ms is negative")))
+}
+
+fn optional_millis(value: i64) -> Option<Duration> {
+    u64::try_from(value).ok().map(Duration::from_millis)
+}
+
+/// Applies `f` to the builder behind `cfg`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+unsafe fn update(
+    cfg: *mut pgpool_config,
+    out_err: *mut *mut pgpool_error,
+    f: impl FnOnce(Builder) -> Result<Builder, FfiError>,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        boundary(out_err, || {
+            let entry = CONFIGS.get(args::handle(cfg, "cfg")?)?;
+            let mut guard = entry.lock();
+            let updated = f(guard.clone())?;
+            *guard = updated;
+            Ok(())
+        })
+    }
+}
+
+/// Creates a configuration with every option at its default (see the Rust `Config` docs:
+/// max_size 10, acquire_timeout 30 s, ...).
+///
+/// Ownership: on success `*out_cfg` receives a new handle the caller frees with
+/// `pgpool_config_free`. Thread-safe, non-blocking.
+/// Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
+///
+/// # Safety
+/// `out_cfg` must be NULL or valid for writing one pointer; likewise `out_err`.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_new(
+    out_cfg: *mut *mut pgpool_config,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: pointer validity is the caller's contract, checked for NULL before use.
+    unsafe {
+        boundary(out_err, || {
+            log::init_from_env();
+            args::out(out_cfg, "out_cfg")?;
+            let handle = CONFIGS.insert(Mutex::new(Builder::new()))?;
+            args::write(out_cfg, handle as *mut pgpool_config);
+            Ok(())
+        })
+    }
+}
+
+/// Frees a configuration. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+/// `PGPOOL_ERR_INVALID_HANDLE`. Pools created from it are unaffected. Thread-safe,
+/// non-blocking.
+#[no_mangle]
+pub extern "C" fn pgpool_config_free(cfg: *mut pgpool_config) -> pgpool_code {
+    // SAFETY: a NULL `out_err` is always valid.
+    unsafe {
+        boundary(std::ptr::null_mut(), || {
+            if !cfg.is_null() {
+                CONFIGS.remove(cfg as usize)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sets `max_size`: Most connections open at once (default 10; 1..=10000).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_size(
+    cfg: *mut pgpool_config,
+    value: u32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.max_size(value))) }
+}
+
+/// Sets `min_idle`: Idle connections kept ready (default 0; at most `max_idle`).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_min_idle(
+    cfg: *mut pgpool_config,
+    value: u32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.min_idle(value))) }
+}
+
+/// Sets `max_idle`: Idle connections kept at most (default: `max_size`).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_idle(
+    cfg: *mut pgpool_config,
+    value: u32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.max_idle(value))) }
+}
+
+/// Sets `max_lifetime_ms`: Close connections this old (default 30 min; negative: never; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_lifetime_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.max_lifetime(optional_millis(value)))) }
+}
+
+/// Sets `idle_timeout_ms`: Close idle connections after this long (default 10 min; negative: never; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_idle_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.idle_timeout(optional_millis(value)))) }
+}
+
+/// Sets `acquire_timeout_ms`: Default wait of an acquire (default 30 s; must be > 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_acquire_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.acquire_timeout(millis(value, "acquire_timeout_ms")?))
+        })
+    }
+}
+
+/// Sets `connect_timeout_ms`: Bound on one connection attempt (default 10 s; must be > 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_connect_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.connect_timeout(millis(value, "connect_timeout_ms")?))
+        })
+    }
+}
+
+/// Sets `max_uses`: Retire a connection after this many checkouts (default 0: unlimited).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_uses(
+    cfg: *mut pgpool_config,
+    value: u64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.max_uses((value > 0).then_some(value)))
+        })
+    }
+}
+
+/// Sets `validate_on_acquire`: Check a connection with a round trip before handing it out (default true).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_validate_on_acquire(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.validate_on_acquire(value))) }
+}
+
+/// Sets `validation_skip_window_ms`: Skip that round trip for connections used this recently (default 500; >= 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_validation_skip_window_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.validation_skip_window(millis(value, "validation_skip_window_ms")?))
+        })
+    }
+}
+
+/// Sets `validation_timeout_ms`: Bound on a validation or keepalive round trip (default 5 s; must be > 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_validation_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.validation_timeout(millis(value, "validation_timeout_ms")?))
+        })
+    }
+}
+
+/// Sets `keepalive_interval_ms`: How often idle connections are checked (default 60 s; negative: never; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_keepalive_interval_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.keepalive_interval(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `reaper_interval_ms`: How often idle/lifetime limits are enforced (default 1 s; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_reaper_interval_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.reaper_interval(millis(value, "reaper_interval_ms")?))
+        })
+    }
+}
+
+/// Sets `max_waiters`: Fail acquires at once (`PGPOOL_ERR_OVERLOADED`) when this many callers wait (default 0: unbounded).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_waiters(
+    cfg: *mut pgpool_config,
+    value: u64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.max_waiters((value > 0).then(|| usize::try_from(value).unwrap_or(usize::MAX))))
+        })
+    }
+}
+
+/// Sets `close_timeout_ms`: Default bound of a close waiting for connections in use (default 5 s; >= 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_close_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.close_timeout(millis(value, "close_timeout_ms")?))
+        })
+    }
+}
+
+/// Sets `statement_timeout_ms`: `statement_timeout` of every session (default: server's; negative: server's; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_statement_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.statement_timeout(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `statement_cache_capacity`: Prepared statements cached per connection (default 256; 0: no cache).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_statement_cache_capacity(
+    cfg: *mut pgpool_config,
+    value: u64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.statement_cache_capacity(usize::try_from(value).unwrap_or(usize::MAX)))
+        })
+    }
+}
+
+/// Sets `tcp_user_timeout_ms`: `TCP_USER_TIMEOUT` of every socket (default 10 s; negative: leave the system's).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_tcp_user_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.tcp_user_timeout(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `tcp_keepalive_idle_ms`: TCP keepalive idle time of every socket (default 5 s; must be > 0).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_tcp_keepalive_idle_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.tcp_keepalive_idle(millis(value, "tcp_keepalive_idle_ms")?))
+        })
+    }
+}
+
+/// Sets `application_name` of every session (default: the connection string's, else
+/// "pgpool"; shorter than 64 bytes). The string is copied.
+///
+/// Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
+/// for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
+/// pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_application_name(
+    cfg: *mut pgpool_config,
+    value: *const std::ffi::c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `value` and `out_err` are used under the caller's guarantees.
+    unsafe {
+        update(cfg, out_err, |b| {
+            let name = args::string(value, "value")?;
+            super::test_hooks::maybe_panic(name);
+            Ok(b.application_name(name))
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! `pgpool_conn`: a connection checked out of a pool.
+//!
+//! A connection handle may move between threads but is used by one thread at a time: a
+//! second thread using it concurrently gets `PGPOOL_ERR_BUSY`. Releasing it (or discarding
+//! it) ends the handle; using it afterwards is `PGPOOL_ERR_INVALID_HANDLE`.
+
+use std::ffi::c_char;
+
+use parking_lot::Mutex;
+
+use crate::connection::PgConnection;
+use crate::PooledConnection;
+
+use super::args;
+use super::error::{pgpool_code, pgpool_error, FfiError};
+use super::handle::Registry;
+use super::panic::boundary;
+use super::query;
+use super::result::{self, pgpool_result};
+
+/// Opaque connection handle. Give it back with `pgpool_conn_release` or
+/// `pgpool_conn_discard`.
+#[allow(non_camel_case_types)]
+pub struct pgpool_conn {
+    _private: (),
+}
+
+type Slot = Mutex<Option<PooledConnection>>;
+
+static CONNS: Registry<Slot> = Registry::new(0xC1, "pgpool_conn");
+
+/// Registers a checked-out connection and returns its handle.
+pub(crate) fn publish_conn(guard: PooledConnection) -> Result<*mut pgpool_conn, FfiError> {
+    Ok(CONNS.insert(Mutex::new(Some(guard)))? as *mut pgpool_conn)
+}
+
+/// Runs `f` on the connection behind `conn`.
+fn with_conn<T>(
+    conn: *mut pgpool_conn,
+    f: impl FnOnce(&mut PgConnection) -> Result<T, FfiError>,
+) -> Result<T, FfiError> {
+    let slot = CONNS.get(args::handle(conn, "conn")?)?;
+    let mut guard = slot.try_lock().ok_or_else(|| {
+        FfiError::new(
+            pgpool_code::PGPOOL_ERR_BUSY,
+            "the connection handle is in use by another thread",
+        )
+    })?;
+    match guard.as_mut() {
+        Some(pooled) => f(pooled),
+        None => Err(FfiError::invalid_handle(
+            "invalid pgpool_conn handle: already released".into(),
+        )),
+    }
+}
+
+/// Ends the handle and hands the connection to `finish` (once any concurrent use is over).
+fn take_conn(
+    conn: *mut pgpool_conn,
+    finish: impl FnOnce(PooledConnection),
+) -> Result<(), FfiError> {
+    let slot = CONNS.remove(args::handle(conn, "conn")?)?;
+    let taken = slot.lock().take();
+    if let Some(pooled) = taken {
+        finish(pooled);
+    }
+    Ok(())
+}
+
+/// Gives the connection back to the pool (rolled back first if a transaction may be open).
+/// The handle is dead afterwards.
+///
+/// Thread-safe; blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent
+/// use of the same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
+/// released handle (double release).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_release(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { boundary(out_err, || take_conn(conn, drop)) }
+}
+
+/// Closes the connection instead of returning it (after a session change the next user must
+/// not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
+///
+/// Thread-safe, non-blocking (closing happens in the background). Errors: as
+/// `pgpool_conn_release`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_discard(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { boundary(out_err, || take_conn(conn, PooledConnection::discard)) }
+}
+
+/// Runs `sql` with `nparams` parameters in text form (`params[i]` is `$i+1`, NULL for SQL
+/// NULL; the server parses each as the type the statement expects, like libpq's
+/// `PQexecParams`), through the connection's prepared-statement cache.
+///
+/// Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
+/// Blocking: one or two round trips, bounded by `statement_timeout` when configured.
+/// Errors: NULL argument; invalid UTF-8 in `sql` or a parameter; bad or busy handle;
+/// `PGPOOL_ERR_INVALID_ARGUMENT` for a wrong parameter count; `PGPOOL_ERR_SERVER` with the
+/// SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
+/// `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
+///
+/// # Safety
+/// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
+/// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_query(
+    conn: *mut pgpool_conn,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    out_result: *mut *mut pgpool_result,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            let sql = args::string(sql, "sql")?;
+            let params = args::params(nparams, params)?;
+            args::out(out_result, "out_result")?;
+            let rendered = with_conn(conn, |c| query::query(c, sql, &params))?;
+            args::write(out_result, result::publish(rendered)?);
+            Ok(())
+        })
+    }
+}
+
+/// Like `pgpool_conn_query` for a command: stores the number of rows affected in
+/// `*out_rows` (no result object).
+///
+/// Blocking and errors as `pgpool_conn_query`.
+///
+/// # Safety
+/// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_execute(
+    conn: *mut pgpool_conn,
+    sql: *const c_char,
+    nparams: usize,
+    params: *const *const c_char,
+    out_rows: *mut u64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            let sql = args::string(sql, "sql")?;
+            let params = args::params(nparams, params)?;
+            args::out(out_rows, "out_rows")?;
+            let rows = with_conn(conn, |c| query::execute(c, sql, &params))?;
+            args::write(out_rows, rows);
+            Ok(())
+        })
+    }
+}
+
+/// Runs one or more `;`-separated statements with the simple protocol (no parameters, no
+/// rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
+///
+/// # Safety
+/// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_batch(
+    conn: *mut pgpool_conn,
+    sql: *const c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            let sql = args::string(sql, "sql")?;
+            with_conn(conn, |c| Ok(c.batch_execute(sql)?))
+        })
+    }
+}
+
+/// Runs a fixed transaction-control statement.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+unsafe fn control(
+    conn: *mut pgpool_conn,
+    sql: &str,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { boundary(out_err, || with_conn(conn, |c| Ok(c.batch_execute(sql)?))) }
+}
+
+/// Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
+/// back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_begin(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { control(conn, "BEGIN", out_err) }
+}
+
+/// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
+/// handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_commit(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { control(conn, "COMMIT", out_err) }
+}
+
+/// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
+/// busy handle, server errors.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_rollback(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe { control(conn, "ROLLBACK", out_err) }
+}
+
+/// Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
+/// Non-blocking. Errors: NULL argument, bad or busy handle.
+///
+/// # Safety
+/// `out_pid` and `out_err` must be NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_backend_pid(
+    conn: *mut pgpool_conn,
+    out_pid: *mut i32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            args::out(out_pid, "out_pid")?;
+            let pid = with_conn(conn, |c| Ok(c.backend_pid()))?;
+            args::write(out_pid, pid);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! `#[repr(C)]` structs for statistics and health, each led by a `size` field so the ABI can
+//! grow: the caller sets `size = sizeof(struct)` and the library fills what both know.
+
+use std::ffi::c_char;
+
+use crate::event::CloseReason;
+use crate::pool::Health;
+use crate::stats::Stats;
+
+use super::error::FfiError;
+
+/// Capacity of the text fields of `pgpool_health`, NUL included.
+pub const PGPOOL_HEALTH_TEXT_LEN: usize = 64;
+
+/// A snapshot of a pool's gauges and counters (`pgpool_pool_stats`).
+///
+/// Set `size` to `sizeof(pgpool_stats)` before the call; the library sets it to the number
+/// of bytes it filled. Fields are only ever added at the end.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct pgpool_stats {
+    /// In: `sizeof(pgpool_stats)` as the caller knows it. Out: bytes filled.
+    pub size: u32,
+    /// The configured maximum of open connections.
+    pub max_size: u32,
+    /// Established connections (in use + idle + being checked).
+    pub open: u32,
+    /// Connections held by callers.
+    pub in_use: u32,
+    /// Connections ready to hand out.
+    pub idle: u32,
+    /// Idle connections being checked by the keepalive thread.
+    pub checking: u32,
+    /// Connection attempts in progress.
+    pub pending: u32,
+    /// Connections being closed.
+    pub closing: u32,
+    /// Callers waiting for a connection.
+    pub waiting: u32,
+    /// Always zero (alignment).
+    pub reserved: u32,
+    /// Successful acquires.
+    pub acquires: u64,
+    /// Acquires that had to wait.
+    pub wait_count: u64,
+    /// Total time those acquires waited, in microseconds.
+    pub wait_duration_us: u64,
+    /// Acquires that timed out.
+    pub acquire_timeouts: u64,
+    /// Acquires refused because `max_waiters` callers were waiting.
+    pub overloaded: u64,
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Validation round trips before hand-out.
+    pub validations: u64,
+    /// Connections closed after `idle_timeout`.
+    pub closed_idle_timeout: u64,
+    /// Connections closed after `max_lifetime`.
+    pub closed_lifetime: u64,
+    /// Connections closed because `max_idle` were already idle.
+    pub closed_max_idle: u64,
+    /// Connections closed after `max_uses` checkouts.
+    pub closed_max_uses: u64,
+    /// Connections closed as broken.
+    pub closed_broken: u64,
+    /// Connections closed after failing the check before hand-out.
+    pub closed_failed_validation: u64,
+    /// Connections closed after failing a keepalive.
+    pub closed_failed_keepalive: u64,
+    /// Connections discarded by callers.
+    pub closed_discarded: u64,
+    /// Connections closed because the pool closed.
+    pub closed_pool_closed: u64,
+}
+
+/// The result of a health check (`pgpool_pool_health`).
+///
+/// Set `size` to `sizeof(pgpool_health)` before the call.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct pgpool_health {
+    /// In: `sizeof(pgpool_health)` as the caller knows it. Out: bytes filled.
+    pub size: u32,
+    /// Open connections.
+    pub open: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Waiting callers.
+    pub waiting: u32,
+    /// Time for acquire + round trip, in microseconds.
+    pub latency_us: u64,
+    /// True when the round trip succeeded.
+    pub ok: bool,
+    /// Always zero (alignment).
+    pub reserved: [u8; 7],
+    /// `current_database()`, NUL-terminated (empty on failure).
+    pub database: [c_char; PGPOOL_HEALTH_TEXT_LEN],
+    /// The server's `now()` as text, NUL-terminated (empty on failure).
+    pub server_time: [c_char; PGPOOL_HEALTH_TEXT_LEN],
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Checks the caller's `size` against the struct the library knows.
+pub(crate) fn check_size(size: u32, ours: usize, what: &str) -> Result<(), FfiError> {
+    if (size as usize) < ours {
+        return Err(FfiError::invalid(format!(
+            "{what}.size is {size}; this library needs at least {ours} (set it to sizeof({what}))"
+        )));
+    }
+    Ok(())
+}
+
+impl From<&Stats> for pgpool_stats {
+    fn from(s: &Stats) -> pgpool_stats {
+        pgpool_stats {
+            size: std::mem::size_of::<pgpool_stats>() as u32,
+            max_size: s.max_size,
+            open: s.open,
+            in_use: s.in_use,
+            idle: s.idle,
+            checking: s.checking,
+            pending: s.pending,
+            closing: s.closing,
+            waiting: s.waiting,
+            reserved: 0,
+            acquires: s.acquires,
+            wait_count: s.wait_count,
+            wait_duration_us: micros(s.wait_duration),
+            acquire_timeouts: s.acquire_timeouts,
+            overloaded: s.overloaded,
+            connections_created: s.connections_created,
+            connect_errors: s.connect_errors,
+            validations: s.validations,
+            closed_idle_timeout: s.closed(CloseReason::IdleTimeout),
+            closed_lifetime: s.closed(CloseReason::Lifetime),
+            closed_max_idle: s.closed(CloseReason::MaxIdle),
+            closed_max_uses: s.closed(CloseReason::MaxUses),
+            closed_broken: s.closed(CloseReason::Broken),
+            closed_failed_validation: s.closed(CloseReason::FailedValidation),
+            closed_failed_keepalive: s.closed(CloseReason::FailedKeepalive),
+            closed_discarded: s.closed(CloseReason::Discarded),
+            closed_pool_closed: s.closed(CloseReason::PoolClosed),
+        }
+    }
+}
+
+fn fixed_text(text: &str) -> [c_char; PGPOOL_HEALTH_TEXT_LEN] {
+    let mut out = [0 as c_char; PGPOOL_HEALTH_TEXT_LEN];
+    let mut end = text.len().min(PGPOOL_HEALTH_TEXT_LEN - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (slot, byte) in out.iter_mut().zip(text[..end].bytes()) {
+        *slot = byte as c_char;
+    }
+    out
+}
+
+impl From<&Health> for pgpool_health {
+    fn from(h: &Health) -> pgpool_health {
+        pgpool_health {
+            size: std::mem::size_of::<pgpool_health>() as u32,
+            open: h.open,
+            idle: h.idle,
+            waiting: h.waiting,
+            latency_us: micros(h.latency),
+            ok: h.ok,
+            reserved: [0; 7],
+            database: fixed_text(&h.database),
+            server_time: fixed_text(&h.server_time),
+        }
+    }
+}

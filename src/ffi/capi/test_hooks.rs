@@ -1,0 +1,25 @@
+//! Fault injection for the test suite, compiled in only with the `test-hooks` feature.
+//!
+//! With the feature, passing [`PANIC_MAGIC`] as an application name to
+//! `pgpool_config_set_application_name`, or as the SQL text of `pgpool_conn_query`, panics
+//! inside the library, so tests can check that the panic boundary turns it into
+//! `PGPOOL_ERR_PANIC` and that the pool stays usable. Without the feature these are no-ops
+//! and the exported API is identical.
+
+/// The value that triggers the injected panic.
+pub(crate) const PANIC_MAGIC: &str = "pgpool-test-panic";
+
+/// Panics when `value` is [`PANIC_MAGIC`] (test builds only).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn maybe_panic(value: &str) {
+    if value == PANIC_MAGIC {
+        panic!("injected test panic");
+    }
+}
+
+/// No-op outside test builds.
+#[cfg(not(feature = "test-hooks"))]
+#[inline]
+pub(crate) fn maybe_panic(value: &str) {
+    let _ = value == PANIC_MAGIC;
+}
