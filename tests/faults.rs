@@ -100,6 +100,23 @@ fn permanent_connect_errors_fail_at_once_with_the_servers_message() {
         "{err}"
     );
 
+    // Keeping min_idle warm with a bad password must not turn into a storm of logins: after
+    // a permanent error the refill waits for the reaper's next tick.
+    let warm = common::builder(&app)
+        .min_idle(2)
+        .reaper_interval(Duration::from_secs(1))
+        .build(&cluster.scram_url("wrong-password"))
+        .unwrap();
+    let err = warm.wait_ready(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.sqlstate(), Some("28P01"));
+    thread::sleep(Duration::from_secs(1));
+    let attempts = warm.stats().connect_errors;
+    // Two at start, two more at the reaper's first tick; a tight loop makes dozens.
+    assert!(
+        (1..=8).contains(&attempts),
+        "{attempts} login attempts in ~1 s"
+    );
+
     let url = format!(
         "postgres://postgres@127.0.0.1:{}/no_such_db",
         cluster.port()

@@ -149,11 +149,17 @@ impl<M: Manager> Shared<M> {
     /// Counts how many connects to start now and reserves their slots: one per waiter not
     /// already covered by a connect in flight, plus the `min_idle` deficit, within `max_size`.
     pub(crate) fn plan_connects(&self, state: &mut State<M::Connection>) -> usize {
+        let min_idle = self.config.min_idle as usize;
+        self.plan_connects_for(state, min_idle.saturating_sub(state.idle.len()))
+    }
+
+    /// Like [`plan_connects`](Self::plan_connects) with an explicit number of connections
+    /// wanted beyond one per waiter.
+    fn plan_connects_for(&self, state: &mut State<M::Connection>, extra: usize) -> usize {
         if state.closed {
             return 0;
         }
-        let min_idle = self.config.min_idle as usize;
-        let wanted = state.waiters.len() + min_idle.saturating_sub(state.idle.len());
+        let wanted = state.waiters.len() + extra;
         let mut n = 0;
         while state.pending < wanted && state.slots_used() < self.config.max_size as usize {
             state.pending += 1;
@@ -221,12 +227,14 @@ impl<M: Manager> Shared<M> {
                         state.pending -= 1;
                         // A permanent error fails the oldest waiter at once; the others get
                         // connects of their own (and so the same verdict, one by one).
+                        // The min_idle deficit is left to the reaper's next tick, so a bad
+                        // password costs one attempt per tick, not a tight loop of logins.
                         if err.is_permanent_connect() {
                             if let Some(w) = state.waiters.pop_front() {
                                 w.deliver(Delivery::Failed(err.clone()));
                             }
                         }
-                        let spawn = self.plan_connects(&mut state);
+                        let spawn = self.plan_connects_for(&mut state, 0);
                         self.changed.notify_all();
                         drop(state);
                         emit(self.hook.as_ref(), Event::Error { error: err });
