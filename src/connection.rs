@@ -20,6 +20,18 @@ use crate::stmt_cache::StatementCache;
 /// Query parameters, as the `postgres` crate takes them.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// TCP settings of a session's socket, from [`PgConnection::socket_bounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketBounds {
+    /// `SO_KEEPALIVE` is on.
+    pub keepalive: bool,
+    /// Idle time before the first keepalive probe.
+    pub keepalive_idle: Duration,
+    /// `TCP_USER_TIMEOUT`, if set.
+    pub tcp_user_timeout: Option<Duration>,
+}
+
 /// A pooled PostgreSQL session. The pool's guard dereferences to it.
 ///
 /// ```no_run
@@ -96,6 +108,18 @@ impl PgConnection {
     /// True when the pool will roll back on release (the session may be in a transaction).
     pub fn may_be_in_transaction(&self) -> bool {
         self.maybe_in_transaction
+    }
+
+    /// The socket bounds in force on this session's TCP socket, read back from the kernel;
+    /// `None` for Unix-domain sockets or when the socket could not be located.
+    pub fn socket_bounds(&self) -> Option<SocketBounds> {
+        let (keepalive, idle, user_timeout) = os::tcp_bounds(self.fd?)?;
+        Some(SocketBounds {
+            keepalive,
+            keepalive_idle: Duration::from_secs(u64::from(idle)),
+            tcp_user_timeout: (user_timeout > 0)
+                .then(|| Duration::from_millis(u64::from(user_timeout))),
+        })
     }
 
     /// How many prepared statements are cached on this connection.

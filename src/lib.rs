@@ -34,7 +34,7 @@ pub mod stats;
 mod stmt_cache;
 
 pub use config::{Builder, Config};
-pub use connection::{Params, PgConnection};
+pub use connection::{Params, PgConnection, SocketBounds};
 pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
 pub use manager::{Manager, Probe, R2d2Manager};

@@ -455,3 +455,27 @@ fn key_value_connection_strings_work_and_bad_ones_are_config_errors() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert_eq!(err.option(), Some("conninfo"));
 }
+
+#[test]
+fn every_session_gets_keepalives_and_a_tcp_user_timeout() {
+    let app = common::app_name("socket_bounds");
+    let pool = builder(&app)
+        .max_size(1)
+        .tcp_user_timeout(Some(Duration::from_millis(4500)))
+        .tcp_keepalive_idle(Duration::from_secs(7))
+        .build(&url())
+        .unwrap();
+    let bounds = pool
+        .get()
+        .unwrap()
+        .socket_bounds()
+        .expect("a located TCP socket");
+    assert!(bounds.keepalive);
+    assert_eq!(bounds.keepalive_idle, Duration::from_secs(7));
+    assert_eq!(bounds.tcp_user_timeout, Some(Duration::from_millis(4500)));
+
+    let defaults = builder(&app).max_size(1).build(&url()).unwrap();
+    let bounds = defaults.get().unwrap().socket_bounds().unwrap();
+    assert_eq!(bounds.tcp_user_timeout, Some(Duration::from_secs(10)));
+    assert_eq!(bounds.keepalive_idle, Duration::from_secs(5));
+}

@@ -113,3 +113,30 @@ pub(crate) fn monotonic_coarse_ns() -> u64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
 }
+
+/// An integer socket option, or `None` if `fd` is not a socket that has it.
+pub(crate) fn sockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> Option<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid, writable and live across the call; the kernel
+    // writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut value as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+/// `(SO_KEEPALIVE, TCP_KEEPIDLE seconds, TCP_USER_TIMEOUT ms)` of a TCP socket.
+pub(crate) fn tcp_bounds(fd: RawFd) -> Option<(bool, u32, u32)> {
+    tcp_ports(fd)?;
+    let keepalive = sockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE)? != 0;
+    let idle = sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE)?;
+    let user_timeout = sockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT)?;
+    Some((keepalive, idle.max(0) as u32, user_timeout.max(0) as u32))
+}
