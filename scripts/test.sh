@@ -20,24 +20,10 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "${PGPOOL_TEST_URL:-}" ]; then
   echo "== starting a throwaway PostgreSQL for the tests"
   cargo build --quiet --bin pgpool
-  state=$(mktemp -d)
-  mkfifo "$state/stdin"
-  "$target_dir/debug/pgpool" temp-cluster <"$state/stdin" >"$state/url" 2>"$state/log" &
-  cluster_pid=$!
-  exec 3>"$state/stdin" # the cluster lives until this descriptor closes
-  stop_cluster() {
-    exec 3>&-
-    wait "$cluster_pid" 2>/dev/null || true
-    rm -rf "$state"
-  }
-  trap stop_cluster EXIT
-  for _ in $(seq 1 600); do
-    [ -s "$state/url" ] && break
-    kill -0 "$cluster_pid" 2>/dev/null || { cat "$state/log" >&2; exit 1; }
-    sleep 0.1
-  done
-  PGPOOL_TEST_URL=$(head -n 1 "$state/url")
-  [ -n "$PGPOOL_TEST_URL" ] || { echo "no URL from temp-cluster" >&2; cat "$state/log" >&2; exit 1; }
+  # shellcheck source=scripts/lib/temp-cluster.sh
+  . scripts/lib/temp-cluster.sh
+  start_temp_cluster "$target_dir/debug/pgpool"
+  PGPOOL_TEST_URL=$TEMP_CLUSTER_URL
   export PGPOOL_TEST_URL
   echo "   $PGPOOL_TEST_URL"
 fi
