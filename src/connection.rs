@@ -49,6 +49,8 @@ pub struct PgConnection {
     /// then rolls back with a round trip. False means known idle.
     maybe_in_transaction: bool,
     broken: bool,
+    /// Nesting depth of `transaction` calls in progress.
+    tx_depth: u32,
     fd: Option<RawFd>,
     backend_pid: i32,
 }
@@ -90,6 +92,7 @@ impl PgConnection {
             cache: StatementCache::new(cache_capacity),
             maybe_in_transaction: false,
             broken: false,
+            tx_depth: 0,
             fd,
             backend_pid,
         }
@@ -219,7 +222,8 @@ impl PgConnection {
     }
 
     /// Runs `f` inside `BEGIN` … `COMMIT`. An `Err` from `f`, or a panic, rolls back (the panic
-    /// then continues); a failed `COMMIT` is returned as an error.
+    /// then continues); a failed `COMMIT` is returned as an error. Called inside another
+    /// `transaction`, it uses a savepoint: an inner failure undoes only the inner work.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), pgpool::Error> {
@@ -236,23 +240,50 @@ impl PgConnection {
         F: FnOnce(&mut PgConnection) -> Result<T, E>,
         E: From<Error>,
     {
-        let begun = self.client.batch_execute("BEGIN");
+        // Nested calls use savepoints, so an inner failure undoes only the inner work.
+        let depth = self.tx_depth;
+        let (begin, commit, undo) = if depth == 0 {
+            ("BEGIN".to_string(), "COMMIT".to_string(), None)
+        } else {
+            let sp = format!("pgpool_sp{depth}");
+            (
+                format!("SAVEPOINT {sp}"),
+                format!("RELEASE SAVEPOINT {sp}"),
+                Some(format!("ROLLBACK TO SAVEPOINT {sp}")),
+            )
+        };
+        let begun = self.client.batch_execute(&begin);
         self.observe(None, begun)?;
         self.maybe_in_transaction = true;
+        self.tx_depth = depth + 1;
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.tx_depth = depth;
+        let undo_work = |conn: &mut PgConnection| match &undo {
+            None => {
+                conn.rollback();
+            }
+            Some(sql) => {
+                let undone = conn.client.batch_execute(sql);
+                if conn.observe(None, undone).is_err() {
+                    conn.broken = true;
+                }
+            }
+        };
         match outcome {
             Ok(Ok(value)) => {
-                let committed = self.client.batch_execute("COMMIT");
+                let committed = self.client.batch_execute(&commit);
                 self.observe(None, committed)?;
-                self.maybe_in_transaction = false;
+                if depth == 0 {
+                    self.maybe_in_transaction = false;
+                }
                 Ok(value)
             }
             Ok(Err(e)) => {
-                self.rollback();
+                undo_work(self);
                 Err(e)
             }
             Err(payload) => {
-                self.rollback();
+                undo_work(self);
                 panic::resume_unwind(payload)
             }
         }

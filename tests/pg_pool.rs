@@ -479,3 +479,32 @@ fn every_session_gets_keepalives_and_a_tcp_user_timeout() {
     assert_eq!(bounds.tcp_user_timeout, Some(Duration::from_secs(10)));
     assert_eq!(bounds.keepalive_idle, Duration::from_secs(5));
 }
+
+#[test]
+fn nested_transactions_use_savepoints() {
+    let app = common::app_name("savepoints");
+    let table = format!("sp_{}", app.replace('-', "_"));
+    let pool = builder(&app).max_size(1).build(&url()).unwrap();
+    pool.execute(&format!("CREATE TABLE {table} (x int)"), &[])
+        .unwrap();
+    let insert = format!("INSERT INTO {table} VALUES ($1)");
+    pool.transaction(|outer| {
+        outer.execute(&insert, &[&1i32])?;
+        let inner = outer.transaction(|inner| {
+            inner.execute(&insert, &[&2i32])?;
+            inner.execute("SELECT 1/0", &[])
+        });
+        assert_eq!(inner.unwrap_err().sqlstate(), Some("22012"));
+        outer.transaction(|inner| inner.execute(&insert, &[&3i32]))?;
+        Ok::<_, pgpool::Error>(())
+    })
+    .unwrap();
+    let rows = pool
+        .query(&format!("SELECT x FROM {table} ORDER BY x"), &[])
+        .unwrap();
+    let xs: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(xs, vec![1, 3]);
+    let mut conn = pool.get().unwrap();
+    assert!(!conn.may_be_in_transaction());
+    conn.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+}
