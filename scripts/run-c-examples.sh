@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds libpgpool.so (release, if missing or older than the sources) and builds and runs the
+# C, C++ and Go examples of examples-c/ against the PostgreSQL at URL.
+#
+# Usage: scripts/run-c-examples.sh URL      (build outputs go under target/)
+set -euo pipefail
+
+url="${1:-${DATABASE_URL:-}}"
+if [ -z "$url" ]; then
+  echo "usage: $0 URL (or set DATABASE_URL)" >&2
+  exit 2
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+lib="$target/release"
+out="$target/examples-c"
+mkdir -p "$out"
+
+if [ ! -f "$lib/libpgpool.so" ] || [ -n "$(find "$root/src" "$root/Cargo.toml" -newer "$lib/libpgpool.so" -print -quit)" ]; then
+  echo "== building libpgpool.so (release)"
+  (cd "$root" && cargo build --release --lib)
+fi
+
+cflags=(-I"$root/include" -L"$lib" -Wl,-rpath,"$lib" -lpgpool -lpthread -Wall -Wextra -O2)
+
+echo "== C: pthread workers sharing one pool (examples-c/workers.c)"
+cc -std=c99 -D_DEFAULT_SOURCE "$root/examples-c/workers.c" -o "$out/workers" "${cflags[@]}"
+"$out/workers" "$url" 8 100
+
+echo "== C++17: RAII wrapper (examples-c/raii.cpp)"
+c++ -std=c++17 "$root/examples-c/raii.cpp" -o "$out/raii" "${cflags[@]}"
+"$out/raii" "$url"
+
+echo "== Go: goroutines through cgo (examples-c/go/main.go)"
+(
+  cd "$root/examples-c/go"
+  GO111MODULE=off GOFLAGS= GOCACHE="$out/go-cache" GOPATH="$out/go-path" \
+    CGO_CFLAGS="-I$root/include" CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" \
+    go build -o "$out/pgpool-go-example" main.go
+)
+"$out/pgpool-go-example" "$url"

@@ -1,0 +1,64 @@
+//! The C ABI from C: every exported function and error path (tests/c/api.c), a
+//! multi-threaded stress test (tests/c/stress.c), and both under valgrind.
+//!
+//! Build with `--features test-hooks` to include the injected-panic checks.
+
+mod c_support;
+mod common;
+
+use std::path::PathBuf;
+
+fn build(name: &str) -> PathBuf {
+    let out = c_support::out_dir("c").join(name);
+    let src = c_support::root().join(format!("tests/c/{name}.c"));
+    c_support::compile(&[&src], &out, false);
+    out
+}
+
+fn api_args(url: &str) -> Vec<&str> {
+    if cfg!(feature = "test-hooks") {
+        vec![url, "panic"]
+    } else {
+        vec![url]
+    }
+}
+
+#[test]
+fn every_function_and_error_path_from_c() {
+    let url = common::url();
+    let program = build("api");
+    let out = c_support::run(&program, &api_args(&url));
+    assert!(out.contains("ALL OK"), "{out}");
+    if cfg!(feature = "test-hooks") {
+        assert!(out.contains("injected panics"), "{out}");
+    } else {
+        eprintln!("note: built without `test-hooks`: injected-panic checks skipped");
+    }
+}
+
+#[test]
+fn thirty_two_threads_share_a_pool_of_eight() {
+    let url = common::url();
+    let program = build("stress");
+    let out = c_support::run(&program, &[&url, "32", "2000"]);
+    assert!(
+        out.contains("STRESS OK: 32 threads x 2000 cycles, 64000 acquires"),
+        "{out}"
+    );
+}
+
+#[test]
+fn c_programs_are_clean_under_valgrind() {
+    if !c_support::have("valgrind") {
+        eprintln!("valgrind is not installed (scripts/setup.sh installs it): skipped");
+        return;
+    }
+    let url = common::url();
+    let api = build("api");
+    let out = c_support::valgrind(&api, &api_args(&url));
+    assert!(out.contains("ALL OK"), "{out}");
+    // Fewer cycles: valgrind serialises threads and runs code ~50x slower.
+    let stress = build("stress");
+    let out = c_support::valgrind(&stress, &[&url, "8", "50"]);
+    assert!(out.contains("STRESS OK"), "{out}");
+}

@@ -1,0 +1,87 @@
+//! The example programs in examples-c/ (C with pthreads, C++17 with RAII, Go with cgo) build
+//! against libpgpool.so and run against the throwaway PostgreSQL with the expected output.
+
+mod c_support;
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn c_workers_example() {
+    let url = common::url();
+    let out = c_support::out_dir("examples").join("workers");
+    c_support::compile(
+        &[&c_support::root().join("examples-c/workers.c")],
+        &out,
+        false,
+    );
+    let text = c_support::run(&out, &[&url, "6", "50"]);
+    assert!(
+        text.contains("total balance 10000 over 10 accounts (conserved)"),
+        "{text}"
+    );
+    assert!(text.contains("stats: max_size 4"), "{text}");
+    // The URL may also come from DATABASE_URL.
+    let output = Command::new(&out)
+        .env("DATABASE_URL", &url)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let text = c_support::check("workers with DATABASE_URL", &output);
+    assert!(text.contains("conserved"), "{text}");
+}
+
+#[test]
+fn cpp_raii_example() {
+    let url = common::url();
+    let out = c_support::out_dir("examples").join("raii");
+    c_support::compile(
+        &[&c_support::root().join("examples-c/raii.cpp")],
+        &out,
+        true,
+    );
+    let text = c_support::run(&out, &[&url]);
+    assert!(text.contains("events 100 from 4 workers"), "{text}");
+    assert!(text.contains("SQLSTATE 23505, retry safe no"), "{text}");
+    assert!(text.contains("after rollback: 100 events"), "{text}");
+}
+
+#[test]
+fn go_cgo_example() {
+    if Command::new("go").arg("version").output().is_err() {
+        panic!("Go is not installed (scripts/setup.sh installs golang-go)");
+    }
+    let url = common::url();
+    let dir = c_support::out_dir("go");
+    let lib = c_support::lib_dir();
+    let exe = dir.join("pgpool-go-example");
+    let output = Command::new("go")
+        .current_dir(c_support::root().join("examples-c/go"))
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg("main.go")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("path"))
+        .env("GOFLAGS", "")
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", c_support::root().join("include").display()),
+        )
+        .env(
+            "CGO_LDFLAGS",
+            format!("-L{0} -Wl,--disable-new-dtags,-rpath,{0}", lib.display()),
+        )
+        .output()
+        .expect("run go build");
+    c_support::check("go build", &output);
+    let text = c_support::run(&exe, &[&url]);
+    assert!(
+        text.contains("counter 400 after 16 goroutines x 25 transactions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("category server, SQLSTATE 42601, retry safe false"),
+        "{text}"
+    );
+}
