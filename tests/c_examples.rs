@@ -29,6 +29,19 @@ fn c_workers_example() {
         .unwrap();
     let text = c_support::check("workers with DATABASE_URL", &output);
     assert!(text.contains("conserved"), "{text}");
+    // PGPOOL_LOG routes the library's log records to stderr.
+    let output = Command::new(&out)
+        .args([url.as_str(), "2", "5"])
+        .env("PGPOOL_LOG", "debug")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    c_support::check("workers with PGPOOL_LOG", &output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[pgpool DEBUG] pgpool: connect: conn"),
+        "{stderr}"
+    );
 }
 
 #[test]

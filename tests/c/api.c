@@ -345,6 +345,43 @@ static void handle_paths(pgpool_pool *pool) {
   EXPECT(PGPOOL_OK, pgpool_conn_release(conn, &err));
 }
 
+struct waiter {
+  pgpool_pool *pool;
+  int rc;
+};
+
+static void *wait_for_conn(void *arg) {
+  struct waiter *w = arg;
+  pgpool_conn *conn = NULL;
+  w->rc = pgpool_pool_acquire(w->pool, 1500, &conn, NULL);
+  if (w->rc == PGPOOL_OK) pgpool_conn_release(conn, NULL);
+  return NULL;
+}
+
+/* max_waiters: with one caller already queued, the next is refused at once. */
+static void overload_paths(void) {
+  pgpool_config *cfg = NULL;
+  pgpool_pool *pool = NULL;
+  pgpool_conn *held = NULL, *conn = NULL;
+  EXPECT(PGPOOL_OK, pgpool_config_new(&cfg, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_max_size(cfg, 1, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_max_waiters(cfg, 1, &err));
+  EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));
+  pgpool_config_free(cfg);
+  EXPECT(PGPOOL_OK, pgpool_pool_acquire(pool, 5000, &held, &err));
+  struct waiter w = {pool, -1};
+  pthread_t t;
+  pthread_create(&t, NULL, wait_for_conn, &w);
+  usleep(300 * 1000);
+  EXPECT(PGPOOL_ERR_OVERLOADED, pgpool_pool_acquire(pool, 1000, &conn, &err));
+  CHECK(pgpool_error_retry_safe(err) && strcmp(pgpool_error_category(err), "overloaded") == 0);
+  pthread_join(t, NULL);
+  CHECK(w.rc == PGPOOL_ERR_TIMEOUT);
+  EXPECT(PGPOOL_OK, pgpool_conn_release(held, &err));
+  EXPECT(PGPOOL_OK, pgpool_pool_close(pool, 1000, &err));
+  EXPECT_RC(PGPOOL_OK, pgpool_pool_free(pool));
+}
+
 static void error_object_paths(void) {
   CHECK(pgpool_error_code(NULL) == PGPOOL_ERR_NULL_ARGUMENT);
   CHECK(pgpool_error_message(NULL) != NULL);
@@ -435,6 +472,7 @@ int main(int argc, char **argv) {
   int with_panic = argc > 2 && strcmp(argv[2], "panic") == 0;
   error_object_paths();
   config_paths();
+  overload_paths();
 
   pgpool_config *cfg = NULL;
   pgpool_pool *pool = NULL;

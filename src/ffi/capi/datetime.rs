@@ -162,7 +162,8 @@ mod tests {
         assert_eq!(date(0), "2000-01-01");
         assert_eq!(date(-1), "1999-12-31");
         assert_eq!(date(9190), "2025-02-28");
-        assert_eq!(date(-730_485 - 366), "0001-01-01 BC");
+        assert_eq!(date(-730_485), "0001-01-01 BC");
+        assert_eq!(date(-730_119), "0001-01-01");
         assert_eq!(time(3_723_000_500), "01:02:03.0005");
         assert_eq!(timetz(0, -19800), "00:00:00+05:30");
         assert_eq!(
