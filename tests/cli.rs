@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -277,7 +277,7 @@ fn check_up(url: &str) -> PathBuf {
     PathBuf::from(dir)
 }
 
-fn check_gone(url: &str, data_dir: &PathBuf) {
+fn check_gone(url: &str, data_dir: &Path) {
     assert!(connect(url).is_err(), "{url} still accepts connections");
     assert!(!data_dir.exists(), "{} still exists", data_dir.display());
 }
