@@ -1,0 +1,156 @@
+/*
+ * Benchmark driver for the C ABI: THREADS threads share one pool of POOL connections and
+ * repeat acquire, `SELECT $1::int4` with a text parameter (through the statement cache),
+ * release, for SECONDS. Prints `queries=N seconds=S` and writes each query's latency in
+ * nanoseconds, one per line, to LATENCY_FILE.
+ *
+ * Usage: select1 CONNINFO THREADS POOL SECONDS LATENCY_FILE
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgpool.h"
+
+#define MAX_SAMPLES (4u << 20)
+
+static atomic_int phase; /* 1: measure, 2: stop */
+static struct pgpool_pool *pool;
+static size_t per_thread_cap;
+
+struct worker {
+    pthread_t tid;
+    uint64_t queries;
+    uint32_t *lat_ns;
+    size_t n_lat;
+    int failed;
+};
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, pgpool_code code, struct pgpool_error *err) {
+    fprintf(stderr, "%s: %s: %s\n", what, pgpool_code_name(code),
+            err ? pgpool_error_message(err) : "");
+    pgpool_error_free(err);
+    exit(1);
+}
+
+static int one_query(void) {
+    static const char *const params[] = {"1"};
+    struct pgpool_conn *conn = NULL;
+    struct pgpool_result *res = NULL;
+    struct pgpool_error *err = NULL;
+    pgpool_code rc = pgpool_pool_acquire(pool, -1, &conn, &err);
+    if (rc != PGPOOL_OK) {
+        fprintf(stderr, "acquire: %s\n", err ? pgpool_error_message(err) : "");
+        pgpool_error_free(err);
+        return -1;
+    }
+    rc = pgpool_conn_query(conn, "SELECT $1::int4", 1, params, &res, &err);
+    int64_t v = 0;
+    if (rc == PGPOOL_OK) {
+        rc = pgpool_result_get_int64(res, 0, 0, &v, &err);
+    }
+    if (rc != PGPOOL_OK || v != 1) {
+        fprintf(stderr, "query: %s\n", err ? pgpool_error_message(err) : "wrong value");
+        pgpool_error_free(err);
+        pgpool_result_free(res);
+        pgpool_conn_release(conn, NULL);
+        return -1;
+    }
+    pgpool_result_free(res);
+    pgpool_conn_release(conn, NULL);
+    return 0;
+}
+
+static void *work(void *arg) {
+    struct worker *w = arg;
+    while (atomic_load_explicit(&phase, memory_order_relaxed) == 1) {
+        uint64_t t0 = now_ns();
+        if (one_query() != 0) {
+            w->failed = 1;
+            return NULL;
+        }
+        uint64_t dt = now_ns() - t0;
+        if (w->n_lat < per_thread_cap) {
+            w->lat_ns[w->n_lat++] = dt > UINT32_MAX ? UINT32_MAX : (uint32_t)dt;
+        }
+        w->queries++;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s CONNINFO THREADS POOL SECONDS LATENCY_FILE\n", argv[0]);
+        return 2;
+    }
+    int threads = atoi(argv[2]);
+    int size = atoi(argv[3]);
+    double seconds = atof(argv[4]);
+    if (threads < 1 || size < 1 || seconds <= 0) {
+        fprintf(stderr, "bad arguments\n");
+        return 2;
+    }
+    struct pgpool_config *cfg = NULL;
+    struct pgpool_error *err = NULL;
+    pgpool_code rc = pgpool_config_new(&cfg, &err);
+    if (rc != PGPOOL_OK) die("config", rc, err);
+    if ((rc = pgpool_config_set_max_size(cfg, (uint32_t)size, &err)) != PGPOOL_OK)
+        die("max_size", rc, err);
+    if ((rc = pgpool_config_set_min_idle(cfg, (uint32_t)size, &err)) != PGPOOL_OK)
+        die("min_idle", rc, err);
+    if ((rc = pgpool_pool_create(argv[1], cfg, &pool, &err)) != PGPOOL_OK)
+        die("pool_create", rc, err);
+    pgpool_config_free(cfg);
+    if ((rc = pgpool_pool_wait_ready(pool, 60000, &err)) != PGPOOL_OK)
+        die("wait_ready", rc, err);
+
+    per_thread_cap = MAX_SAMPLES / (size_t)threads;
+    /* The window opens now: thread start-up counts against us, not for us. */
+    uint64_t t0 = now_ns();
+    atomic_store(&phase, 1);
+    struct worker *ws = calloc((size_t)threads, sizeof *ws);
+    for (int i = 0; i < threads; i++) {
+        ws[i].lat_ns = malloc(per_thread_cap * sizeof(uint32_t));
+        if (!ws[i].lat_ns || pthread_create(&ws[i].tid, NULL, work, &ws[i]) != 0) {
+            fprintf(stderr, "cannot start thread %d\n", i);
+            return 1;
+        }
+    }
+    struct timespec sl = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&sl, NULL);
+    atomic_store(&phase, 2);
+    double elapsed = (double)(now_ns() - t0) / 1e9;
+
+    uint64_t total = 0;
+    int failed = 0;
+    FILE *out = fopen(argv[5], "w");
+    if (!out) {
+        perror(argv[5]);
+        return 1;
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(ws[i].tid, NULL);
+        total += ws[i].queries;
+        failed |= ws[i].failed;
+        for (size_t k = 0; k < ws[i].n_lat; k++) fprintf(out, "%u\n", ws[i].lat_ns[k]);
+        free(ws[i].lat_ns);
+    }
+    fclose(out);
+    free(ws);
+    pgpool_pool_close(pool, 5000, NULL);
+    pgpool_pool_free(pool);
+    if (failed) return 1;
+    printf("queries=%llu seconds=%.6f\n", (unsigned long long)total, elapsed);
+    return 0;
+}
