@@ -484,9 +484,12 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
 // Gives the connection back to the pool (rolled back first if a transaction may be open).
 // The handle is dead afterwards.
 //
-// Thread-safe; blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent
-// use of the same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
+// Blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent use of the
+// same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
 // released handle (double release).
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
 //
 // # Safety
 // `out_err` must be NULL or valid for writing one pointer.
@@ -495,8 +498,11 @@ pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **
 // Closes the connection instead of returning it (after a session change the next user must
 // not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 //
-// Thread-safe, non-blocking (closing happens in the background). Errors: as
+// Non-blocking (closing happens in the background). Errors: as
 // `pgpool_conn_release`.
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
 //
 // # Safety
 // `out_err` must be NULL or valid for writing one pointer.
@@ -513,6 +519,9 @@ pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **
 // SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
 // `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
 //
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
 // # Safety
 // `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
 // NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
@@ -528,6 +537,9 @@ pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
 //
 // Blocking and errors as `pgpool_conn_query`.
 //
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
 // # Safety
 // As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
 pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
@@ -540,6 +552,9 @@ pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
 // Runs one or more `;`-separated statements with the simple protocol (no parameters, no
 // rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
 //
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
 // # Safety
 // `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
@@ -549,12 +564,18 @@ pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
 // Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
 // back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
 //
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
 // # Safety
 // `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
 // handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
 //
 // # Safety
 // `out_err` must be NULL or valid for writing one pointer.
@@ -563,12 +584,18 @@ pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **o
 // Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
 // busy handle, server errors.
 //
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
 // # Safety
 // `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
 // Non-blocking. Errors: NULL argument, bad or busy handle.
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
 //
 // # Safety
 // `out_pid` and `out_err` must be NULL or valid for writing.

@@ -70,9 +70,12 @@ fn take_conn(
 /// Gives the connection back to the pool (rolled back first if a transaction may be open).
 /// The handle is dead afterwards.
 ///
-/// Thread-safe; blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent
-/// use of the same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
+/// Blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent use of the
+/// same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
 /// released handle (double release).
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -88,8 +91,11 @@ pub unsafe extern "C" fn pgpool_conn_release(
 /// Closes the connection instead of returning it (after a session change the next user must
 /// not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 ///
-/// Thread-safe, non-blocking (closing happens in the background). Errors: as
+/// Non-blocking (closing happens in the background). Errors: as
 /// `pgpool_conn_release`.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -112,6 +118,9 @@ pub unsafe extern "C" fn pgpool_conn_discard(
 /// `PGPOOL_ERR_INVALID_ARGUMENT` for a wrong parameter count; `PGPOOL_ERR_SERVER` with the
 /// SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
 /// `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
@@ -143,6 +152,9 @@ pub unsafe extern "C" fn pgpool_conn_query(
 ///
 /// Blocking and errors as `pgpool_conn_query`.
 ///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
 /// # Safety
 /// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
 #[no_mangle]
@@ -169,6 +181,9 @@ pub unsafe extern "C" fn pgpool_conn_execute(
 
 /// Runs one or more `;`-separated statements with the simple protocol (no parameters, no
 /// rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
@@ -203,6 +218,9 @@ unsafe fn control(
 /// Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
 /// back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
 ///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -216,6 +234,9 @@ pub unsafe extern "C" fn pgpool_conn_begin(
 
 /// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
 /// handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -231,6 +252,9 @@ pub unsafe extern "C" fn pgpool_conn_commit(
 /// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
 /// busy handle, server errors.
 ///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -244,6 +268,9 @@ pub unsafe extern "C" fn pgpool_conn_rollback(
 
 /// Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
 /// Non-blocking. Errors: NULL argument, bad or busy handle.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
 /// # Safety
 /// `out_pid` and `out_err` must be NULL or valid for writing.
