@@ -56,6 +56,8 @@ pub struct Sample {
     pub secs: f64,
     pub cpu_secs: f64,
     pub hist: Histogram<u64>,
+    /// False when the contender reports no per-operation latencies.
+    pub has_latency: bool,
 }
 
 impl Sample {
@@ -65,6 +67,7 @@ impl Sample {
             secs: 0.0,
             cpu_secs: 0.0,
             hist: histogram(),
+            has_latency: true,
         }
     }
 
@@ -72,6 +75,7 @@ impl Sample {
         self.ops += other.ops;
         self.secs += other.secs;
         self.cpu_secs += other.cpu_secs;
+        self.has_latency &= other.has_latency;
         self.hist.add(&other.hist).expect("histogram merge");
     }
 
@@ -83,18 +87,21 @@ impl Sample {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 
-    /// The usual metrics of a query-throughput row.
-    pub fn query_metrics(&self) -> Vec<(&'static str, f64)> {
-        vec![
+    /// The usual metrics of a query-throughput row; `clients` concurrent callers give the
+    /// mean latency by Little's law (clients / rate), comparable across every contender.
+    pub fn query_metrics(&self, clients: usize) -> Vec<(&'static str, f64)> {
+        let mut m = vec![
             ("qps", self.per_sec()),
-            ("p50_us", self.quantile_us(0.5)),
-            ("p99_us", self.quantile_us(0.99)),
-            (
-                "cpu_us_per_query",
-                self.cpu_secs * 1e6 / (self.ops.max(1) as f64),
-            ),
-            ("queries", self.ops as f64),
-        ]
+            ("mean_us", clients as f64 * 1e6 / self.per_sec().max(1e-9)),
+        ];
+        if self.has_latency {
+            m.push(("p50_us", self.quantile_us(0.5)));
+            m.push(("p99_us", self.quantile_us(0.99)));
+        }
+        let cpu = self.cpu_secs * 1e6 / (self.ops.max(1) as f64);
+        m.push(("cpu_us_per_query", cpu));
+        m.push(("queries", self.ops as f64));
+        m
     }
 }
 

@@ -233,7 +233,7 @@ pub fn run(plan: &Plan, setup: &Setup<'_>, rows: &mut Vec<Row>) {
             ));
             let group = format!("{}, {threads} threads", ep.name);
             for (name, sample) in alternate(reps, &mut contenders) {
-                let row = Row::new("select1", &group, &name).with(sample.query_metrics());
+                let row = Row::new("select1", &group, &name).with(sample.query_metrics(threads));
                 row.print();
                 rows.push(row);
             }

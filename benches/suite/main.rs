@@ -5,6 +5,9 @@
 //! Arguments: `--quick` (smoke run), `--out DIR` (results.json and PERFORMANCE.md),
 //! `--c-driver PATH` (the C driver linked to libpgpool.so), `--command TEXT` (recorded in
 //! the report), `--only SCENARIO[,SCENARIO]` (overhead, fairness, memory, select1, tpcb).
+//! `--rebuild-report DIR` rewrites DIR/PERFORMANCE.md from DIR/perf/results.json (after
+//! editing docs/perf/analysis.md, which the report embeds). For profiling one contender of scenario 1 alone: `--child-overhead pgpool|r2d2 THREADS
+//! SECONDS`.
 
 mod common;
 mod e2e;
@@ -55,6 +58,18 @@ fn parse_args() -> Args {
                 mix::memory_child(&kind, size, &conninfo);
                 std::process::exit(0);
             }
+            "--rebuild-report" => {
+                let dir = PathBuf::from(it.next().expect("--rebuild-report DIR"));
+                report::rebuild(&dir).expect("rebuilding the report");
+                std::process::exit(0);
+            }
+            "--child-overhead" => {
+                let contender = it.next().expect("pgpool|r2d2");
+                let threads = it.next().expect("threads").parse().expect("threads");
+                let secs = it.next().expect("seconds").parse().expect("seconds");
+                overhead::overhead_child(&contender, threads, secs);
+                std::process::exit(0);
+            }
             // `cargo bench` passes `--bench`; anything else is ignored too.
             _ => {}
         }
@@ -94,7 +109,8 @@ fn main() {
         .query_one("SELECT version()", &[])
         .expect("version")
         .get(0);
-    let select1_script = args.out.join("select1.sql");
+    let select1_script =
+        std::env::temp_dir().join(format!("pgpool-bench-{}-select1.sql", std::process::id()));
     std::fs::write(&select1_script, "SELECT 1;\n").expect("pgbench script");
     let c_driver = args.c_driver.clone().filter(|p| p.is_file());
     if c_driver.is_none() {

@@ -191,7 +191,7 @@ pub fn tpcb(plan: &Plan, bindir: &Path, ep: &Endpoint, rows: &mut Vec<Row>) {
         let group = format!("{}, {clients} clients", ep.name);
         for (name, sample) in alternate(plan.reps.min(2), &mut contenders) {
             let metrics = sample
-                .query_metrics()
+                .query_metrics(clients)
                 .into_iter()
                 .map(|(k, v)| match k {
                     "qps" => ("tps", v),

@@ -120,6 +120,23 @@ pub fn pool_overhead(plan: &Plan, rows: &mut Vec<Row>) {
     }
 }
 
+/// For profiling (`perf stat`, callgrind): one contender's cycles at `threads` threads.
+pub fn overhead_child(contender: &str, threads: usize, secs: f64) {
+    let window = Duration::from_secs_f64(secs);
+    let sample = if contender == "pgpool" {
+        let pool = pgpool_noop(8);
+        cycles(threads, window, Arc::new(move || drop(pool.get().unwrap())))
+    } else {
+        let pool = r2d2_noop(8);
+        cycles(threads, window, Arc::new(move || drop(pool.get().unwrap())))
+    };
+    println!(
+        "{contender} threads={threads} cycles={} ns_per_cycle={:.1}",
+        sample.ops,
+        1e9 / sample.per_sec()
+    );
+}
+
 /// Per-thread results of one fairness run.
 struct Fairness {
     cycles: Vec<u64>,

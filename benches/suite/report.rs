@@ -261,7 +261,10 @@ fn select1_section(out: &mut String, rows: &[Row]) {
          r2d2's checkout test; r2d2 tuned: `test_on_check_out(false)` and a statement prepared \
          once per connection). pgbench runs a `SELECT 1;` script with `-c N -j min(N,2)`. \
          Connect per query opens a session, runs `SELECT 1` (simple protocol) and closes it. \
-         Latency is per query as the caller sees it (acquire included). Client CPU is user + \
+         Latency is per query as the caller sees it (acquire included); mean = client \
+         threads / q/s (Little's law) for every contender; p50/p99 are measured by the \
+         in-process contenders and the C driver, not for pgbench, whose `-l` log reuses a \
+         cached clock reading (a third of a `SELECT 1` run logs 0 us). Client CPU is user + \
          system time of the client process over the measured window (in-process contenders, \
          pool threads included) or of the whole child process (pgbench and the C driver, \
          start-up and connection set-up included) divided by queries. Ratios: q/s against \
@@ -285,6 +288,7 @@ fn select1_section(out: &mut String, rows: &[Row]) {
                     String::new(),
                     String::new(),
                     String::new(),
+                    String::new(),
                 ]);
                 continue;
             }
@@ -294,6 +298,7 @@ fn select1_section(out: &mut String, rows: &[Row]) {
                 num(r.get("qps")),
                 ratio(r.get("qps"), q(RAW, "qps")),
                 ratio(r.get("qps"), q(PGBENCH_PREPARED, "qps")),
+                num(r.get("mean_us")),
                 num(r.get("p50_us")),
                 num(r.get("p99_us")),
                 num(r.get("cpu_us_per_query")),
@@ -308,6 +313,7 @@ fn select1_section(out: &mut String, rows: &[Row]) {
             "q/s",
             "x raw",
             "x pgbench prep.",
+            "mean us",
             "p50 us",
             "p99 us",
             "CPU us/query",
@@ -375,17 +381,12 @@ fn fairness_section(out: &mut String, rows: &[Row]) {
     }
 }
 
-fn simple_section(out: &mut String, rows: &[Row], scenario: &str, reference: &str) {
+fn simple_section(out: &mut String, rows: &[Row], scenario: &str, keys: &[&str], reference: &str) {
     for g in groups(rows, scenario) {
         let _ = writeln!(out, "### {g}\n");
-        let keys: Vec<String> = rows
-            .iter()
-            .find(|r| r.scenario == scenario && r.group == g)
-            .map(|r| r.metrics.iter().map(|(k, _)| k.clone()).collect())
-            .unwrap_or_default();
-        let mut header = vec!["contender".to_string()];
-        header.extend(keys.iter().cloned());
-        let first = keys.first().cloned().unwrap_or_default();
+        let mut header: Vec<String> = vec!["contender".to_string()];
+        header.extend(keys.iter().map(|k| k.to_string()));
+        let first = keys[0];
         header.push(format!("{first} x {reference}"));
         let lines: Vec<Vec<String>> = rows
             .iter()
@@ -394,8 +395,8 @@ fn simple_section(out: &mut String, rows: &[Row], scenario: &str, reference: &st
                 let mut l = vec![r.contender.clone()];
                 l.extend(keys.iter().map(|k| num(r.get(k))));
                 l.push(ratio(
-                    r.get(&first),
-                    metric(rows, scenario, &g, reference, &first),
+                    r.get(first),
+                    metric(rows, scenario, &g, reference, first),
                 ));
                 l
             })
@@ -403,6 +404,53 @@ fn simple_section(out: &mut String, rows: &[Row], scenario: &str, reference: &st
         let h: Vec<&str> = header.iter().map(String::as_str).collect();
         table(out, &h, &lines);
     }
+}
+
+/// Rewrites `DIR/PERFORMANCE.md` from `DIR/perf/results.json`.
+pub fn rebuild(dir: &Path) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(dir.join("perf/results.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let order = [
+        "CPU",
+        "Cores available",
+        "Memory",
+        "Kernel",
+        "rustc",
+        "PostgreSQL",
+        "pgbench",
+        "C compiler",
+        "Date (UTC)",
+        "Run time",
+    ];
+    let meta = Meta {
+        fields: order.iter().map(|k| (*k, s(&v["machine"][*k]))).collect(),
+        command: s(&v["command"]),
+        quick: v["quick"].as_bool().unwrap_or(false),
+    };
+    let scenarios = ["overhead", "fairness", "memory", "select1", "tpcb"];
+    let rows: Vec<Row> = v["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let scenario = scenarios
+                .iter()
+                .find(|x| **x == r["scenario"].as_str().unwrap_or_default())
+                .copied()
+                .unwrap_or("other");
+            let mut row = Row::new(scenario, &s(&r["group"]), &s(&r["contender"]));
+            row.note = r["note"].as_str().map(str::to_string);
+            if let Some(m) = r["metrics"].as_object() {
+                row.metrics = m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(f64::NAN)))
+                    .collect();
+            }
+            row
+        })
+        .collect();
+    write(dir, &meta, &rows)
 }
 
 /// Writes `DIR/perf/results.json` and `DIR/PERFORMANCE.md`.
@@ -474,7 +522,13 @@ pub fn write(dir: &Path, meta: &Meta, rows: &[Row]) -> std::io::Result<()> {
          N connections over TCP (one connection opened and closed first, so one-time \
          initialisation is not counted). Reference: r2d2 + r2d2_postgres.\n\n",
     );
-    simple_section(&mut out, rows, "memory", "r2d2 + r2d2_postgres");
+    simple_section(
+        &mut out,
+        rows,
+        "memory",
+        &["kib_per_connection", "pool_kib", "rss_kib"],
+        "r2d2 + r2d2_postgres",
+    );
     out.push_str("## 5. TPC-B-like transactions\n\n");
     let _ = writeln!(
         out,
@@ -483,7 +537,20 @@ pub fn write(dir: &Path, meta: &Meta, rows: &[Row]) -> std::io::Result<()> {
          = clients, against pgbench's built-in `tpcb-like` at the same client count. \
          Reference: {TPCB_PREPARED}.\n"
     );
-    simple_section(&mut out, rows, "tpcb", TPCB_PREPARED);
+    simple_section(
+        &mut out,
+        rows,
+        "tpcb",
+        &[
+            "tps",
+            "mean_us",
+            "p50_us",
+            "p99_us",
+            "cpu_us_per_tx",
+            "transactions",
+        ],
+        TPCB_PREPARED,
+    );
     if let Ok(analysis) = std::fs::read_to_string("docs/perf/analysis.md") {
         out.push_str(&analysis);
     }
