@@ -805,8 +805,9 @@ pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
                                 uint32_t *out,
                                 struct pgpool_error **out_err);
 
-// Stores the number of rows the statement returned or affected in `*out` (for a statement
-// that returns rows, the row count).
+// Stores the number of rows the command affected in `*out`, as the server reported it: for
+// `SELECT` the rows returned, for `UPDATE`/`INSERT`/`DELETE` (with or without `RETURNING`)
+// the rows changed.
 //
 // Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
 //

@@ -30,7 +30,8 @@ fi
 
 echo "== cargo test"
 # Library, binaries, integration tests and doc tests (benchmarks run below, in their smoke mode).
-cargo test --no-fail-fast
+# `test-hooks` adds an exported panic trigger so the C tests can check the panic boundary.
+cargo test --no-fail-fast --features test-hooks
 
 if [ -f scripts/bench.sh ]; then
   echo "== benchmark smoke run"

@@ -203,6 +203,69 @@ impl PgConnection {
         self.observe(Some(sql), result)
     }
 
+    /// Runs a statement prepared with [`prepare_cached`](Self::prepare_cached) and returns its
+    /// rows together with the number of rows the command affected (for `UPDATE … RETURNING`
+    /// both matter; for a plain `SELECT` the count is the number of rows).
+    pub fn query_prepared(
+        &mut self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<(Vec<Row>, u64), Error> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let result = self
+            .client
+            .query_raw(statement, params.iter().copied())
+            .and_then(|mut it| {
+                let mut rows = Vec::new();
+                while let Some(row) = it.next()? {
+                    rows.push(row);
+                }
+                let affected = it.rows_affected().unwrap_or(rows.len() as u64);
+                Ok((rows, affected))
+            });
+        self.observe(None, result)
+    }
+
+    /// Runs a statement prepared with [`prepare_cached`](Self::prepare_cached) and returns the
+    /// number of rows affected.
+    pub fn execute_prepared(
+        &mut self,
+        statement: &Statement,
+        params: Params<'_>,
+    ) -> Result<u64, Error> {
+        let result = self.client.execute(statement, params);
+        self.observe(None, result)
+    }
+
+    /// `BEGIN`: starts a transaction. Prefer [`transaction`](Self::transaction), which cannot
+    /// forget to end it; a session released with a transaction open is rolled back.
+    pub fn begin(&mut self) -> Result<(), Error> {
+        self.maybe_in_transaction = true;
+        let result = self.client.batch_execute("BEGIN");
+        self.observe(None, result)
+    }
+
+    /// `COMMIT`: commits the open transaction. On success the session is known to be idle, so
+    /// its release costs no round trip.
+    pub fn commit(&mut self) -> Result<(), Error> {
+        let result = self.client.batch_execute("COMMIT");
+        self.observe(None, result)?;
+        if self.tx_depth == 0 {
+            self.maybe_in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// `ROLLBACK`: rolls back the open transaction (if any).
+    pub fn rollback(&mut self) -> Result<(), Error> {
+        let result = self.client.batch_execute("ROLLBACK");
+        self.observe(None, result)?;
+        if self.tx_depth == 0 {
+            self.maybe_in_transaction = false;
+        }
+        Ok(())
+    }
+
     /// Runs one or more `;`-separated statements with the simple protocol (no parameters).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
         if may_control_transaction(sql) {
@@ -260,7 +323,7 @@ impl PgConnection {
         self.tx_depth = depth;
         let undo_work = |conn: &mut PgConnection| match &undo {
             None => {
-                conn.rollback();
+                conn.reset_transaction();
             }
             Some(sql) => {
                 let undone = conn.client.batch_execute(sql);
@@ -290,7 +353,7 @@ impl PgConnection {
     }
 
     /// Rolls back whatever transaction may be open; true when the session is clean afterwards.
-    pub(crate) fn rollback(&mut self) -> bool {
+    pub(crate) fn reset_transaction(&mut self) -> bool {
         if self.is_broken() {
             return false;
         }

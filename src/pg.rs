@@ -171,6 +171,6 @@ impl Manager for PgManager {
         if conn.is_broken() {
             return false;
         }
-        !conn.may_be_in_transaction() || conn.rollback()
+        !conn.may_be_in_transaction() || conn.reset_transaction()
     }
 }

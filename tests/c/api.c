@@ -120,6 +120,26 @@ static void rendering(pgpool_conn *conn) {
   EXPECT_RC(PGPOOL_OK, pgpool_result_free(res));
 }
 
+/* The query form reports the command's affected rows, not just the rows it returned. */
+static void affected_rows_of_query_form(pgpool_conn *conn) {
+  uint64_t rows = 99, affected = 0;
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "CREATE TEMP TABLE aff (x int); "
+                                            "INSERT INTO aff SELECT generate_series(1, 5)", &err));
+  pgpool_result *res = query(conn, "UPDATE aff SET x = x + 1 WHERE x > 2", 0, NULL);
+  EXPECT(PGPOOL_OK, pgpool_result_nrows(res, &rows, &err));
+  CHECK(rows == 0);
+  EXPECT(PGPOOL_OK, pgpool_result_affected_rows(res, &affected, &err));
+  CHECK(affected == 3);
+  EXPECT_RC(PGPOOL_OK, pgpool_result_free(res));
+  res = query(conn, "DELETE FROM aff WHERE x < 3 RETURNING x", 0, NULL);
+  EXPECT(PGPOOL_OK, pgpool_result_nrows(res, &rows, &err));
+  CHECK(rows == 2);
+  EXPECT(PGPOOL_OK, pgpool_result_affected_rows(res, &affected, &err));
+  CHECK(affected == 2);
+  EXPECT_RC(PGPOOL_OK, pgpool_result_free(res));
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "DROP TABLE aff", &err));
+}
+
 static void result_paths(pgpool_conn *conn) {
   const char *params[] = {"41", NULL, "2.5"};
   pgpool_result *res = query(conn, "SELECT $1::int8 + 1 AS n, $2::text AS t, $3::float8 AS d, "
@@ -485,6 +505,7 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_OK, pgpool_pool_acquire(pool, 10000, &conn, &err));
   rendering(conn);
   result_paths(conn);
+  affected_rows_of_query_form(conn);
   statement_paths(pool, conn);
   EXPECT(PGPOOL_OK, pgpool_conn_release(conn, &err));
   handle_paths(pool);

@@ -208,11 +208,11 @@ pub unsafe extern "C" fn pgpool_conn_batch(
 /// `out_err` must be NULL or valid for writing one pointer.
 unsafe fn control(
     conn: *mut pgpool_conn,
-    sql: &str,
+    run: fn(&mut PgConnection) -> Result<(), crate::Error>,
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
     // SAFETY: forwarded under the caller's guarantee.
-    unsafe { boundary(out_err, || with_conn(conn, |c| Ok(c.batch_execute(sql)?))) }
+    unsafe { boundary(out_err, || with_conn(conn, |c| Ok(run(c)?))) }
 }
 
 /// Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
@@ -229,7 +229,7 @@ pub unsafe extern "C" fn pgpool_conn_begin(
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
     // SAFETY: forwarded under the caller's guarantee.
-    unsafe { control(conn, "BEGIN", out_err) }
+    unsafe { control(conn, PgConnection::begin, out_err) }
 }
 
 /// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
@@ -246,7 +246,7 @@ pub unsafe extern "C" fn pgpool_conn_commit(
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
     // SAFETY: forwarded under the caller's guarantee.
-    unsafe { control(conn, "COMMIT", out_err) }
+    unsafe { control(conn, PgConnection::commit, out_err) }
 }
 
 /// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
@@ -263,7 +263,7 @@ pub unsafe extern "C" fn pgpool_conn_rollback(
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
     // SAFETY: forwarded under the caller's guarantee.
-    unsafe { control(conn, "ROLLBACK", out_err) }
+    unsafe { control(conn, PgConnection::rollback, out_err) }
 }
 
 /// Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.

@@ -79,8 +79,8 @@ pub(crate) fn query(
     params: &[Option<&str>],
 ) -> Result<QueryResult, FfiError> {
     with_params(conn, sql, params, |conn, statement, refs| {
-        let rows = conn.query(sql, refs)?;
-        Ok(QueryResult::build(statement, &rows, rows.len() as u64))
+        let (rows, affected) = conn.query_prepared(statement, refs)?;
+        Ok(QueryResult::build(statement, &rows, affected))
     })
 }
 
@@ -90,7 +90,7 @@ pub(crate) fn execute(
     sql: &str,
     params: &[Option<&str>],
 ) -> Result<u64, FfiError> {
-    with_params(conn, sql, params, |conn, _, refs| {
-        Ok(conn.execute(sql, refs)?)
+    with_params(conn, sql, params, |conn, statement, refs| {
+        Ok(conn.execute_prepared(statement, refs)?)
     })
 }

@@ -222,8 +222,9 @@ pub unsafe extern "C" fn pgpool_result_ncols(
     unsafe { read(res, out, out_err, |r| Ok(r.columns.len() as u32)) }
 }
 
-/// Stores the number of rows the statement returned or affected in `*out` (for a statement
-/// that returns rows, the row count).
+/// Stores the number of rows the command affected in `*out`, as the server reported it: for
+/// `SELECT` the rows returned, for `UPDATE`/`INSERT`/`DELETE` (with or without `RETURNING`)
+/// the rows changed.
 ///
 /// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
 ///
