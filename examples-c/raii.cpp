@@ -157,6 +157,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   try {
+    // README:BEGIN cpp
     pg::Pool pool(url, 4);
     {
       auto conn = pool.acquire();
@@ -192,6 +193,7 @@ int main(int argc, char **argv) {
     }
     std::cout << "after rollback: " << conn.query("SELECT count(*) FROM cpp_events").text(0, 0)
               << " events\n";
+    // README:END cpp
     conn.execute("DROP TABLE cpp_events");
     auto s = pool.stats();
     std::cout << "stats: acquires " << s.acquires << ", open " << s.open << ", created "

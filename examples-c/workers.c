@@ -24,6 +24,7 @@ static int report(const char *what, int rc, pgpool_error *err) {
   return rc;
 }
 
+/* README:BEGIN c */
 /* One transfer in a transaction; returns a pgpool_code. */
 static int transfer(pgpool_conn *conn, int from, int to, int amount) {
   char a[16], f[16], t[16];
@@ -68,6 +69,7 @@ static void *worker(void *arg) {
   }
   return NULL;
 }
+/* README:END c */
 
 int main(int argc, char **argv) {
   const char *url = argc > 1 ? argv[1] : getenv("DATABASE_URL");

@@ -39,6 +39,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("pgpool %s: %s", e.Category, e.Message)
 }
 
+// README:BEGIN go
 // check turns a result code and detail object into a Go error, freeing the object.
 func check(rc C.pgpool_code, detail *C.pgpool_error) error {
 	defer C.pgpool_error_free(detail)
@@ -54,6 +55,7 @@ func check(rc C.pgpool_code, detail *C.pgpool_error) error {
 	}
 	return e
 }
+// README:END go
 
 // Pool is shared by all goroutines.
 type Pool struct{ p *C.pgpool_pool }
@@ -151,6 +153,7 @@ func (c *Conn) QueryInt64(sql string, args ...string) (int64, error) {
 	return int64(v), err
 }
 
+// README:BEGIN go-tx
 // Tx runs f in a transaction on a pooled connection, retrying while the error says that is
 // safe; an unknown outcome is returned, never retried.
 func (p *Pool) Tx(f func(*Conn) error) error {
@@ -183,6 +186,7 @@ func (p *Pool) tryTx(f func(*Conn) error) error {
 	return check(C.pgpool_conn_commit(conn.c, &detail), detail)
 }
 
+// README:END go-tx
 func main() {
 	url := os.Getenv("DATABASE_URL")
 	if len(os.Args) > 1 {
