@@ -492,10 +492,11 @@ impl<M: Manager> Shared<M> {
             None => self.make_available(&mut state, conn),
         };
         drop(state);
-        self.send_to_closer(retired);
+        // Before the closer sees it: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
             emit(self.hook.as_ref(), Event::Release { conn_id: id, held });
         }
+        self.send_to_closer(retired);
     }
 
     /// Closes a connection its holder asked to discard.
