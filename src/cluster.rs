@@ -314,7 +314,16 @@ impl TempCluster {
             data = self.data.display(),
             root = self.root.display(),
         );
-        self.watchdog = Command::new("sh")
+        // In a session of its own (setsid), so that a signal to this process's group (Ctrl-C,
+        // a test runner's timeout) does not take the watchdog down with it.
+        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
+            let mut c = Command::new("/usr/bin/setsid");
+            c.arg("sh");
+            c
+        } else {
+            Command::new("sh")
+        };
+        self.watchdog = cmd
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
