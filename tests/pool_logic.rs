@@ -549,3 +549,40 @@ fn try_get_never_waits() {
     drop(held);
     assert!(pool.try_get().unwrap().is_some());
 }
+
+#[test]
+fn a_thread_gets_back_the_connection_it_released_last() {
+    use std::sync::mpsc::channel;
+    let pool = builder().max_size(4).build_with_manager(fake()).unwrap();
+    let mine = pool.get().unwrap();
+    let my_id = mine.id();
+    let (got_tx, got_rx) = channel();
+    let (go_tx, go_rx) = channel::<()>();
+    let other = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let theirs = pool.get().unwrap();
+            got_tx.send(theirs.id()).unwrap();
+            go_rx.recv().unwrap();
+            drop(theirs);
+        })
+    };
+    let other_id = got_rx.recv().unwrap();
+    drop(mine); // released first ...
+    go_tx.send(()).unwrap();
+    other.join().unwrap(); // ... so the other thread's connection is the most recently used
+    assert_ne!(my_id, other_id);
+    assert_eq!(pool.stats().idle, 2);
+    // Plain MRU would hand out the other thread's connection; affinity returns this one.
+    assert_eq!(pool.get().unwrap().id(), my_id);
+    let elsewhere = {
+        let pool = pool.clone();
+        thread::spawn(move || pool.get().unwrap().id())
+            .join()
+            .unwrap()
+    };
+    assert_eq!(
+        elsewhere, my_id,
+        "a thread with no history gets the most recently used"
+    );
+}

@@ -15,7 +15,8 @@
 //! 3. `!waiters.is_empty()` implies `idle.is_empty()`: a connection that becomes available is
 //!    handed straight to the oldest waiter (first come, first served; nobody barges).
 //! 4. `idle` is ordered by release time: the back is the most recently used (handed out
-//!    first), the front the least (reaped first).
+//!    first, unless the caller's own last connection is among the few most recent), the front
+//!    the least (reaped first).
 //! 5. `closed` only goes from false to true.
 //!
 //! No I/O, no user callback and no thread join happens under the lock; critical sections
@@ -323,7 +324,7 @@ impl<M: Manager> Shared<M> {
                     return Err(self.timed_out(&mut state, s));
                 }
             }
-            let conn = match state.idle.pop_back() {
+            let conn = match take_idle(&mut state.idle, self.id) {
                 Some(conn) => {
                     state.in_use += 1;
                     state.counters.acquires += 1;
@@ -466,6 +467,7 @@ impl<M: Manager> Shared<M> {
 
     /// Release: reset outside the lock, then hand to the oldest waiter, keep idle, or retire.
     pub(crate) fn release(&self, mut conn: Conn<M::Connection>, panicking: bool) {
+        LAST_RELEASED.with(|last| last.set((self.id, conn.id)));
         let now = Tick::now();
         conn.uses += 1;
         conn.last_used = now;
@@ -613,6 +615,33 @@ impl<M: Manager> Shared<M> {
         drop(state);
         self.spawn_connectors(spawn);
     }
+}
+
+thread_local! {
+    /// `(pool id, connection id)` this thread released last: its session's client state is
+    /// likely still in this CPU's caches.
+    static LAST_RELEASED: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// How far from the most-recently-used end acquire looks for the caller's own last
+/// connection. Small, so the scan under the lock stays a few comparisons.
+const AFFINITY_WINDOW: usize = 4;
+
+/// Takes an idle connection: the one this thread released last if it is among the most
+/// recently used few (thread affinity, as HikariCP's thread-local list), else the most
+/// recently used one.
+fn take_idle<C>(idle: &mut VecDeque<Conn<C>>, pool_id: u64) -> Option<Conn<C>> {
+    let (pool, conn) = LAST_RELEASED.with(|last| last.get());
+    if pool == pool_id {
+        let len = idle.len();
+        let found = (len.saturating_sub(AFFINITY_WINDOW)..len)
+            .rev()
+            .find(|&i| idle[i].id == conn);
+        if let Some(i) = found {
+            return idle.remove(i);
+        }
+    }
+    idle.pop_back()
 }
 
 impl<C> Waiter<C> {
