@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::os::unix::io::RawFd;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use postgres::config::Host;
@@ -19,17 +20,27 @@ use crate::error::Error;
 use crate::ffi::os;
 use crate::manager::{Manager, Probe};
 
-/// Serialises connects over Unix-domain sockets in this process, so that the one new socket
-/// that appears during a connect can be attributed to it (such sockets carry no port to match
-/// on). Such connects take a few milliseconds; TCP connects are never serialised.
-static UNIX_CONNECT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+/// Serialises connects whose socket must be located by elimination (Unix-domain sockets, and
+/// TCP through a proxy or PgBouncer, where the server's view of the client port is not ours):
+/// the one new socket that appears during a connect is then that connect's own. Such connects
+/// take a few milliseconds; direct TCP connects are never serialised.
+static LOCATE_BY_ELIMINATION: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// The PostgreSQL [`Manager`]. Built by [`Builder::build`](crate::Builder::build).
 pub struct PgManager {
     config: postgres::Config,
     cache_capacity: usize,
-    any_unix_host: bool,
+    /// How connects locate their socket: [`LOCATE_UNKNOWN`] until the first connect tells
+    /// (connects serialise meanwhile), then [`LOCATE_DIRECT`] (TCP ports match what the
+    /// server saw) or [`LOCATE_ELIMINATION`] (Unix sockets; TCP through a proxy).
+    locate: AtomicU8,
+    /// The server ports this manager connects to (5432 when none is configured).
+    ports: Vec<u16>,
 }
+
+const LOCATE_UNKNOWN: u8 = 0;
+const LOCATE_DIRECT: u8 = 1;
+const LOCATE_ELIMINATION: u8 = 2;
 
 impl std::fmt::Debug for PgManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,10 +91,19 @@ impl PgManager {
             .get_hosts()
             .iter()
             .any(|h| matches!(h, Host::Unix(_)));
+        let mut ports = config.get_ports().to_vec();
+        if ports.is_empty() {
+            ports.push(5432);
+        }
         Ok(PgManager {
+            ports,
             config,
             cache_capacity: pool.statement_cache_capacity,
-            any_unix_host,
+            locate: AtomicU8::new(if any_unix_host {
+                LOCATE_ELIMINATION
+            } else {
+                LOCATE_UNKNOWN
+            }),
         })
     }
 
@@ -119,40 +139,52 @@ fn locate_tcp_socket(local: u16, peer: u16) -> Option<RawFd> {
     found.next().is_none().then_some(fd)
 }
 
-fn is_pg_unix_socket(fd: RawFd) -> bool {
-    os::unix_peer_path(fd).is_some_and(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(".s.PGSQL."))
-    })
+/// A socket that can carry a session to this target: TCP to one of the configured ports, or a
+/// Unix socket named `.s.PGSQL.*`.
+fn is_session_socket(fd: RawFd, ports: &[u16]) -> bool {
+    os::tcp_ports(fd).is_some_and(|(_, peer)| ports.contains(&peer))
+        || os::unix_peer_path(fd).is_some_and(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".s.PGSQL."))
+        })
 }
 
 impl Manager for PgManager {
     type Connection = PgConnection;
 
     fn connect(&self) -> Result<PgConnection, Error> {
-        let unix_lock = self.any_unix_host.then(|| UNIX_CONNECT.lock());
-        let before: HashSet<RawFd> = if unix_lock.is_some() {
-            os::open_fds().into_iter().collect()
-        } else {
-            HashSet::new()
-        };
+        // Sockets that exist before the connect cannot be its own. Without the lock a
+        // concurrent connect may make the answer ambiguous, and then there is no probe for
+        // this session; never a wrong one.
+        let lock = (self.locate.load(Ordering::Acquire) != LOCATE_DIRECT)
+            .then(|| LOCATE_BY_ELIMINATION.lock());
+        let before: HashSet<RawFd> = os::open_fds().into_iter().collect();
         let mut client = self.config.connect(NoTls).map_err(Error::from_connect)?;
-        let new_unix_fds: Vec<RawFd> = if unix_lock.is_some() {
-            os::open_fds()
-                .into_iter()
-                .filter(|fd| !before.contains(fd) && is_pg_unix_socket(*fd))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        drop(unix_lock);
+        let new_sockets: Vec<RawFd> = os::open_fds()
+            .into_iter()
+            .filter(|fd| !before.contains(fd) && is_session_socket(*fd, &self.ports))
+            .collect();
         let (pid, client_port, server_port) = identify(&mut client)?;
-        let fd = match (client_port, server_port) {
+        let direct = match (client_port, server_port) {
             (Some(local), Some(peer)) => locate_tcp_socket(local, peer),
-            _ if new_unix_fds.len() == 1 => Some(new_unix_fds[0]),
             _ => None,
         };
+        // The first session tells how this target's sockets are found from now on; until
+        // then connects stay serialised, so the first burst is located too.
+        let verdict = if direct.is_some() {
+            LOCATE_DIRECT
+        } else {
+            LOCATE_ELIMINATION
+        };
+        let _ = self.locate.compare_exchange(
+            LOCATE_UNKNOWN,
+            verdict,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        drop(lock);
+        let fd = direct.or_else(|| (new_sockets.len() == 1).then(|| new_sockets[0]));
         if fd.is_none() {
             log::debug!(target: "pgpool", "socket of backend {pid} not located: probe disabled for it");
         }

@@ -359,8 +359,7 @@ impl<M: Manager> Shared<M> {
                         state.waiters.push_back(Arc::clone(&waiter));
                     }
                     first_in_line = true;
-                    let began = *start.get_or_insert_with(Instant::now);
-                    deadline = timeout.and_then(|t| began.checked_add(t));
+                    let began = start_clock(&mut start, &mut deadline, timeout);
                     let spawn = self.plan_connects(&mut state);
                     if spawn > 0 {
                         MutexGuard::unlocked(&mut state, || self.spawn_connectors(spawn));
@@ -369,7 +368,7 @@ impl<M: Manager> Shared<M> {
                 }
             };
             drop(state);
-            match self.check_out(conn, deadline) {
+            match self.check_out(conn, timeout, &mut start, &mut deadline) {
                 Ok(conn) => return Ok(conn),
                 Err(()) => state = self.state.lock(),
             }
@@ -427,7 +426,9 @@ impl<M: Manager> Shared<M> {
     fn check_out(
         &self,
         mut conn: Conn<M::Connection>,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+        start: &mut Option<Instant>,
+        deadline: &mut Option<Instant>,
     ) -> Result<Conn<M::Connection>, ()> {
         let now = Tick::now();
         if self.is_expired(&conn, now) {
@@ -447,12 +448,14 @@ impl<M: Manager> Shared<M> {
             }
         };
         if validate {
-            let mut timeout = self.config.validation_timeout;
-            if let Some(d) = deadline {
+            // The round trip is bounded by what is left of the caller's one deadline.
+            start_clock(start, deadline, timeout);
+            let mut limit = self.config.validation_timeout;
+            if let Some(d) = *deadline {
                 let left = d.saturating_duration_since(Instant::now());
-                timeout = timeout.min(left.max(Duration::from_millis(1)));
+                limit = limit.min(left.max(Duration::from_millis(1)));
             }
-            let result = guarded("validate", || self.manager.validate(&mut conn.raw, timeout));
+            let result = guarded("validate", || self.manager.validate(&mut conn.raw, limit));
             self.state.lock().counters.validations += 1;
             if let Err(error) = result {
                 emit(self.hook.as_ref(), Event::Error { error });
@@ -642,6 +645,20 @@ fn take_idle<C>(idle: &mut VecDeque<Conn<C>>, pool_id: u64) -> Option<Conn<C>> {
         }
     }
     idle.pop_back()
+}
+
+/// Starts the caller's clock at its first slow step (a wait or a validation round trip), so
+/// the fast path reads no precise clock and every later step shares one deadline.
+fn start_clock(
+    start: &mut Option<Instant>,
+    deadline: &mut Option<Instant>,
+    timeout: Option<Duration>,
+) -> Instant {
+    let began = *start.get_or_insert_with(Instant::now);
+    if deadline.is_none() {
+        *deadline = timeout.and_then(|t| began.checked_add(t));
+    }
+    began
 }
 
 impl<C> Waiter<C> {

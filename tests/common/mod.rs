@@ -3,6 +3,8 @@
 //! private clusters for tests that stop or restart the server, and small helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
