@@ -56,9 +56,17 @@ pub fn check(what: &str, output: &Output) -> String {
 }
 
 /// Compiles C (`cc -std=c99`) or C++ (`c++ -std=c++17`) sources into an executable linked
-/// against libpgpool.so with an rpath.
+/// against libpgpool.so with an rpath. The compiler writes a file of its own that is then
+/// renamed over `out`, so tests that build the same program at once never run a half-written
+/// executable.
 pub fn compile(sources: &[&Path], out: &Path, cpp: bool) {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let lib = lib_dir();
+    let partial = out.with_extension(format!(
+        "partial-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let mut cmd = Command::new(if cpp { "c++" } else { "cc" });
     cmd.arg(if cpp { "-std=c++17" } else { "-std=c99" })
         .args([
@@ -76,13 +84,14 @@ pub fn compile(sources: &[&Path], out: &Path, cpp: bool) {
         .arg(root().join("tests/c"))
         .args(sources)
         .arg("-o")
-        .arg(out)
+        .arg(&partial)
         .arg(format!("-L{}", lib.display()))
         .arg("-lpgpool")
         .arg(format!("-Wl,--disable-new-dtags,-rpath,{}", lib.display()))
         .arg("-lpthread");
     let output = cmd.output().expect("run the C compiler");
     check(&format!("compiling {}", out.display()), &output);
+    std::fs::rename(&partial, out).expect("move the executable into place");
 }
 
 /// Runs `program` with `args`. Cargo's `LD_LIBRARY_PATH` (which may list a stale
