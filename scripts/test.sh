@@ -31,9 +31,19 @@ fi
 echo "== cargo test"
 # Library, binaries, integration tests and doc tests (benchmarks run below, in their smoke mode).
 # `test-hooks` adds an exported panic trigger so the C tests can check the panic boundary.
-cargo test --no-fail-fast --features test-hooks
+log=$(mktemp)
+status=0
+cargo test --no-fail-fast --features test-hooks 2>&1 | tee "$log" || status=$?
+read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+    if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+  END { print p + 0, f + 0 }' "$log")
+rm -f "$log"
 
 if [ -f scripts/bench.sh ]; then
   echo "== benchmark smoke run"
   bash scripts/bench.sh --quick
 fi
+
+echo
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+exit "$status"
