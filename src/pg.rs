@@ -20,16 +20,18 @@ use crate::error::Error;
 use crate::ffi::os;
 use crate::manager::{Manager, Probe};
 
-/// Serialises connects whose socket must be located by elimination (Unix-domain sockets, and
-/// TCP through a proxy or PgBouncer, where the server's view of the client port is not ours):
-/// the one new socket that appears during a connect is then that connect's own. Such connects
-/// take a few milliseconds; direct TCP connects are never serialised.
-static LOCATE_BY_ELIMINATION: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
 /// The PostgreSQL [`Manager`]. Built by [`Builder::build`](crate::Builder::build).
 pub struct PgManager {
     config: postgres::Config,
     cache_capacity: usize,
+    /// Serialises this manager's connects whose socket must be located by elimination
+    /// (Unix-domain sockets, and TCP through a proxy or PgBouncer, where the server's view of
+    /// the client port is not ours): the one new socket that appears during a connect is then
+    /// that connect's own. A connect waits for it at most `connect_timeout` (a stalled connect
+    /// must not hold the others back), then goes ahead unlocked and, if the answer is
+    /// ambiguous, without a probe. Direct TCP connects never take it.
+    locate_lock: parking_lot::Mutex<()>,
+    connect_timeout: Duration,
     /// How connects locate their socket: [`LOCATE_UNKNOWN`] until the first connect tells
     /// (connects serialise meanwhile), then [`LOCATE_DIRECT`] (TCP ports match what the
     /// server saw) or [`LOCATE_ELIMINATION`] (Unix sockets; TCP through a proxy).
@@ -96,6 +98,8 @@ impl PgManager {
             ports.push(5432);
         }
         Ok(PgManager {
+            locate_lock: parking_lot::Mutex::new(()),
+            connect_timeout: pool.connect_timeout,
             ports,
             config,
             cache_capacity: pool.statement_cache_capacity,
@@ -157,8 +161,11 @@ impl Manager for PgManager {
         // Sockets that exist before the connect cannot be its own. Without the lock a
         // concurrent connect may make the answer ambiguous, and then there is no probe for
         // this session; never a wrong one.
-        let lock = (self.locate.load(Ordering::Acquire) != LOCATE_DIRECT)
-            .then(|| LOCATE_BY_ELIMINATION.lock());
+        let lock = if self.locate.load(Ordering::Acquire) == LOCATE_DIRECT {
+            None
+        } else {
+            self.locate_lock.try_lock_for(self.connect_timeout)
+        };
         let before: HashSet<RawFd> = os::open_fds().into_iter().collect();
         let mut client = self.config.connect(NoTls).map_err(Error::from_connect)?;
         let new_sockets: Vec<RawFd> = os::open_fds()

@@ -90,3 +90,38 @@ fn a_connect_hanging_after_the_handshake_does_not_hold_the_caller_past_its_deadl
     conn.query_one("SELECT 1", &[]).unwrap();
     assert_eq!(pool.stats().connections_created, 1);
 }
+
+#[test]
+fn a_stalled_connect_does_not_hold_back_another_pools_connects() {
+    let cluster = common::private_cluster();
+    let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], cluster.port())));
+    let app = common::app_name("stall_isolation");
+    let stalled = common::builder(&app)
+        .max_size(1)
+        .build(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            proxy.port()
+        ))
+        .unwrap();
+    proxy.stall(true);
+    // Its first connect hangs after the TCP handshake, inside socket location.
+    assert!(stalled.get_timeout(Duration::from_millis(300)).is_err());
+    // A pool over the Unix socket (also located by elimination) connects meanwhile.
+    let other = common::builder(&app)
+        .max_size(1)
+        .build(&cluster.unix_conninfo())
+        .unwrap();
+    let start = Instant::now();
+    let mut conn = other.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    conn.query_one("SELECT 1", &[]).unwrap();
+    assert!(
+        conn.socket_bounds().is_none(),
+        "a Unix socket has no TCP bounds"
+    );
+    proxy.stall(false);
+}
