@@ -304,8 +304,10 @@ impl<M: Manager> Shared<M> {
         self.send_to_closer(Some(retired));
     }
 
-    /// Acquire: the idle connection used most recently, else wait in line (starting a connect
-    /// if there is room) until one is handed over or the deadline passes.
+    /// Acquire: an idle connection (this thread's last one if it is among the most recent,
+    /// else the most recently used), else wait in line (starting a connect if there is room)
+    /// until one is handed over or the deadline passes. One deadline covers the waits and the
+    /// validation round trips of the whole call.
     pub(crate) fn acquire(
         self: &Arc<Self>,
         timeout: Option<Duration>,
