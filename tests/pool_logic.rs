@@ -140,16 +140,25 @@ fn waiters_are_served_first_come_first_served() {
 fn a_newcomer_does_not_barge_past_waiters() {
     let pool = builder().max_size(1).build_with_manager(fake()).unwrap();
     let held = pool.get().unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let waiter = {
         let pool = pool.clone();
-        thread::spawn(move || pool.get().map(|c| c.id()))
+        thread::spawn(move || {
+            let conn = pool.get().unwrap();
+            release_rx.recv().unwrap(); // hold it until the newcomer has tried
+            conn.id()
+        })
     };
     assert!(wait_until(Duration::from_secs(5), || pool.stats().waiting == 1));
     let id = held.id();
     drop(held);
-    // The released connection went straight to the waiter: nothing is idle for a newcomer.
-    assert!(pool.try_get().unwrap().is_none() || pool.stats().waiting == 0);
-    assert_eq!(waiter.join().unwrap().unwrap(), id);
+    // The release handed the connection to the waiter under the lock: nothing is idle for a
+    // newcomer, even before the waiter thread has run.
+    assert!(pool.try_get().unwrap().is_none());
+    let s = pool.stats();
+    assert_eq!((s.idle, s.in_use, s.waiting), (0, 1, 0), "{s:?}");
+    release_tx.send(()).unwrap();
+    assert_eq!(waiter.join().unwrap(), id);
 }
 
 #[test]

@@ -24,6 +24,19 @@ fn clock_ticks() -> f64 {
 
 /// CPU seconds (user + system) of this process and of its waited-for children, from
 /// `/proc/self/stat` (`utime`, `stime`, `cutime`, `cstime`).
+/// A pgpool PostgreSQL pool of `size` connections, all opened before it is returned, so no
+/// measurement pays for connects.
+pub fn warm_pgpool(conninfo: &str, size: u32) -> pgpool::Pool {
+    let pool = pgpool::Pool::builder()
+        .max_size(size)
+        .min_idle(size)
+        .build(conninfo)
+        .expect("pgpool");
+    pool.wait_ready(Duration::from_secs(60))
+        .expect("pgpool ready");
+    pool
+}
+
 pub fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
     let after = &stat[stat.rfind(')').expect("stat format") + 2..];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::common::{alternate, run_threads, Contender, Plan, Row, Sample};
+use crate::common::{alternate, run_threads, warm_pgpool, Contender, Plan, Row, Sample};
 use crate::external::{c_driver, pgbench, Endpoint, PgbenchWork};
 
 /// The query every pooled contender runs: one parameter, through a prepared statement.
@@ -35,13 +35,7 @@ fn check(v: i32) {
 
 /// pgpool's Rust API: acquire, `query_one` through the statement cache, release.
 pub fn pgpool_rust(plan: &Plan, ep: &Endpoint, threads: usize, size: u32) -> Sample {
-    let pool = pgpool::Pool::builder()
-        .max_size(size)
-        .min_idle(size)
-        .build(&ep.conninfo)
-        .expect("pgpool");
-    pool.wait_ready(Duration::from_secs(60))
-        .expect("pgpool ready");
+    let pool = warm_pgpool(&ep.conninfo, size);
     let sample = run_threads(threads, plan.warmup, plan.window, |_| {
         let pool = pool.clone();
         move || {

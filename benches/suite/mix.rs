@@ -9,7 +9,7 @@ use std::time::Duration;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::common::{alternate, rss_kib, run_threads, Contender, Plan, Row, Sample};
+use crate::common::{alternate, rss_kib, run_threads, warm_pgpool, Contender, Plan, Row, Sample};
 use crate::external::{pgbench, Endpoint, PgbenchWork};
 
 /// In the child: RSS before and after opening an idle pool of `size` connections. One
@@ -21,13 +21,7 @@ pub fn memory_child(kind: &str, size: u32, conninfo: &str) {
     let before = rss_kib();
     let keep: Box<dyn std::any::Any> = match kind {
         "pgpool" => {
-            let pool = pgpool::Pool::builder()
-                .max_size(size)
-                .min_idle(size)
-                .build(conninfo)
-                .expect("pgpool");
-            pool.wait_ready(Duration::from_secs(60))
-                .expect("pgpool ready");
+            let pool = warm_pgpool(conninfo, size);
             Box::new(pool)
         }
         _ => {
@@ -125,13 +119,7 @@ fn tpcb_once(pool: &pgpool::Pool, rng: &mut fastrand::Rng) {
 
 fn pgpool_tpcb(plan: &Plan, ep: &Endpoint, clients: usize) -> Sample {
     let size = clients as u32;
-    let pool = pgpool::Pool::builder()
-        .max_size(size)
-        .min_idle(size)
-        .build(&ep.conninfo)
-        .expect("pgpool");
-    pool.wait_ready(Duration::from_secs(60))
-        .expect("pgpool ready");
+    let pool = warm_pgpool(&ep.conninfo, size);
     let sample = run_threads(clients, plan.warmup, plan.window, |i| {
         let pool = pool.clone();
         let mut rng = fastrand::Rng::with_seed(i as u64 + 7);
