@@ -21,6 +21,7 @@
 //! whole picture.
 
 mod clock;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod connection;
