@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::ffi::os;
+use crate::sys::clock as os;
 
 /// A point on the coarse monotonic clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,24 +1,22 @@
-//! [`PgConnection`]: a `postgres::Client` plus what the pool needs to know about it.
+//! [`PgConnection`]: the session the pool hands out — pgpool's own client plus a bounded
+//! prepared-statement cache, the transaction helper and per-call query timeouts.
 //!
-//! It adds a bounded prepared-statement cache, a transaction helper, and bookkeeping that lets
-//! the pool hand it back clean without a round trip in the common case: the connection knows
-//! when a statement may have left a transaction open (transaction-control SQL, a multi-statement
-//! batch, or raw access to the client) and only then does release send a `ROLLBACK`.
+//! Whether a session is clean is never guessed: every ReadyForQuery carries the server's
+//! transaction status, and release rolls back only when it is not idle.
 
-use std::os::unix::io::RawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use postgres::types::ToSql;
-use postgres::{Client, Row, Statement};
-
+use crate::client::copy::{CopyIn, CopyOut};
+use crate::client::session::{OnDeadline, Session, DEFAULT_DRAIN};
+use crate::client::{
+    CancelToken, NoticeHandler, Notification, Params, Row, SimpleQueryMessage, Statement,
+    TransactionStatus,
+};
 use crate::error::Error;
-use crate::ffi::os;
 use crate::manager::Probe;
 use crate::stmt_cache::StatementCache;
-
-/// Query parameters, as the `postgres` crate takes them.
-pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+use crate::sys::socket;
 
 /// TCP settings of a session's socket, from [`PgConnection::socket_bounds`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +30,16 @@ pub struct SocketBounds {
     pub tcp_user_timeout: Option<Duration>,
 }
 
+/// How the connection prepares statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatementMode {
+    /// Named statements kept in the per-session cache.
+    Cached,
+    /// The unnamed statement, parsed again with every execution: nothing survives a Sync,
+    /// as a transaction-pooling proxy (PgBouncer) requires.
+    Unnamed,
+}
+
 /// A pooled PostgreSQL session. The pool's guard dereferences to it.
 ///
 /// ```no_run
@@ -43,80 +51,110 @@ pub struct SocketBounds {
 /// # Ok(()) }
 /// ```
 pub struct PgConnection {
-    client: Client,
+    session: Session,
     cache: StatementCache,
-    /// True when the session may be inside a transaction the pool did not start: release
-    /// then rolls back with a round trip. False means known idle.
-    maybe_in_transaction: bool,
-    broken: bool,
+    mode: StatementMode,
+    next_statement: u64,
     /// Nesting depth of `transaction` calls in progress.
     tx_depth: u32,
-    fd: Option<RawFd>,
-    backend_pid: i32,
+    query_timeout: Option<Duration>,
 }
 
-/// True when `sql` contains a word that starts, ends or alters a transaction. Over-approximate
-/// on purpose (`END` also closes a `CASE`): a false positive costs one `ROLLBACK` on release,
-/// a false negative would hand a dirty session to the next user.
-pub(crate) fn may_control_transaction(sql: &str) -> bool {
-    sql.split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| (2..=9).contains(&w.len()))
-        .any(|w| {
-            [
-                "begin",
-                "start",
-                "commit",
-                "end",
-                "rollback",
-                "abort",
-                "savepoint",
-                "release",
-                "prepare",
-                "call",
-                "do",
-            ]
-            .iter()
-            .any(|k| w.eq_ignore_ascii_case(k))
-        })
+/// SQLSTATEs after which a cached statement is stale: "prepared statement does not exist"
+/// (after `DEALLOCATE`) and "cached plan must not change result type" (after DDL).
+fn stale_statement(err: &Error) -> bool {
+    matches!(err.sqlstate(), Some("26000" | "0A000"))
 }
 
 impl PgConnection {
     pub(crate) fn new(
-        client: Client,
+        session: Session,
         cache_capacity: usize,
-        fd: Option<RawFd>,
-        backend_pid: i32,
+        mode: StatementMode,
     ) -> PgConnection {
         PgConnection {
-            client,
-            cache: StatementCache::new(cache_capacity),
-            maybe_in_transaction: false,
-            broken: false,
+            session,
+            cache: StatementCache::new(if mode == StatementMode::Unnamed {
+                0
+            } else {
+                cache_capacity
+            }),
+            mode,
+            next_statement: 0,
             tx_depth: 0,
-            fd,
-            backend_pid,
+            query_timeout: None,
         }
     }
 
     /// The server process id of this session (`pg_backend_pid()`).
     pub fn backend_pid(&self) -> i32 {
-        self.backend_pid
+        self.session.process_id()
     }
 
     /// True once an error showed the connection is unusable; the pool will discard it.
     pub fn is_broken(&self) -> bool {
-        self.broken || self.client.is_closed()
+        self.session.is_broken()
     }
 
-    /// True when the pool will roll back on release (the session may be in a transaction).
+    /// The transaction status the server reported after the last command.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.session.status()
+    }
+
+    /// True when the session is inside a transaction (or a failed one): release will roll
+    /// it back.
     pub fn may_be_in_transaction(&self) -> bool {
-        self.maybe_in_transaction
+        self.session.status() != TransactionStatus::Idle
+    }
+
+    /// A run-time parameter the server reports (`server_version`, `TimeZone`,
+    /// `in_hot_standby`, `default_transaction_read_only`, `application_name`, …).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.session.parameter(name)
+    }
+
+    /// A token that cancels this session's running statement from another thread.
+    pub fn cancel_token(&self) -> Option<CancelToken> {
+        self.session.cancel_token().cloned()
+    }
+
+    /// Bounds every following call on this connection (until changed, or until it goes back
+    /// to the pool): when a call runs longer, the statement is cancelled on the server, the
+    /// call returns a [`Timeout`](crate::ErrorKind::Timeout) error with SQLSTATE `57014`, and
+    /// the session is kept if it answered the cancel within 5 s (else it is closed).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), pgpool::Error> {
+    /// # let pool = pgpool::Pool::builder().build("postgres://app@localhost/app")?;
+    /// let mut conn = pool.get()?;
+    /// conn.set_query_timeout(Some(std::time::Duration::from_millis(200)));
+    /// let err = conn.execute("SELECT pg_sleep(5)", &[]).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.sqlstate(), Some("57014"));
+    /// conn.execute("SELECT 1", &[])?; // the same session, still usable
+    /// # Ok(()) }
+    /// ```
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
+        self.query_timeout = timeout.filter(|t| !t.is_zero());
+    }
+
+    /// The query timeout in force (see [`set_query_timeout`](Self::set_query_timeout)).
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout
+    }
+
+    /// Where the server's notices (WARNING, NOTICE, …) go besides the `log` crate.
+    pub fn set_notice_handler(&mut self, handler: Option<NoticeHandler>) {
+        self.session.set_notice_handler(handler);
     }
 
     /// The socket bounds in force on this session's TCP socket, read back from the kernel;
-    /// `None` for Unix-domain sockets or when the socket could not be located.
+    /// `None` for Unix-domain sockets.
     pub fn socket_bounds(&self) -> Option<SocketBounds> {
-        let (keepalive, idle, user_timeout) = os::tcp_bounds(self.fd?)?;
+        if !self.session.stream().is_tcp() {
+            return None;
+        }
+        let (keepalive, idle, user_timeout) = socket::tcp_bounds(self.session.stream().fd())?;
         Some(SocketBounds {
             keepalive,
             keepalive_idle: Duration::from_secs(u64::from(idle)),
@@ -125,163 +163,244 @@ impl PgConnection {
         })
     }
 
+    /// True when the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.session.stream().is_tls()
+    }
+
     /// How many prepared statements are cached on this connection.
     pub fn cached_statements(&self) -> usize {
         self.cache.len()
     }
 
-    /// The raw `postgres::Client`, for anything this type does not wrap (COPY, notifications,
-    /// portals, ...). Because the pool cannot see what runs through it, the next release
-    /// sends a `ROLLBACK` to be sure no transaction is left open.
-    pub fn client(&mut self) -> &mut Client {
-        self.maybe_in_transaction = true;
-        &mut self.client
+    /// Statement cache capacity this connection was opened with.
+    pub fn statement_cache_capacity(&self) -> usize {
+        self.cache.capacity()
     }
 
-    fn observe<T>(
-        &mut self,
-        sql: Option<&str>,
-        result: Result<T, postgres::Error>,
-    ) -> Result<T, Error> {
-        result.map_err(|e| {
-            let err = Error::from_query(e);
-            if err.is_broken() {
-                self.broken = true;
-            }
-            // A cached plan invalidated by DDL, or a statement the server no longer knows
-            // (after DISCARD ALL): forget it so the next call prepares afresh.
-            if let (Some(sql), Some("0A000" | "26000")) = (sql, err.sqlstate()) {
-                self.cache.remove(sql);
-            }
-            err
-        })
+    /// Forgets every cached statement and closes them on the server.
+    pub fn clear_statement_cache(&mut self) {
+        self.cache.clear();
+        if !self.session.is_broken() {
+            // One round trip closes all of them.
+            let _ = self.call(|s| s.simple_query("DEALLOCATE ALL").map(drop));
+        }
+    }
+
+    /// Runs `f` under the query timeout, then notices what the exchange changed.
+    fn call<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T, Error>) -> Result<T, Error> {
+        if let Some(t) = self.query_timeout {
+            self.session.set_deadline(Some((
+                Instant::now() + t,
+                OnDeadline::Cancel {
+                    drain: DEFAULT_DRAIN,
+                },
+            )));
+        }
+        let result = f(&mut self.session);
+        if self.query_timeout.is_some() {
+            self.session.clear_deadline();
+        }
+        if self.session.statements_dropped {
+            self.session.statements_dropped = false;
+            self.cache.clear();
+        }
+        result
+    }
+
+    /// Prepares `sql` (one round trip) outside the cache. The statement stays valid on this
+    /// session until the session closes.
+    pub fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
+        let name = self.new_statement_name();
+        self.call(|s| s.prepare(&name, sql))
+    }
+
+    fn new_statement_name(&mut self) -> String {
+        self.next_statement += 1;
+        format!("pgpool_{}", self.next_statement)
     }
 
     /// The cached prepared statement for `sql`, preparing (one round trip) on a miss.
     pub fn prepare_cached(&mut self, sql: &str) -> Result<Statement, Error> {
-        let (statement, tx_control) = match self.cache.get(sql) {
-            Some(hit) => hit,
-            None => {
-                let prepared = self.client.prepare(sql);
-                let statement = self.observe(None, prepared)?;
-                let tx_control = may_control_transaction(sql);
-                self.cache.insert(sql, statement.clone(), tx_control);
-                (statement, tx_control)
+        if self.mode == StatementMode::Unnamed {
+            return self.call(|s| s.prepare("", sql));
+        }
+        if let Some(hit) = self.cache.get(sql) {
+            return Ok(hit);
+        }
+        let name = self.new_statement_name();
+        let statement = self.call(|s| s.prepare(&name, sql))?;
+        if self.cache.capacity() > 0 {
+            if let Some(evicted) = self.cache.insert(sql, statement.clone()) {
+                self.session.queue_close(evicted.name());
             }
-        };
-        if tx_control {
-            self.maybe_in_transaction = true;
         }
         Ok(statement)
     }
 
+    fn run_statement(
+        &mut self,
+        statement: &Statement,
+        params: Params<'_>,
+        rows: Option<&mut Vec<Row>>,
+    ) -> Result<u64, Error> {
+        let unnamed = statement.name().is_empty();
+        self.call(|s| {
+            if unnamed {
+                s.execute_unnamed(statement, params, rows)
+            } else {
+                s.execute(statement, params, rows)
+            }
+        })
+    }
+
+    /// Runs `sql` through the cache. A cached statement the server no longer knows (or
+    /// whose result type changed) is dropped and, outside a transaction, prepared again and
+    /// run once more; inside one the error is returned (the transaction is failed anyway).
+    fn run_sql(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        mut rows: Option<&mut Vec<Row>>,
+    ) -> Result<u64, Error> {
+        let statement = self.prepare_cached(sql)?;
+        match self.run_statement(&statement, params, rows.as_deref_mut()) {
+            Err(e) if stale_statement(&e) && !statement.name().is_empty() => {
+                self.cache.remove(sql);
+                let nothing_delivered = rows.as_deref().is_none_or(|r| r.is_empty());
+                if self.session.status() == TransactionStatus::Idle && nothing_delivered {
+                    let statement = self.prepare_cached(sql)?;
+                    self.run_statement(&statement, params, rows)
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Runs a statement through the statement cache and returns its rows.
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
-        let statement = self.prepare_cached(sql)?;
-        let result = self.client.query(&statement, params);
-        self.observe(Some(sql), result)
+        let mut rows = Vec::new();
+        self.run_sql(sql, params, Some(&mut rows))?;
+        Ok(rows)
     }
 
     /// Like [`query`](Self::query) for exactly one row; zero or several rows are an error.
     pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, Error> {
-        let statement = self.prepare_cached(sql)?;
-        let result = self.client.query_one(&statement, params);
-        self.observe(Some(sql), result)
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            1 => Ok(rows.pop().expect("one row")),
+            n => Err(Error::usage(format!("query_one expected 1 row, got {n}"))),
+        }
     }
 
     /// Like [`query`](Self::query) for at most one row.
     pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, Error> {
-        let statement = self.prepare_cached(sql)?;
-        let result = self.client.query_opt(&statement, params);
-        self.observe(Some(sql), result)
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            0 | 1 => Ok(rows.pop()),
+            n => Err(Error::usage(format!(
+                "query_opt expected at most 1 row, got {n}"
+            ))),
+        }
     }
 
     /// Runs a statement through the statement cache and returns the number of rows affected.
     pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, Error> {
-        let statement = self.prepare_cached(sql)?;
-        let result = self.client.execute(&statement, params);
-        self.observe(Some(sql), result)
+        self.run_sql(sql, params, None)
     }
 
-    /// Runs a statement prepared with [`prepare_cached`](Self::prepare_cached) and returns its
-    /// rows together with the number of rows the command affected (for `UPDATE … RETURNING`
-    /// both matter; for a plain `SELECT` the count is the number of rows).
+    /// Runs a prepared statement and returns its rows together with the number of rows the
+    /// command affected (for `UPDATE … RETURNING` both matter; for a plain `SELECT` the count
+    /// is the number of rows).
     pub fn query_prepared(
         &mut self,
         statement: &Statement,
         params: Params<'_>,
     ) -> Result<(Vec<Row>, u64), Error> {
-        use postgres::fallible_iterator::FallibleIterator;
-        let result = self
-            .client
-            .query_raw(statement, params.iter().copied())
-            .and_then(|mut it| {
-                let mut rows = Vec::new();
-                while let Some(row) = it.next()? {
-                    rows.push(row);
-                }
-                let affected = it.rows_affected().unwrap_or(rows.len() as u64);
-                Ok((rows, affected))
-            });
-        self.observe(None, result)
+        let mut rows = Vec::new();
+        let affected = self.run_statement(statement, params, Some(&mut rows))?;
+        Ok((rows, affected))
     }
 
-    /// Runs a statement prepared with [`prepare_cached`](Self::prepare_cached) and returns the
-    /// number of rows affected.
+    /// Runs a prepared statement and returns the number of rows affected.
     pub fn execute_prepared(
         &mut self,
         statement: &Statement,
         params: Params<'_>,
     ) -> Result<u64, Error> {
-        let result = self.client.execute(statement, params);
-        self.observe(None, result)
+        self.run_statement(statement, params, None)
     }
 
     /// `BEGIN`: starts a transaction. Prefer [`transaction`](Self::transaction), which cannot
     /// forget to end it; a session released with a transaction open is rolled back.
     pub fn begin(&mut self) -> Result<(), Error> {
-        self.maybe_in_transaction = true;
-        let result = self.client.batch_execute("BEGIN");
-        self.observe(None, result)
+        self.batch_execute("BEGIN")
     }
 
-    /// `COMMIT`: commits the open transaction. On success the session is known to be idle, so
-    /// its release costs no round trip.
+    /// `COMMIT`: commits the open transaction.
     pub fn commit(&mut self) -> Result<(), Error> {
-        let result = self.client.batch_execute("COMMIT");
-        self.observe(None, result)?;
-        if self.tx_depth == 0 {
-            self.maybe_in_transaction = false;
-        }
-        Ok(())
+        self.batch_execute("COMMIT")
     }
 
     /// `ROLLBACK`: rolls back the open transaction (if any).
     pub fn rollback(&mut self) -> Result<(), Error> {
-        let result = self.client.batch_execute("ROLLBACK");
-        self.observe(None, result)?;
-        if self.tx_depth == 0 {
-            self.maybe_in_transaction = false;
-        }
-        Ok(())
+        self.batch_execute("ROLLBACK")
     }
 
     /// Runs one or more `;`-separated statements with the simple protocol (no parameters).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
-        if may_control_transaction(sql) {
-            self.maybe_in_transaction = true;
-        }
-        let result = self.client.batch_execute(sql);
-        self.observe(None, result)
+        self.call(|s| s.simple_query(sql)).map(drop)
     }
 
     /// Runs one or more statements with the simple protocol and returns every value as text.
-    pub fn simple_query(&mut self, sql: &str) -> Result<Vec<postgres::SimpleQueryMessage>, Error> {
-        if may_control_transaction(sql) {
-            self.maybe_in_transaction = true;
+    pub fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.call(|s| s.simple_query(sql))
+    }
+
+    /// Starts `COPY … FROM STDIN`; write the data to the returned [`CopyIn`].
+    pub fn copy_in(&mut self, sql: &str) -> Result<CopyIn<'_>, Error> {
+        CopyIn::start(&mut self.session, sql)
+    }
+
+    /// Starts `COPY … TO STDOUT`; read the data from the returned [`CopyOut`].
+    pub fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>, Error> {
+        CopyOut::start(&mut self.session, sql)
+    }
+
+    /// The next notification already received (after `LISTEN`), without waiting.
+    pub fn next_notification(&mut self) -> Option<Notification> {
+        self.session.take_notification()
+    }
+
+    /// Waits up to `timeout` for a notification (after `LISTEN channel`).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), pgpool::Error> {
+    /// # let pool = pgpool::Pool::builder().build("postgres://app@localhost/app")?;
+    /// let mut conn = pool.get()?;
+    /// conn.batch_execute("LISTEN jobs")?;
+    /// if let Some(n) = conn.wait_for_notification(std::time::Duration::from_secs(1))? {
+    ///     println!("{}: {}", n.channel, n.payload);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for_notification(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Notification>, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(n) = self.session.take_notification() {
+                return Ok(Some(n));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.session.poll_async(left)?;
         }
-        let result = self.client.simple_query(sql);
-        self.observe(None, result)
     }
 
     /// Runs `f` inside `BEGIN` … `COMMIT`. An `Err` from `f`, or a panic, rolls back (the panic
@@ -303,7 +422,6 @@ impl PgConnection {
         F: FnOnce(&mut PgConnection) -> Result<T, E>,
         E: From<Error>,
     {
-        // Nested calls use savepoints, so an inner failure undoes only the inner work.
         let depth = self.tx_depth;
         let (begin, commit, undo) = if depth == 0 {
             ("BEGIN".to_string(), "COMMIT".to_string(), None)
@@ -315,30 +433,23 @@ impl PgConnection {
                 Some(format!("ROLLBACK TO SAVEPOINT {sp}")),
             )
         };
-        let begun = self.client.batch_execute(&begin);
-        self.observe(None, begun)?;
-        self.maybe_in_transaction = true;
+        self.batch_execute(&begin)?;
         self.tx_depth = depth + 1;
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
         self.tx_depth = depth;
         let undo_work = |conn: &mut PgConnection| match &undo {
             None => {
-                conn.reset_transaction();
+                conn.reset_transaction(DEFAULT_DRAIN);
             }
             Some(sql) => {
-                let undone = conn.client.batch_execute(sql);
-                if conn.observe(None, undone).is_err() {
-                    conn.broken = true;
+                if conn.batch_execute(sql).is_err() {
+                    conn.session.mark_broken();
                 }
             }
         };
         match outcome {
             Ok(Ok(value)) => {
-                let committed = self.client.batch_execute(&commit);
-                self.observe(None, committed)?;
-                if depth == 0 {
-                    self.maybe_in_transaction = false;
-                }
+                self.batch_execute(&commit)?;
                 Ok(value)
             }
             Ok(Err(e)) => {
@@ -352,94 +463,81 @@ impl PgConnection {
         }
     }
 
-    /// Rolls back whatever transaction may be open; true when the session is clean afterwards.
-    pub(crate) fn reset_transaction(&mut self) -> bool {
+    /// Rolls back whatever transaction is open, bounded by `timeout`; true when the session
+    /// is idle afterwards.
+    pub(crate) fn reset_transaction(&mut self, timeout: Duration) -> bool {
         if self.is_broken() {
             return false;
         }
-        let result = self.client.batch_execute("ROLLBACK");
-        match self.observe(None, result) {
-            Ok(()) => {
-                self.maybe_in_transaction = false;
-                true
-            }
-            Err(_) => {
-                self.broken = true;
-                false
-            }
+        if self.session.status() == TransactionStatus::Idle {
+            return true;
         }
+        self.session
+            .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
+        let ok = self.session.simple_query("ROLLBACK").is_ok();
+        self.session.clear_deadline();
+        ok && self.session.status() == TransactionStatus::Idle
     }
 
-    /// The zero-cost probe: no round trip, one non-blocking `poll(2)` at most.
-    pub(crate) fn probe(&self) -> Probe {
+    /// Makes a returned session clean for the next user; false means discard it.
+    pub(crate) fn reset(&mut self, timeout: Duration, full: bool) -> bool {
+        self.query_timeout = None;
+        self.tx_depth = 0;
+        if !self.reset_transaction(timeout) {
+            return false;
+        }
+        if full {
+            self.session
+                .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
+            let ok = self.session.simple_query(FULL_RESET).is_ok();
+            self.session.clear_deadline();
+            while self.session.take_notification().is_some() {}
+            return ok && self.session.status() == TransactionStatus::Idle;
+        }
+        !self.is_broken()
+    }
+
+    /// The zero-cost probe: no round trip, one non-blocking `poll(2)`.
+    pub(crate) fn probe(&mut self) -> Probe {
         if self.is_broken() {
-            return Probe::Broken;
-        }
-        match self.fd {
-            Some(fd) if os::readable_or_hung_up(fd) => Probe::Suspect,
-            _ => Probe::Healthy,
+            Probe::Broken
+        } else if self.session.looks_idle() {
+            Probe::Healthy
+        } else {
+            Probe::Suspect
         }
     }
 
-    /// A round trip bounded by `timeout`. A timed-out session is unusable afterwards.
+    /// A round trip (an empty query) bounded by `timeout`. A timed-out session is broken.
     pub(crate) fn validate(&mut self, timeout: Duration) -> Result<(), Error> {
-        let result = self.client.is_valid(timeout);
-        self.observe(None, result)
-            .inspect_err(|_| self.broken = true)
+        self.session
+            .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
+        let result = self.session.simple_query("").map(drop);
+        self.session.clear_deadline();
+        if result.is_err() {
+            self.session.mark_broken();
+        }
+        result
     }
 
-    /// Statement cache capacity this connection was opened with.
-    pub fn statement_cache_capacity(&self) -> usize {
-        self.cache.capacity()
-    }
-
-    /// Forgets every cached statement (for example after `DISCARD ALL`).
-    pub fn clear_statement_cache(&mut self) {
-        self.cache.clear();
+    /// Notifications received and not yet read.
+    pub fn pending_notifications(&self) -> usize {
+        self.session.pending_notifications()
     }
 }
+
+/// The full reset: what a session may carry between users besides a transaction, undone in
+/// one round trip (prepared statements, which the pool owns, are kept).
+pub(crate) const FULL_RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
 impl std::fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConnection")
-            .field("backend_pid", &self.backend_pid)
+            .field("backend_pid", &self.backend_pid())
             .field("broken", &self.is_broken())
-            .field("maybe_in_transaction", &self.maybe_in_transaction)
+            .field("transaction_status", &self.transaction_status())
             .field("cached_statements", &self.cache.len())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::may_control_transaction;
-
-    #[test]
-    fn transaction_control_is_recognised() {
-        for sql in [
-            "BEGIN",
-            "begin isolation level serializable",
-            "START TRANSACTION",
-            "commit",
-            "END",
-            "ROLLBACK",
-            "abort",
-            "SAVEPOINT a",
-            "RELEASE SAVEPOINT a",
-            "insert into t values (1); COMMIT",
-            "CALL proc()",
-            "DO $$ BEGIN PERFORM 1; END $$",
-        ] {
-            assert!(may_control_transaction(sql), "{sql}");
-        }
-        for sql in [
-            "SELECT 1",
-            "SELECT $1::int",
-            "INSERT INTO t (a) VALUES ($1)",
-            "UPDATE accounts SET balance = 0",
-            "SELECT beginning FROM started",
-        ] {
-            assert!(!may_control_transaction(sql), "{sql}");
-        }
     }
 }

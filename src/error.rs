@@ -13,11 +13,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::db_error::DbError;
+
 /// What kind of failure an [`Error`] is. New kinds may be added; match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// No connection became available before the acquire deadline.
+    /// A deadline passed: no connection became available before the acquire deadline, or a
+    /// query ran past its timeout (then it was cancelled on the server, SQLSTATE `57014`).
     Timeout,
     /// The pool is closed (or was closed while the caller waited).
     Closed,
@@ -68,6 +71,9 @@ struct Inner {
     sqlstate: Option<String>,
     option: Option<&'static str>,
     outcome_unknown: bool,
+    /// A connect failure that retrying cannot fix (besides the permanent SQLSTATEs).
+    permanent: bool,
+    db: Option<Box<DbError>>,
     source: Option<Source>,
 }
 
@@ -103,6 +109,8 @@ impl Error {
             sqlstate: None,
             option: None,
             outcome_unknown: false,
+            permanent: false,
+            db: None,
             source: None,
         }
     }
@@ -148,6 +156,126 @@ impl Error {
         let mut inner = Error::build(ErrorKind::Timeout, message);
         inner.source = last_connect.map(|e| Arc::new(e.clone()) as Source);
         Error(Arc::new(inner))
+    }
+
+    /// An error the server sent on an open session. `cancelled`: the call's deadline had
+    /// passed and a cancel was sent, so `57014` is reported as a timeout.
+    ///
+    /// Connection-class SQLSTATEs (`08…`, `57P01`–`57P03`, …) and FATAL/PANIC severities
+    /// mean the session is gone: [`ErrorKind::Broken`], outcome unknown.
+    pub(crate) fn from_db(db: DbError, cancelled: bool) -> Error {
+        let broken =
+            sqlstate_breaks_session(db.code()) || matches!(db.severity(), "FATAL" | "PANIC");
+        let kind = if broken {
+            ErrorKind::Broken
+        } else if cancelled && db.code() == "57014" {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Server
+        };
+        let message = if kind == ErrorKind::Timeout {
+            format!("query timed out and was cancelled on the server: {db}")
+        } else {
+            db.to_string()
+        };
+        let mut inner = Error::build(kind, message);
+        inner.outcome_unknown = broken;
+        inner.sqlstate = Some(db.code().to_string());
+        inner.db = Some(Box::new(db));
+        Error(Arc::new(inner))
+    }
+
+    /// An error the server sent while a session was being opened.
+    pub(crate) fn connect_db(db: DbError, context: &str) -> Error {
+        let mut inner = Error::build(ErrorKind::Connect, format!("{context}: {db}"));
+        inner.sqlstate = Some(db.code().to_string());
+        inner.db = Some(Box::new(db));
+        Error(Arc::new(inner))
+    }
+
+    /// A connect failure that no retry can fix (no password available, authentication
+    /// method not supported, TLS refused under `sslmode=require`, certificate rejected, …).
+    pub(crate) fn connect_permanent(message: impl Into<String>) -> Error {
+        let mut inner = Error::build(ErrorKind::Connect, message.into());
+        inner.permanent = true;
+        Error(Arc::new(inner))
+    }
+
+    /// Adds context in front of the message, keeping everything else.
+    pub(crate) fn context(self, context: &str) -> Error {
+        let mut inner = Error::build(self.0.kind, format!("{context}: {}", self.0.message));
+        inner.sqlstate = self.0.sqlstate.clone();
+        inner.option = self.0.option;
+        inner.outcome_unknown = self.0.outcome_unknown;
+        inner.permanent = self.0.permanent;
+        inner.db = self.0.db.clone();
+        inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
+    /// The same error with another message.
+    pub(crate) fn with_message(self, message: String) -> Error {
+        let mut inner = Error::build(self.0.kind, message);
+        inner.sqlstate = self.0.sqlstate.clone();
+        inner.option = self.0.option;
+        inner.outcome_unknown = self.0.outcome_unknown;
+        inner.permanent = self.0.permanent;
+        inner.db = self.0.db.clone();
+        inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
+    /// The same error as a connect failure (for errors met while opening a session).
+    pub(crate) fn into_connect(self) -> Error {
+        if self.0.kind == ErrorKind::Connect {
+            return self;
+        }
+        let mut inner = Error::build(ErrorKind::Connect, self.0.message.clone());
+        inner.sqlstate = self.0.sqlstate.clone();
+        inner.permanent = self.0.permanent;
+        inner.db = self.0.db.clone();
+        inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
+    /// An I/O failure on a session: it is broken and the statement's outcome is unknown.
+    pub(crate) fn io(context: &str, err: std::io::Error) -> Error {
+        let kind = if matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Broken
+        };
+        let mut inner = Error::build(kind, format!("{context}: {err}"));
+        inner.outcome_unknown = true;
+        inner.source = Some(Arc::new(err));
+        Error(Arc::new(inner))
+    }
+
+    /// A deadline passed on a session, which is closed because of it.
+    pub(crate) fn timeout_io(message: &str) -> Error {
+        let mut inner = Error::build(ErrorKind::Timeout, message.to_string());
+        inner.outcome_unknown = true;
+        Error(Arc::new(inner))
+    }
+
+    /// The server broke the protocol (or sent something this client does not handle): the
+    /// session is closed.
+    pub(crate) fn protocol(message: impl Into<String>) -> Error {
+        let mut inner = Error::build(ErrorKind::Broken, message.into());
+        inner.outcome_unknown = true;
+        Error(Arc::new(inner))
+    }
+
+    pub(crate) fn protocol_io(err: std::io::Error) -> Error {
+        Error::protocol(format!("malformed message from the server: {err}"))
+    }
+
+    /// The server's error or notice fields, when the server sent this error.
+    pub fn db_error(&self) -> Option<&DbError> {
+        self.0.db.as_deref()
     }
 
     /// Wraps a `postgres` error from a statement on an open connection.
@@ -222,7 +350,7 @@ impl Error {
         self.0.source.as_deref()?.downcast_ref::<postgres::Error>()
     }
 
-    /// True for acquire timeouts.
+    /// True for acquire timeouts and query timeouts.
     pub fn is_timeout(&self) -> bool {
         self.0.kind == ErrorKind::Timeout
     }
@@ -240,7 +368,7 @@ impl Error {
     /// A connect error that retrying cannot fix: wrong password, unknown role or database.
     pub fn is_permanent_connect(&self) -> bool {
         self.0.kind == ErrorKind::Connect
-            && self.sqlstate().is_some_and(sqlstate_is_permanent_connect)
+            && (self.0.permanent || self.sqlstate().is_some_and(sqlstate_is_permanent_connect))
     }
 
     /// True when the statement may or may not have been executed by the server (the connection
@@ -254,7 +382,8 @@ impl Error {
     /// retrying can cure (serialization failure `40001`, deadlock `40P01`).
     pub fn is_retry_safe(&self) -> bool {
         match self.0.kind {
-            ErrorKind::Timeout | ErrorKind::Overloaded => true,
+            ErrorKind::Timeout => !self.0.outcome_unknown,
+            ErrorKind::Overloaded => true,
             ErrorKind::Connect => !self.is_permanent_connect(),
             ErrorKind::Server => matches!(self.sqlstate(), Some("40001" | "40P01")),
             ErrorKind::Broken => !self.0.outcome_unknown,

@@ -20,8 +20,8 @@
 //! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
 //! whole picture.
 
-mod clock;
 pub mod client;
+mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -33,9 +33,14 @@ mod pg;
 mod pool;
 pub mod stats;
 mod stmt_cache;
+mod sys;
 
+pub use client::{
+    CancelToken, Column, CopyIn, CopyOut, DbError, NoticeHandler, Notification, Params, Row,
+    RowIndex, SimpleQueryMessage, SimpleRow, Statement, TransactionStatus,
+};
 pub use config::{Builder, Config};
-pub use connection::{Params, PgConnection, SocketBounds};
+pub use connection::{PgConnection, SocketBounds};
 pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
 pub use manager::{Manager, Probe, R2d2Manager};

@@ -1,16 +1,16 @@
 //! A bounded, least-recently-used cache of prepared statements, one per connection.
 //!
 //! Keyed by the SQL text. A hit costs one hash lookup; eviction scans the (small) map for the
-//! oldest entry, which only happens when a new statement arrives at a full cache.
+//! oldest entry, which only happens when a new statement arrives at a full cache. The caller
+//! closes an evicted statement on the server.
 
 use std::collections::HashMap;
 
-use postgres::Statement;
+use crate::client::Statement;
 
 struct Entry {
     statement: Statement,
     last_used: u64,
-    tx_control: bool,
 }
 
 /// The per-connection statement cache. Capacity 0 caches nothing.
@@ -37,20 +37,22 @@ impl StatementCache {
         self.entries.len()
     }
 
-    /// The cached statement for `sql` and whether it controls transactions.
-    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, bool)> {
+    /// The cached statement for `sql`.
+    pub(crate) fn get(&mut self, sql: &str) -> Option<Statement> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(sql).map(|e| {
             e.last_used = tick;
-            (e.statement.clone(), e.tx_control)
+            e.statement.clone()
         })
     }
 
-    pub(crate) fn insert(&mut self, sql: &str, statement: Statement, tx_control: bool) {
+    /// Caches `statement`; returns the statement evicted to make room, if any.
+    pub(crate) fn insert(&mut self, sql: &str, statement: Statement) -> Option<Statement> {
         if self.capacity == 0 {
-            return;
+            return None;
         }
+        let mut evicted = None;
         if self.entries.len() >= self.capacity && !self.entries.contains_key(sql) {
             let oldest = self
                 .entries
@@ -58,7 +60,7 @@ impl StatementCache {
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(k, _)| k.clone());
             if let Some(key) = oldest {
-                self.entries.remove(&key);
+                evicted = self.entries.remove(&key).map(|e| e.statement);
             }
         }
         self.tick += 1;
@@ -67,13 +69,13 @@ impl StatementCache {
             Entry {
                 statement,
                 last_used: self.tick,
-                tx_control,
             },
         );
+        evicted
     }
 
-    pub(crate) fn remove(&mut self, sql: &str) {
-        self.entries.remove(sql);
+    pub(crate) fn remove(&mut self, sql: &str) -> Option<Statement> {
+        self.entries.remove(sql).map(|e| e.statement)
     }
 
     pub(crate) fn clear(&mut self) {

@@ -212,16 +212,16 @@ fn a_guard_dropped_mid_transaction_leaves_no_transaction_behind() {
         .get(0);
     assert_eq!(state, "idle");
 
-    // Through the raw client, leaving a failed transaction.
+    // A multi-statement batch, leaving a failed transaction.
     let mut conn = pool.get().unwrap();
     assert_eq!(
         conn.backend_pid(),
         pid,
         "same session, rolled back rather than replaced"
     );
-    conn.client()
-        .batch_execute("BEGIN; INSERT INTO nowhere VALUES (1)")
+    conn.batch_execute("BEGIN; INSERT INTO nowhere VALUES (1)")
         .unwrap_err();
+    assert_eq!(conn.transaction_status(), pgpool::TransactionStatus::Failed);
     drop(conn);
 
     let mut conn = pool.get().unwrap();

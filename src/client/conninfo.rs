@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::Error;
-
 /// Where one server is: a host name or address for TCP, or a Unix-socket directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {

@@ -3,4 +3,3 @@
 //! (`capi`).
 
 pub(crate) mod capi;
-pub(crate) mod os;

@@ -13,8 +13,9 @@ use parking_lot::{Condvar, Mutex};
 
 pub use guard::PooledConnection;
 
+use crate::client::{Params, Row};
 use crate::config::{Builder, Config};
-use crate::connection::{Params, PgConnection};
+use crate::connection::PgConnection;
 use crate::error::Error;
 use crate::event::{emit, Event, EventHook};
 use crate::manager::Manager;
@@ -92,7 +93,7 @@ impl Pool<PgManager> {
     }
 
     /// One-shot query: acquire, run through the statement cache, release.
-    pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<postgres::Row>, Error> {
+    pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
         self.get()?.query(sql, params)
     }
 

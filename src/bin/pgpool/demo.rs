@@ -85,13 +85,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
         return Ok(());
     }
     let shown_url = crate::redact(&url);
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| format!("invalid database URL '{shown_url}': {}", chain(&e)))?;
-    config.connect_timeout(CONNECT_TIMEOUT);
-    config.application_name("pgpool-demo");
+    let settings = Pool::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .application_name("pgpool-demo");
+    let manager = pgpool::PgManager::new(&url, settings.config())
+        .map_err(|e| format!("invalid database URL '{shown_url}': {e}"))?;
     let version =
-        server_version(&config).map_err(|e| format!("cannot connect to {shown_url}: {e}"))?;
+        server_version(&manager).map_err(|e| format!("cannot connect to {shown_url}: {e}"))?;
     out.line(format!("Server: {version}"))?;
 
     let progress = !args.no_progress && (args.progress || io::stderr().is_terminal());
@@ -147,9 +147,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
         let mut n: i32 = ctx.seed;
         while ctx.running() {
             let start = Instant::now();
-            let mut client = config
-                .connect(postgres::NoTls)
-                .map_err(|e| format!("connect failed: {}", chain(&e)))?;
+            let mut client = manager.open().map_err(|e| format!("connect failed: {e}"))?;
             hist.saturating_record(micros(start.elapsed()).max(1));
             n = n.wrapping_add(1) % 1_000_000;
             let row = client
@@ -166,33 +164,18 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
 }
 
 /// `SELECT version()` over a one-off connection: fails fast with the real connect error.
-fn server_version(config: &postgres::Config) -> Result<String, String> {
-    let mut client = config.connect(postgres::NoTls).map_err(|e| chain(&e))?;
+fn server_version(manager: &pgpool::PgManager) -> Result<String, String> {
+    let mut client = manager.open().map_err(|e| e.to_string())?;
     let row = client
         .query_one("SELECT version()", &[])
-        .map_err(|e| chain(&e))?;
+        .map_err(|e| e.to_string())?;
     let full: String = row.try_get(0).map_err(|e| e.to_string())?;
     // "PostgreSQL 15.6 (Debian 15.6-0+deb12u1) on x86_64-pc-linux-gnu, ..." -> up to the comma.
     Ok(full.split(',').next().unwrap_or(&full).to_string())
 }
 
-/// An error and its sources, joined with `: ` (the driver's own message is often terse).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// Checks that the server answered `n + 1`.
-fn check(row: &postgres::Row, n: i32) -> Result<(), String> {
+fn check(row: &pgpool::Row, n: i32) -> Result<(), String> {
     let got: i32 = row
         .try_get(0)
         .map_err(|e| format!("unexpected result type: {e}"))?;

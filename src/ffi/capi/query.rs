@@ -54,7 +54,7 @@ fn with_params<T>(
     params: &[Option<&str>],
     run: impl FnOnce(
         &mut PgConnection,
-        &postgres::Statement,
+        &crate::client::Statement,
         &[&(dyn ToSql + Sync)],
     ) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {

@@ -6,8 +6,8 @@
 use std::ffi::{c_char, CString};
 use std::sync::Arc;
 
-use postgres::types::{FromSql, Type};
-use postgres::{Row, Statement};
+use crate::client::{Row, Statement};
+use postgres::types::Type;
 
 use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
@@ -45,23 +45,6 @@ pub(crate) struct QueryResult {
 
 pub(crate) static RESULTS: Registry<QueryResult> = Registry::new(0x5E, "pgpool_result");
 
-/// A column value's raw bytes, whatever its type.
-struct Raw<'a>(Option<&'a [u8]>);
-
-impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(Some(raw)))
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(None))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
 fn c_string(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }
@@ -81,9 +64,9 @@ impl QueryResult {
         let mut cells = Vec::with_capacity(rows.len() * columns.len());
         for row in rows {
             for (i, column) in columns.iter().enumerate() {
-                let cell = match row.try_get::<_, Raw<'_>>(i) {
-                    Ok(Raw(None)) => Cell::Null,
-                    Ok(Raw(Some(raw))) => match render(&column.ty, raw) {
+                let cell = match row.raw(i) {
+                    None => Cell::Null,
+                    Some(raw) => match render(&column.ty, raw) {
                         Ok(text) => {
                             let mut bytes = text.replace('\0', "\\0").into_bytes();
                             bytes.push(0);
@@ -96,7 +79,6 @@ impl QueryResult {
                             Cell::Error(pgpool_code::PGPOOL_ERR_USAGE, m)
                         }
                     },
-                    Err(e) => Cell::Error(pgpool_code::PGPOOL_ERR_USAGE, e.to_string()),
                 };
                 cells.push(cell);
             }

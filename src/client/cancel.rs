@@ -1,0 +1,114 @@
+//! [`CancelToken`]: asks the server to cancel whatever a session is running, from any thread,
+//! over a connection of its own (the protocol's CancelRequest).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+
+use crate::error::Error;
+
+/// Where the session's server listens: the cancel goes to the same address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CancelTarget {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Cancels the statement a session is running. `Send + Sync + Clone`: hand it to a watchdog
+/// thread. Get one from [`PgConnection::cancel_token`](crate::PgConnection::cancel_token).
+///
+/// A cancel that arrives while the session is idle is ignored by the server, and `cancel`
+/// returns only after the server has taken the request (it closes the cancel connection), so
+/// a late cancel can never hit a later statement.
+///
+/// ```no_run
+/// # fn main() -> Result<(), pgpool::Error> {
+/// # let pool = pgpool::Pool::builder().build("postgres://app@localhost/app")?;
+/// let mut conn = pool.get()?;
+/// let token = conn.cancel_token().expect("the server sent a cancel key");
+/// let watchdog = std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(100));
+///     token.cancel()
+/// });
+/// let err = conn.execute("SELECT pg_sleep(10)", &[]).unwrap_err();
+/// assert_eq!(err.sqlstate(), Some("57014"));
+/// watchdog.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CancelToken {
+    target: CancelTarget,
+    process_id: i32,
+    secret_key: i32,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret key stays secret.
+        f.debug_struct("CancelToken")
+            .field("target", &self.target)
+            .field("process_id", &self.process_id)
+            .finish()
+    }
+}
+
+/// How long a cancel may take unless the caller says otherwise.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CancelToken {
+    pub(crate) fn new(target: CancelTarget, process_id: i32, secret_key: i32) -> CancelToken {
+        CancelToken {
+            target,
+            process_id,
+            secret_key,
+        }
+    }
+
+    /// The backend process this token cancels.
+    pub fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    /// Sends the cancel request and waits (at most 5 s) until the server has taken it.
+    /// Cancelling is best effort: the statement may finish first.
+    pub fn cancel(&self) -> Result<(), Error> {
+        self.cancel_bounded(CANCEL_TIMEOUT)
+    }
+
+    /// As [`cancel`](Self::cancel), bounded by `timeout` in total.
+    pub fn cancel_bounded(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let mut request = BytesMut::with_capacity(16);
+        frontend::cancel_request(self.process_id, self.secret_key, &mut request);
+        let left = || {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        };
+        let fail = |e: std::io::Error| Error::io("sending a cancel request", e);
+        let mut sink = [0u8; 16];
+        match &self.target {
+            CancelTarget::Tcp(addr) => {
+                let mut s = TcpStream::connect_timeout(addr, left()).map_err(fail)?;
+                s.set_write_timeout(Some(left())).map_err(fail)?;
+                s.write_all(&request).map_err(fail)?;
+                s.set_read_timeout(Some(left())).map_err(fail)?;
+                // The server closes the connection once it has signalled the backend.
+                while s.read(&mut sink).map_err(fail)? > 0 {}
+            }
+            CancelTarget::Unix(path) => {
+                let mut s = UnixStream::connect(path).map_err(fail)?;
+                s.set_write_timeout(Some(left())).map_err(fail)?;
+                s.write_all(&request).map_err(fail)?;
+                s.set_read_timeout(Some(left())).map_err(fail)?;
+                while s.read(&mut sink).map_err(fail)? > 0 {}
+            }
+        }
+        Ok(())
+    }
+}

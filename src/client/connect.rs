@@ -1,0 +1,392 @@
+//! Opening a session: every host in order (or shuffled), every address of a host, TCP or
+//! Unix socket, TLS per `sslmode`, startup and authentication, and the
+//! `target_session_attrs` check — all under one deadline for the whole connect.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+
+use crate::client::auth::{self, Credentials};
+use crate::client::cancel::{CancelTarget, CancelToken};
+use crate::client::conninfo::{
+    ConnConfig, Host, HostSpec, LoadBalanceHosts, SslMode, TargetSessionAttrs,
+};
+use crate::client::row::SimpleQueryMessage;
+use crate::client::session::{OnDeadline, Session};
+use crate::client::stream::Stream;
+use crate::client::tls::TlsConnector;
+use crate::error::{Error, ErrorKind};
+
+/// TCP settings applied to every socket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketSettings {
+    pub(crate) keepalives: bool,
+    pub(crate) keepalive_idle: Duration,
+    pub(crate) keepalive_interval: Duration,
+    pub(crate) keepalive_count: u32,
+    pub(crate) tcp_user_timeout: Option<Duration>,
+}
+
+/// Everything needed to open sessions, built once per manager.
+pub(crate) struct Connector {
+    pub(crate) config: ConnConfig,
+    pub(crate) tls: Option<Arc<TlsConnector>>,
+    pub(crate) timeout: Duration,
+    pub(crate) socket: SocketSettings,
+    /// StartupMessage parameters besides user and database.
+    pub(crate) startup: Vec<(String, String)>,
+}
+
+enum Target {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) => write!(f, "{a}"),
+            Target::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+fn left(deadline: Instant) -> Option<Duration> {
+    let d = deadline.saturating_duration_since(Instant::now());
+    (!d.is_zero()).then_some(d)
+}
+
+fn timed_out(timeout: Duration, during: &str) -> Error {
+    Error::new(
+        ErrorKind::Connect,
+        format!(
+            "connect timed out after {} ms {during}",
+            timeout.as_millis()
+        ),
+    )
+}
+
+impl Connector {
+    /// Opens a session, or says why every host failed.
+    pub(crate) fn connect(&self) -> Result<Session, Error> {
+        let deadline = Instant::now() + self.timeout;
+        let mut hosts: Vec<&HostSpec> = self.config.hosts.iter().collect();
+        if self.config.load_balance_hosts == LoadBalanceHosts::Random {
+            fastrand::shuffle(&mut hosts);
+        }
+        let attrs = self.config.target_session_attrs;
+        let passes: &[TargetSessionAttrs] = match attrs {
+            TargetSessionAttrs::PreferStandby => {
+                &[TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
+            _ => std::slice::from_ref(&self.config.target_session_attrs),
+        };
+        let mut errors: Vec<Error> = Vec::new();
+        for &want in passes {
+            for spec in &hosts {
+                let targets = match self.targets(spec) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                for target in targets {
+                    if left(deadline).is_none() {
+                        errors.push(timed_out(self.timeout, &format!("before trying {target}")));
+                        return Err(combine(errors));
+                    }
+                    match self.connect_one(spec, &target, deadline, want) {
+                        Ok(session) => return Ok(session),
+                        Err(e) => {
+                            let e = e.context(&format!("connection to {target} failed"));
+                            log::debug!(target: "pgpool", "{e}");
+                            errors.push(e);
+                        }
+                    }
+                }
+            }
+        }
+        Err(combine(errors))
+    }
+
+    fn targets(&self, spec: &HostSpec) -> Result<Vec<Target>, Error> {
+        match (&spec.host, spec.hostaddr) {
+            (_, Some(ip)) => Ok(vec![Target::Tcp(SocketAddr::new(ip, spec.port))]),
+            (Host::Unix(dir), None) => Ok(vec![Target::Unix(
+                dir.join(format!(".s.PGSQL.{}", spec.port)),
+            )]),
+            (Host::Tcp(name), None) => {
+                let mut addrs: Vec<Target> = (name.as_str(), spec.port)
+                    .to_socket_addrs()
+                    .map_err(|e| {
+                        Error::connect_permanent(format!(
+                            "could not translate host name \"{name}\" to an address: {e}"
+                        ))
+                    })?
+                    .map(Target::Tcp)
+                    .collect();
+                if self.config.load_balance_hosts == LoadBalanceHosts::Random {
+                    fastrand::shuffle(&mut addrs);
+                }
+                Ok(addrs)
+            }
+        }
+    }
+
+    fn open_socket(&self, target: &Target, deadline: Instant) -> Result<Stream, Error> {
+        let time = left(deadline).ok_or_else(|| timed_out(self.timeout, "before connecting"))?;
+        let io = |e: std::io::Error| Error::new(ErrorKind::Connect, e.to_string());
+        match target {
+            Target::Tcp(addr) => {
+                let tcp = TcpStream::connect_timeout(addr, time).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        timed_out(self.timeout, "in the TCP connect")
+                    } else {
+                        io(e)
+                    }
+                })?;
+                tcp.set_nodelay(true).map_err(io)?;
+                self.apply_socket_settings(&tcp).map_err(io)?;
+                Ok(Stream::Tcp(tcp))
+            }
+            Target::Unix(path) => UnixStream::connect(path).map(Stream::Unix).map_err(io),
+        }
+    }
+
+    fn apply_socket_settings(&self, tcp: &TcpStream) -> std::io::Result<()> {
+        let sock = socket2::SockRef::from(tcp);
+        let s = &self.socket;
+        if s.keepalives {
+            let ka = socket2::TcpKeepalive::new().with_time(s.keepalive_idle);
+            #[cfg(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd"
+            ))]
+            let ka = ka
+                .with_interval(s.keepalive_interval)
+                .with_retries(s.keepalive_count);
+            sock.set_tcp_keepalive(&ka)?;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(t) = s.tcp_user_timeout {
+            sock.set_tcp_user_timeout(Some(t))?;
+        }
+        Ok(())
+    }
+
+    /// One attempt at one address: socket, TLS, startup, target check.
+    fn connect_one(
+        &self,
+        spec: &HostSpec,
+        target: &Target,
+        deadline: Instant,
+        want: TargetSessionAttrs,
+    ) -> Result<Session, Error> {
+        let mode = self.config.sslmode;
+        let is_unix = matches!(target, Target::Unix(_));
+        // libpq never negotiates TLS over a Unix-domain socket, whatever sslmode says.
+        let first_tls = !is_unix && self.tls.is_some() && mode != SslMode::Allow;
+        match self.attempt(spec, target, deadline, want, first_tls) {
+            // sslmode=allow: plain first, TLS if the server refused the plain session.
+            Err(e)
+                if mode == SslMode::Allow
+                    && !is_unix
+                    && self.tls.is_some()
+                    && e.db_error().is_some() =>
+            {
+                self.attempt(spec, target, deadline, want, true)
+            }
+            other => other,
+        }
+    }
+
+    fn attempt(
+        &self,
+        spec: &HostSpec,
+        target: &Target,
+        deadline: Instant,
+        want: TargetSessionAttrs,
+        use_tls: bool,
+    ) -> Result<Session, Error> {
+        let stream = self.open_socket(target, deadline)?;
+        let time =
+            left(deadline).ok_or_else(|| timed_out(self.timeout, "after the TCP connect"))?;
+        stream
+            .set_timeouts(Some(time))
+            .map_err(|e| Error::new(ErrorKind::Connect, e.to_string()))?;
+        let stream = if use_tls {
+            self.negotiate_tls(stream, spec)?
+        } else {
+            stream
+        };
+        let mut session = Session::new(stream);
+        session.set_deadline(Some((deadline, OnDeadline::Break)));
+        let user = self.config.user.as_str();
+        let db = self.config.dbname.as_str();
+        let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", db)];
+        params.extend(self.startup.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let creds = Credentials {
+            user,
+            password: self.config.password_for(spec),
+            channel_binding: self.config.channel_binding,
+        };
+        auth::startup(&mut session, &params, &creds).map_err(|e| self.explain(e, deadline))?;
+        if !self.acceptable(&mut session, want)? {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "server does not satisfy target_session_attrs={}",
+                    attrs_name(want)
+                ),
+            ));
+        }
+        session.clear_deadline();
+        let cancel_target = match target {
+            Target::Tcp(a) => CancelTarget::Tcp(*a),
+            Target::Unix(p) => CancelTarget::Unix(p.clone()),
+        };
+        let token = CancelToken::new(cancel_target, session.process_id(), session.secret_key());
+        session.set_cancel_token(token);
+        Ok(session)
+    }
+
+    /// A timeout inside startup reads as the connect timeout it is.
+    fn explain(&self, e: Error, deadline: Instant) -> Error {
+        if e.kind() == ErrorKind::Timeout || (left(deadline).is_none() && e.db_error().is_none()) {
+            timed_out(self.timeout, "waiting for the server during startup")
+        } else {
+            e.into_connect()
+        }
+    }
+
+    fn negotiate_tls(&self, stream: Stream, spec: &HostSpec) -> Result<Stream, Error> {
+        let Stream::Tcp(mut tcp) = stream else {
+            return Ok(stream);
+        };
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Tcp(tcp));
+        };
+        let mut request = BytesMut::with_capacity(8);
+        frontend::ssl_request(&mut request);
+        let io = |e: std::io::Error| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                timed_out(self.timeout, "waiting for the server's TLS answer")
+            } else {
+                Error::new(ErrorKind::Connect, format!("TLS negotiation: {e}"))
+            }
+        };
+        tcp.write_all(&request).map_err(io)?;
+        // Exactly one byte: anything after it must come through TLS.
+        let mut answer = [0u8; 1];
+        tcp.read_exact(&mut answer).map_err(io)?;
+        match answer[0] {
+            b'S' => {
+                let name = match &spec.host {
+                    Host::Tcp(name) => name.clone(),
+                    Host::Unix(_) => "localhost".to_string(),
+                };
+                Ok(Stream::Tls(Box::new(tls.handshake(tcp, &name)?)))
+            }
+            b'N' if matches!(self.config.sslmode, SslMode::Allow | SslMode::Prefer) => {
+                Ok(Stream::Tcp(tcp))
+            }
+            b'N' => Err(Error::connect_permanent(format!(
+                "the server does not support TLS, but sslmode={} requires it",
+                sslmode_name(self.config.sslmode)
+            ))),
+            other => Err(Error::connect_permanent(format!(
+                "unexpected answer {other:#04x} to the TLS request"
+            ))),
+        }
+    }
+
+    /// Whether the server is what `target_session_attrs` asks for. Uses the parameters the
+    /// server reports (PostgreSQL 14+) and asks only when they are missing.
+    fn acceptable(&self, session: &mut Session, want: TargetSessionAttrs) -> Result<bool, Error> {
+        if want == TargetSessionAttrs::Any {
+            return Ok(true);
+        }
+        let standby = match session.parameter("in_hot_standby") {
+            Some(v) => v == "on",
+            None => ask(session, "SELECT pg_catalog.pg_is_in_recovery()")? == "t",
+        };
+        let mut read_only = || -> Result<bool, Error> {
+            Ok(standby
+                || match session.parameter("default_transaction_read_only") {
+                    Some(v) => v == "on",
+                    None => ask(session, "SHOW transaction_read_only")? == "on",
+                })
+        };
+        Ok(match want {
+            TargetSessionAttrs::Any => true,
+            TargetSessionAttrs::Primary => !standby,
+            TargetSessionAttrs::Standby | TargetSessionAttrs::PreferStandby => standby,
+            TargetSessionAttrs::ReadWrite => !read_only()?,
+            TargetSessionAttrs::ReadOnly => read_only()?,
+        })
+    }
+}
+
+fn ask(session: &mut Session, sql: &str) -> Result<String, Error> {
+    let messages = session.simple_query(sql).map_err(Error::into_connect)?;
+    Ok(messages
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+fn attrs_name(a: TargetSessionAttrs) -> &'static str {
+    match a {
+        TargetSessionAttrs::Any => "any",
+        TargetSessionAttrs::ReadWrite => "read-write",
+        TargetSessionAttrs::ReadOnly => "read-only",
+        TargetSessionAttrs::Primary => "primary",
+        TargetSessionAttrs::Standby => "standby",
+        TargetSessionAttrs::PreferStandby => "prefer-standby",
+    }
+}
+
+fn sslmode_name(m: SslMode) -> &'static str {
+    match m {
+        SslMode::Disable => "disable",
+        SslMode::Allow => "allow",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// One error for all attempts: the last one's kind and SQLSTATE, every message.
+fn combine(mut errors: Vec<Error>) -> Error {
+    match errors.len() {
+        0 => Error::connect_permanent("no host to connect to"),
+        1 => errors.pop().expect("one error"),
+        _ => {
+            let text = errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let last = errors.pop().expect("errors");
+            last.with_message(text)
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! [`Session`]: the wire state of one PostgreSQL session — the socket it owns, reusable read
+//! and write buffers, the exact transaction status from every ReadyForQuery, the server's
+//! parameters, the cancel key, and deadlines.
+//!
+//! Everything above it (statements, queries, COPY, the pool's connection type) talks to the
+//! server through `send` and `read_message`. Asynchronous messages (notices, notifications,
+//! parameter changes) are absorbed here, wherever they arrive.
+//!
+//! Deadlines: a call may carry a deadline. Without one, reads simply block (one `read(2)` per
+//! round trip for small results). With one, each blocking read is bounded by the socket's
+//! receive timeout; when it passes, the session either sends a server-side cancel and keeps
+//! reading for a bounded drain (query timeouts), or gives up and is marked broken (validation,
+//! connect, drain).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use crate::client::cancel::CancelToken;
+use crate::client::db_error::DbError;
+use crate::client::stream::Stream;
+use crate::error::Error;
+use crate::sys::socket;
+
+/// The transaction status the server reported in its last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// Not in a transaction block (`I`).
+    Idle,
+    /// In a transaction block (`T`).
+    InTransaction,
+    /// In a failed transaction block (`E`): queries are rejected until it ends.
+    Failed,
+}
+
+/// A `NOTIFY` received on a session that ran `LISTEN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub process_id: i32,
+    /// The channel name.
+    pub channel: String,
+    /// The payload (empty if none was given).
+    pub payload: String,
+}
+
+/// Receives the server's notices (WARNING, NOTICE, INFO, …) on a session.
+pub type NoticeHandler = Arc<dyn Fn(&DbError) + Send + Sync + 'static>;
+
+/// What happens when a call's deadline passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDeadline {
+    /// Send a CancelRequest, then keep reading for at most `drain` (a query timeout).
+    Cancel { drain: Duration },
+    /// Stop: the session is broken (connect, validation, a drain that did not finish).
+    Break,
+}
+
+/// How long reading may take after a cancel before the session is given up.
+pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub(crate) struct Session {
+    stream: Stream,
+    rbuf: BytesMut,
+    scratch: Box<[u8]>,
+    /// Messages being built for the next `send`.
+    pub(crate) wbuf: BytesMut,
+    status: TransactionStatus,
+    parameters: HashMap<String, String>,
+    process_id: i32,
+    secret_key: i32,
+    cancel: Option<CancelToken>,
+    notifications: VecDeque<Notification>,
+    notice_handler: Option<NoticeHandler>,
+    broken: bool,
+    deadline: Option<(Instant, OnDeadline)>,
+    /// True while the socket has read/write timeouts set (they are cleared lazily).
+    timeouts_set: bool,
+    /// A cancel was sent for the current call because its deadline passed.
+    cancelled: bool,
+    /// A CommandComplete said `DISCARD ALL` or `DEALLOCATE ALL`: prepared statements are gone.
+    pub(crate) statements_dropped: bool,
+    /// Types the server told us about beyond the built-in ones, by OID.
+    pub(crate) types: HashMap<u32, postgres::types::Type>,
+}
+
+impl Session {
+    pub(crate) fn new(stream: Stream) -> Session {
+        Session {
+            stream,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            wbuf: BytesMut::with_capacity(1024),
+            status: TransactionStatus::Idle,
+            parameters: HashMap::new(),
+            process_id: 0,
+            secret_key: 0,
+            cancel: None,
+            notifications: VecDeque::new(),
+            notice_handler: None,
+            broken: false,
+            deadline: None,
+            timeouts_set: false,
+            cancelled: false,
+            statements_dropped: false,
+            types: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub(crate) fn status(&self) -> TransactionStatus {
+        self.status
+    }
+
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    pub(crate) fn process_id(&self) -> i32 {
+        self.process_id
+    }
+
+    pub(crate) fn set_backend_key(&mut self, process_id: i32, secret_key: i32) {
+        self.process_id = process_id;
+        self.secret_key = secret_key;
+    }
+
+    pub(crate) fn secret_key(&self) -> i32 {
+        self.secret_key
+    }
+
+    pub(crate) fn set_cancel_token(&mut self, token: CancelToken) {
+        self.cancel = Some(token);
+    }
+
+    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
+    pub(crate) fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn set_notice_handler(&mut self, handler: Option<NoticeHandler>) {
+        self.notice_handler = handler;
+    }
+
+    pub(crate) fn take_notification(&mut self) -> Option<Notification> {
+        self.notifications.pop_front()
+    }
+
+    pub(crate) fn pending_notifications(&self) -> usize {
+        self.notifications.len()
+    }
+
+    /// Bounds what follows by `deadline` (`None`: unbounded). Cleared by `clear_deadline`.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<(Instant, OnDeadline)>) {
+        self.deadline = deadline;
+        self.cancelled = false;
+    }
+
+    pub(crate) fn clear_deadline(&mut self) {
+        self.deadline = None;
+    }
+
+    /// Writes everything in `wbuf`. A failure breaks the session.
+    pub(crate) fn send(&mut self) -> Result<(), Error> {
+        if self.broken {
+            self.wbuf.clear();
+            return Err(Error::broken("the connection is broken"));
+        }
+        if let Err(e) = self.apply_timeouts() {
+            self.wbuf.clear();
+            return Err(e);
+        }
+        let result = self
+            .stream
+            .write_all(&self.wbuf)
+            .and_then(|()| self.stream.flush());
+        self.wbuf.clear();
+        result.map_err(|e| {
+            self.broken = true;
+            Error::io("sending to the server", e)
+        })
+    }
+
+    fn apply_timeouts(&mut self) -> Result<(), Error> {
+        match self.deadline {
+            Some((at, _)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                self.stream.set_timeouts(Some(left)).map_err(|e| {
+                    self.broken = true;
+                    Error::io("setting socket timeouts", e)
+                })?;
+                self.timeouts_set = true;
+            }
+            None if self.timeouts_set => {
+                self.stream.set_timeouts(None).map_err(|e| {
+                    self.broken = true;
+                    Error::io("clearing socket timeouts", e)
+                })?;
+                self.timeouts_set = false;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes from the socket into `rbuf`, honouring the deadline.
+    fn fill(&mut self) -> Result<(), Error> {
+        loop {
+            if let Some((at, mode)) = self.deadline {
+                if Instant::now() >= at {
+                    self.deadline_passed(mode)?;
+                    continue;
+                }
+            }
+            self.apply_timeouts()?;
+            match self.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(Error::broken("server closed the connection unexpectedly"));
+                }
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&self.scratch[..n]);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && self.deadline.is_some() =>
+                {
+                    // The receive timeout fired: the loop checks the deadline.
+                }
+                Err(e) => {
+                    self.broken = true;
+                    return Err(Error::io("reading from the server", e));
+                }
+            }
+        }
+    }
+
+    fn deadline_passed(&mut self, mode: OnDeadline) -> Result<(), Error> {
+        match mode {
+            OnDeadline::Cancel { drain } if !self.cancelled => {
+                self.cancelled = true;
+                match &self.cancel {
+                    Some(token) => {
+                        if let Err(e) = token.cancel_bounded(drain) {
+                            log::debug!(target: "pgpool", "cancel request failed: {e}");
+                        }
+                    }
+                    None => {
+                        log::debug!(target: "pgpool", "no cancel key: the session will be closed")
+                    }
+                }
+                self.deadline = Some((Instant::now() + drain, OnDeadline::Break));
+                Ok(())
+            }
+            _ => {
+                self.broken = true;
+                self.deadline = None;
+                Err(Error::timeout_io(if self.cancelled {
+                    "the server did not answer after a cancel request; connection closed"
+                } else {
+                    "timed out waiting for the server; connection closed"
+                }))
+            }
+        }
+    }
+
+    /// The next message the caller must handle. Notices, notifications and parameter
+    /// changes are absorbed; ReadyForQuery updates the transaction status before it is
+    /// returned.
+    pub(crate) fn read_message(&mut self) -> Result<Message, Error> {
+        loop {
+            let parsed = Message::parse(&mut self.rbuf);
+            match parsed {
+                Ok(Some(message)) => {
+                    if let Some(message) = self.absorb(message)? {
+                        return Ok(message);
+                    }
+                }
+                Ok(None) => self.fill()?,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(Error::protocol(format!(
+                        "malformed message from the server: {e}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// True when a complete message (or part of one) is already buffered.
+    pub(crate) fn has_buffered_input(&mut self) -> bool {
+        !self.rbuf.is_empty() || self.stream.has_buffered_plaintext()
+    }
+
+    fn absorb(&mut self, message: Message) -> Result<Option<Message>, Error> {
+        match message {
+            Message::NoticeResponse(body) => {
+                match DbError::parse(&mut body.fields()) {
+                    Ok(notice) => self.deliver_notice(&notice),
+                    Err(e) => log::debug!(target: "pgpool", "malformed notice: {e}"),
+                }
+                Ok(None)
+            }
+            Message::NotificationResponse(body) => {
+                let channel = body.channel().map_err(Error::protocol_io)?.to_string();
+                let payload = body.message().map_err(Error::protocol_io)?.to_string();
+                self.notifications.push_back(Notification {
+                    process_id: body.process_id(),
+                    channel,
+                    payload,
+                });
+                Ok(None)
+            }
+            Message::ParameterStatus(body) => {
+                let name = body.name().map_err(Error::protocol_io)?.to_string();
+                let value = body.value().map_err(Error::protocol_io)?.to_string();
+                self.parameters.insert(name, value);
+                Ok(None)
+            }
+            Message::ReadyForQuery(body) => {
+                self.status = match body.status() {
+                    b'I' => TransactionStatus::Idle,
+                    b'T' => TransactionStatus::InTransaction,
+                    b'E' => TransactionStatus::Failed,
+                    other => {
+                        self.broken = true;
+                        return Err(Error::protocol(format!(
+                            "unknown transaction status {other:#04x} in ReadyForQuery"
+                        )));
+                    }
+                };
+                Ok(Some(Message::ReadyForQuery(body)))
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    fn deliver_notice(&self, notice: &DbError) {
+        log::debug!(target: "pgpool", "server notice from backend {}: {notice}", self.process_id);
+        if let Some(handler) = &self.notice_handler {
+            let handler = handler.clone();
+            let notice = notice.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&notice))).is_err()
+            {
+                log::warn!(target: "pgpool", "notice handler panicked");
+            }
+        }
+    }
+
+    /// Reads and discards messages up to and including the next ReadyForQuery.
+    pub(crate) fn skip_to_ready(&mut self) -> Result<(), Error> {
+        loop {
+            if let Message::ReadyForQuery(_) = self.read_message()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The error in an ErrorResponse, having read on to ReadyForQuery so the session is ready
+    /// for the next command. A query timeout's cancel turns into a timeout error; a FATAL
+    /// error or a connection-class SQLSTATE breaks the session (then nothing more is read).
+    pub(crate) fn server_error(
+        &mut self,
+        body: postgres_protocol::message::backend::ErrorResponseBody,
+    ) -> Error {
+        let db = match DbError::parse(&mut body.fields()) {
+            Ok(db) => db,
+            Err(e) => {
+                self.broken = true;
+                return Error::protocol(format!("malformed error from the server: {e}"));
+            }
+        };
+        let fatal = matches!(db.severity(), "FATAL" | "PANIC");
+        let err = Error::from_db(db, self.cancelled);
+        if fatal || err.is_broken() {
+            self.broken = true;
+            return err;
+        }
+        match self.skip_to_ready() {
+            Ok(()) => err,
+            Err(e) => e,
+        }
+    }
+
+    /// The zero-cost probe: nothing buffered and nothing readable on an idle socket.
+    pub(crate) fn looks_idle(&mut self) -> bool {
+        !self.broken && !self.has_buffered_input() && !socket::readable_or_hung_up(self.stream.fd())
+    }
+
+    /// Waits up to `timeout` for input on an idle session (for notifications); true when
+    /// something can be read.
+    pub(crate) fn wait_input(&mut self, timeout: Duration) -> bool {
+        if self.has_buffered_input() {
+            return true;
+        }
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        socket::wait_readable(self.stream.fd(), ms)
+    }
+
+    /// Reads whatever asynchronous messages are available without blocking for more than
+    /// `timeout` (the server sends notifications between commands).
+    pub(crate) fn poll_async(&mut self, timeout: Duration) -> Result<(), Error> {
+        if !self.wait_input(timeout) {
+            return Ok(());
+        }
+        self.set_deadline(Some((
+            Instant::now() + timeout.max(Duration::from_millis(50)),
+            OnDeadline::Break,
+        )));
+        let result = (|| {
+            if self.rbuf.is_empty() {
+                self.fill()?;
+            }
+            loop {
+                match Message::parse(&mut self.rbuf) {
+                    Ok(Some(m)) => {
+                        if let Some(m) = self.absorb(m)? {
+                            self.broken = true;
+                            return Err(Error::protocol(format!(
+                                "unexpected message {} from the server on an idle session",
+                                message_name(&m)
+                            )));
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        self.broken = true;
+                        return Err(Error::protocol(format!("malformed message: {e}")));
+                    }
+                }
+            }
+        })();
+        self.clear_deadline();
+        result
+    }
+
+    /// Queues a Terminate; used by `Drop`.
+    fn terminate_bytes() -> BytesMut {
+        let mut buf = BytesMut::with_capacity(5);
+        frontend::terminate(&mut buf);
+        buf
+    }
+}
+
+impl Drop for Session {
+    /// Says goodbye without ever blocking: a non-blocking Terminate, no linger.
+    fn drop(&mut self) {
+        let bytes = Session::terminate_bytes();
+        self.stream
+            .close_nonblocking(if self.broken { &[] } else { &bytes });
+    }
+}
+
+/// A short name for a backend message, for errors that say what was unexpected.
+pub(crate) fn message_name(m: &Message) -> &'static str {
+    match m {
+        Message::AuthenticationOk => "AuthenticationOk",
+        Message::BackendKeyData(_) => "BackendKeyData",
+        Message::BindComplete => "BindComplete",
+        Message::CloseComplete => "CloseComplete",
+        Message::CommandComplete(_) => "CommandComplete",
+        Message::CopyData(_) => "CopyData",
+        Message::CopyDone => "CopyDone",
+        Message::CopyInResponse(_) => "CopyInResponse",
+        Message::CopyOutResponse(_) => "CopyOutResponse",
+        Message::DataRow(_) => "DataRow",
+        Message::EmptyQueryResponse => "EmptyQueryResponse",
+        Message::ErrorResponse(_) => "ErrorResponse",
+        Message::NoData => "NoData",
+        Message::NoticeResponse(_) => "NoticeResponse",
+        Message::NotificationResponse(_) => "NotificationResponse",
+        Message::ParameterDescription(_) => "ParameterDescription",
+        Message::ParameterStatus(_) => "ParameterStatus",
+        Message::ParseComplete => "ParseComplete",
+        Message::PortalSuspended => "PortalSuspended",
+        Message::ReadyForQuery(_) => "ReadyForQuery",
+        Message::RowDescription(_) => "RowDescription",
+        _ => "an authentication request",
+    }
+}
