@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::event::{Event, EventHook};
-use crate::manager::Manager;
-use crate::pg::PgManager;
-use crate::pool::Pool;
 
 /// The largest `max_size` accepted. PostgreSQL itself tops out far below this.
 pub const MAX_POOL_SIZE: u32 = 10_000;
 
-/// Validated pool settings. Read them back with [`Pool::config`]; make them with [`Builder`].
+/// Validated pool settings. Read them back with [`Pool::config`](crate::Pool::config); make them with [`Builder`].
 ///
 /// Durations that are `Option`s mean "never" when `None`.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,7 +36,7 @@ pub struct Config {
     /// An idle connection is closed after this long without use, but never below `min_idle`.
     /// Defaults to 10 minutes; `None` means never. Must be at least 1 ms.
     pub idle_timeout: Option<Duration>,
-    /// How long [`Pool::get`] waits for a connection. Defaults to 30 s; must be > 0.
+    /// How long [`Pool::get`](crate::Pool::get) waits for a connection. Defaults to 30 s; must be > 0.
     pub acquire_timeout: Duration,
     /// Bound on one connection attempt (TCP connect + startup + authentication).
     /// Defaults to 10 s; must be > 0.
@@ -62,10 +59,10 @@ pub struct Config {
     /// How often the reaper thread enforces `idle_timeout`, `max_lifetime` and `min_idle`.
     /// Defaults to 1 s; must be at least 1 ms.
     pub reaper_interval: Duration,
-    /// When this many callers are already waiting, [`Pool::get`] fails at once with
+    /// When this many callers are already waiting, [`Pool::get`](crate::Pool::get) fails at once with
     /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded). Defaults to `None` (unbounded).
     pub max_waiters: Option<usize>,
-    /// How long [`Pool::close`] waits for in-use connections to come back. Defaults to 5 s.
+    /// How long [`Pool::close`](crate::Pool::close) waits for in-use connections to come back. Defaults to 5 s.
     pub close_timeout: Duration,
     /// `statement_timeout` set on every new connection. Defaults to `None` (server default).
     pub statement_timeout: Option<Duration>,
@@ -239,7 +236,7 @@ impl Config {
     }
 }
 
-/// Builds a [`Pool`]: set options, then [`build`](Builder::build) with a connection string.
+/// Builds a [`Pool`](crate::Pool): set options, then [`build`](Builder::build) with a connection string.
 ///
 /// Setters take any value; nothing is checked until `build`, which reports the first invalid
 /// option by name.
@@ -381,24 +378,10 @@ impl Builder {
         &self.config
     }
 
-    /// Validates the options and builds a PostgreSQL pool for `conninfo`, a URL
-    /// (`postgres://user:pass@host:port/db?opt=val`) or `key=value` string.
-    ///
-    /// Returns at once: the first `min_idle` connections are opened in the background (use
-    /// [`Pool::wait_ready`] to wait for them). Errors: an invalid option, or an unparsable
-    /// connection string.
-    pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
+    /// Validates the options and hands them over (to `build*`, in `src/pool/build.rs`).
+    pub(crate) fn into_validated(self) -> Result<(Config, Option<EventHook>), Error> {
         self.config.validate()?;
-        let manager = PgManager::new(conninfo, &self.config)?;
-        Ok(Pool::start(manager, self.config, self.hook))
-    }
-
-    /// Validates the options and builds a pool around any [`Manager`]. Options that concern
-    /// PostgreSQL sessions (statement timeout, application name, statement cache, TCP
-    /// settings) are the manager's business and are ignored here.
-    pub fn build_with_manager<M: Manager>(self, manager: M) -> Result<Pool<M>, Error> {
-        self.config.validate()?;
-        Ok(Pool::start(manager, self.config, self.hook))
+        Ok((self.config, self.hook))
     }
 }
 

@@ -45,6 +45,24 @@ pub trait Manager: Send + Sync + 'static {
         let _ = conn;
         true
     }
+
+    /// Whether dropping a connection may block. Asked once, when the pool starts.
+    ///
+    /// `true` (the default): the pool drops retired connections on its closer thread
+    /// (`pgpool-c<id>`, started the first time a connection is retired), so a slow close
+    /// never holds up a caller. Closing a `postgres::Client`, for example, writes a
+    /// termination message to the socket and can block for minutes on a cut network.
+    ///
+    /// `false`: the pool drops a retired connection on the thread that retired it (the
+    /// releasing caller, a connector, the reaper...), right after releasing its lock, and
+    /// never starts a closer thread. Return false only if `Drop` cannot block, for example a
+    /// client that closes with a single non-blocking write (as pgpool's own client will).
+    ///
+    /// Either way the bookkeeping is the same: the slot counts as closing until the drop is
+    /// over, then a replacement may be opened and a `Remove` event follows.
+    fn close_may_block(&self) -> bool {
+        true
+    }
 }
 
 /// Adapts any r2d2 [`ManageConnection`](r2d2::ManageConnection) to [`Manager`].

@@ -37,7 +37,8 @@ pub struct Stats {
     pub checking: u32,
     /// Connection attempts in progress.
     pub pending: u32,
-    /// Connections handed to the closer thread and not yet closed.
+    /// Retired connections not yet closed (queued for or on the closer thread, or being
+    /// dropped by the thread that retired them; see `Manager::close_may_block`).
     pub closing: u32,
     /// Callers waiting for a connection right now (pg-pool's `waitingCount`).
     pub waiting: u32,

@@ -4,11 +4,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pgpool::{CloseReason, Error, ErrorKind, Event, Manager, Pool, Probe};
+use pgpool::{CloseReason, Error, ErrorKind, Event, Manager, Pool, PooledConnection, Probe};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -24,15 +24,25 @@ struct Fake {
     faults: Mutex<VecDeque<Fault>>,
     always_fail: AtomicBool,
     delay_ms: u64,
+    /// What `close_may_block` answers is the opposite.
+    close_never_blocks: bool,
+    /// How long dropping a connection takes (a close over a slow network).
+    drop_delay_ms: u64,
+    /// The threads connections were dropped on, in order.
+    dropped_on: Arc<Mutex<Vec<thread::Thread>>>,
 }
 
 struct FakeConn {
     live: Arc<AtomicUsize>,
     broken: bool,
+    drop_delay: Duration,
+    dropped_on: Arc<Mutex<Vec<thread::Thread>>>,
 }
 
 impl Drop for FakeConn {
     fn drop(&mut self) {
+        thread::sleep(self.drop_delay);
+        self.dropped_on.lock().unwrap().push(thread::current());
         self.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -68,7 +78,13 @@ impl Manager for FakeManager {
         Ok(FakeConn {
             live: Arc::clone(&self.live),
             broken: false,
+            drop_delay: Duration::from_millis(self.drop_delay_ms),
+            dropped_on: Arc::clone(&self.dropped_on),
         })
+    }
+
+    fn close_may_block(&self) -> bool {
+        !self.close_never_blocks
     }
 
     fn validate(&self, conn: &mut FakeConn, _: Duration) -> Result<(), Error> {
@@ -594,4 +610,305 @@ fn a_thread_gets_back_the_connection_it_released_last() {
         elsewhere, my_id,
         "a thread with no history gets the most recently used"
     );
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::Connect { .. } => "connect",
+        Event::Acquire { .. } => "acquire",
+        Event::Release { .. } => "release",
+        Event::Remove { reason, .. } => reason.as_str(),
+        Event::Error { .. } => "error",
+        _ => "other",
+    }
+}
+
+#[test]
+fn a_slow_close_runs_on_the_closer_thread_started_when_first_needed() {
+    let manager = FakeManager(Arc::new(Fake {
+        drop_delay_ms: 300,
+        ..Fake::default()
+    }));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let pool = builder()
+        .max_size(1)
+        .max_uses(Some(2))
+        .event_hook(move |e| seen2.lock().unwrap().push(event_name(e)))
+        .build_with_manager(manager.clone())
+        .unwrap();
+    let closer = format!("pgpool-c{}", pool.id());
+    drop(pool.get().unwrap()); // back to idle: nothing retired yet
+    assert_eq!(
+        pool_threads(&closer),
+        0,
+        "the closer starts only when needed"
+    );
+
+    let conn = pool.get().unwrap();
+    let start = Instant::now();
+    drop(conn); // second use: retired for max_uses
+    assert!(
+        start.elapsed() < Duration::from_millis(150),
+        "the release waited for the close: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(pool.stats().closing, 1, "{:?}", pool.stats());
+    assert!(wait_until(Duration::from_secs(3), || pool.stats().closing == 0));
+    let s = pool.stats();
+    assert_eq!((s.open, s.closed(CloseReason::MaxUses)), (0, 1), "{s:?}");
+    let on = manager.dropped_on.lock().unwrap().clone();
+    assert_eq!(on.len(), 1);
+    assert_eq!(on[0].name(), Some(closer.as_str()));
+    assert_eq!(pool_threads(&closer), 1);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["connect", "acquire", "release", "acquire", "release", "max_uses"]
+    );
+}
+
+#[test]
+fn a_close_that_cannot_block_runs_on_the_retiring_thread_and_no_closer_starts() {
+    let manager = FakeManager(Arc::new(Fake {
+        close_never_blocks: true,
+        ..Fake::default()
+    }));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let pool = builder()
+        .max_size(2)
+        .max_uses(Some(1))
+        .event_hook(move |e| seen2.lock().unwrap().push(event_name(e)))
+        .build_with_manager(manager.clone())
+        .unwrap();
+    let me = thread::current().id();
+
+    drop(pool.get().unwrap()); // retired for max_uses, closed before the drop returns
+    let s = pool.stats();
+    assert_eq!(
+        (s.open, s.closing, s.closed(CloseReason::MaxUses)),
+        (0, 0, 1),
+        "{s:?}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["connect", "acquire", "release", "max_uses"],
+        "same events, same order, as with the closer"
+    );
+
+    pool.get().unwrap().discard();
+    let kept = pool.get().unwrap();
+    let other = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            pool.get().unwrap().discard();
+            thread::current().id()
+        })
+        .join()
+        .unwrap()
+    };
+    drop(kept);
+    let s = pool.stats();
+    assert_eq!(s.closed(CloseReason::Discarded), 2, "{s:?}");
+    assert_eq!(s.closing, 0, "{s:?}");
+    let on: Vec<_> = manager
+        .dropped_on
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.id())
+        .collect();
+    assert_eq!(on, [me, me, other, me], "each closed where it was retired");
+    assert!(pool.close());
+    assert_eq!(pool_threads(&format!("pgpool-c{}", pool.id())), 0);
+    assert_eq!(manager.live.load(Ordering::SeqCst), 0);
+}
+
+/// Records whether any thread (the pool's own included, where a panic is caught and logged)
+/// hit a failed invariant check. Chains to the previous panic hook.
+fn invariant_failures() -> &'static AtomicUsize {
+    static FAILURES: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if text.contains("pool invariant") {
+                FAILURES.fetch_add(1, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+    });
+    &FAILURES
+}
+
+/// Threads × random operations (get, try_get, get_timeout, release, discard, break, a drop
+/// while panicking, close-and-replace) against a small pool whose reaper, keepalive, lifetime,
+/// idle timeout and `max_uses` all fire often. In debug builds every critical section checks
+/// the state's invariants; here the outcome is checked too.
+fn stress(close_never_blocks: bool, seed: u64) {
+    const THREADS: u64 = 8;
+    const OPS: usize = 2000;
+    let failures = invariant_failures();
+    let manager = FakeManager(Arc::new(Fake {
+        close_never_blocks,
+        ..Fake::default()
+    }));
+    let make = {
+        let manager = manager.clone();
+        move || {
+            builder()
+                .max_size(4)
+                .min_idle(1)
+                .max_idle(3)
+                .max_waiters(Some(6))
+                .max_uses(Some(25))
+                .max_lifetime(Some(Duration::from_millis(40)))
+                .idle_timeout(Some(Duration::from_millis(5)))
+                .reaper_interval(Duration::from_millis(1))
+                .keepalive_interval(Some(Duration::from_millis(2)))
+                .validation_skip_window(Duration::from_millis(1))
+                .acquire_timeout(Duration::from_millis(5))
+                .build_with_manager(manager.clone())
+                .unwrap()
+        }
+    };
+    let current = Arc::new(RwLock::new(make()));
+    let retired_pools = Arc::new(Mutex::new(Vec::new()));
+    let barrier = Arc::new(Barrier::new(THREADS as usize));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (current, retired_pools, barrier, make, manager) = (
+                Arc::clone(&current),
+                Arc::clone(&retired_pools),
+                Arc::clone(&barrier),
+                make.clone(),
+                manager.clone(),
+            );
+            thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(31).wrapping_add(t));
+                let mut held: Vec<PooledConnection<FakeManager>> = Vec::new();
+                barrier.wait();
+                for _ in 0..OPS {
+                    let pool = current.read().unwrap().clone();
+                    let got = match rng.u32(0..100) {
+                        0..=19 => Some(pool.get().map(Some)),
+                        20..=34 => Some(pool.try_get()),
+                        35..=49 => {
+                            let wait = Duration::from_micros(rng.u64(0..3000));
+                            Some(pool.get_timeout(wait).map(Some))
+                        }
+                        50..=69 if !held.is_empty() => {
+                            drop(held.swap_remove(rng.usize(0..held.len())));
+                            None
+                        }
+                        70..=77 if !held.is_empty() => {
+                            held.swap_remove(rng.usize(0..held.len())).discard();
+                            None
+                        }
+                        78..=83 if !held.is_empty() => {
+                            // Looks dead to the probe and the keepalive from now on.
+                            let i = rng.usize(0..held.len());
+                            held[i].broken = true;
+                            None
+                        }
+                        84..=88 if !held.is_empty() => {
+                            let conn = held.swap_remove(rng.usize(0..held.len()));
+                            let result =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                                    let _conn = conn;
+                                    panic!("stress: a holder panics");
+                                }));
+                            assert!(result.is_err());
+                            None
+                        }
+                        89..=90 => {
+                            manager.faults.lock().unwrap().push_back(Fault::Fail);
+                            None
+                        }
+                        91..=97 => {
+                            let s = pool.stats();
+                            assert!(s.open + s.pending + s.closing <= 4, "seed {seed}: {s:?}");
+                            assert_eq!(s.open, s.in_use + s.idle + s.checking, "seed {seed}");
+                            None
+                        }
+                        98..=99 if rng.u32(0..8) == 0 => {
+                            // Close with guards still out (here and in other threads); the
+                            // others carry on with a fresh pool.
+                            let old = std::mem::replace(&mut *current.write().unwrap(), make());
+                            old.close_timeout(Duration::from_millis(1));
+                            retired_pools.lock().unwrap().push(old);
+                            None
+                        }
+                        _ => None,
+                    };
+                    match got {
+                        Some(Ok(Some(conn))) => held.push(conn),
+                        Some(Ok(None)) | None => {}
+                        Some(Err(e)) => assert!(
+                            matches!(
+                                e.kind(),
+                                ErrorKind::Timeout | ErrorKind::Closed | ErrorKind::Overloaded
+                            ),
+                            "seed {seed}: {e}"
+                        ),
+                    }
+                    if held.len() > 2 {
+                        drop(held.swap_remove(0));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut pools = std::mem::take(&mut *retired_pools.lock().unwrap());
+    pools.push(current.read().unwrap().clone());
+    for pool in &pools {
+        assert!(pool.close_timeout(Duration::from_secs(5)), "seed {seed}");
+        let s = pool.stats();
+        assert_eq!(
+            (s.open, s.pending, s.closing, s.waiting),
+            (0, 0, 0, 0),
+            "{s:?}"
+        );
+        assert_eq!(
+            s.connections_created,
+            s.closed_total(),
+            "seed {seed}: {s:?}"
+        );
+    }
+    assert_eq!(manager.live.load(Ordering::SeqCst), 0, "seed {seed}");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "seed {seed}: an invariant failed"
+    );
+    let acquires: u64 = pools.iter().map(|p| p.stats().acquires).sum();
+    assert!(acquires > 1000, "seed {seed}: only {acquires} acquires");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+fn stress_seed() -> u64 {
+    std::env::var("PGPOOL_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed)
+}
+
+#[test]
+fn randomized_stress_keeps_the_invariants_with_a_closer_thread() {
+    stress(false, stress_seed());
+}
+
+#[test]
+fn randomized_stress_keeps_the_invariants_closing_inline() {
+    stress(true, stress_seed() + 1);
 }

@@ -8,7 +8,8 @@ use crate::clock::Tick;
 
 use crate::manager::Manager;
 use crate::pg::PgManager;
-use crate::pool::shared::{Conn, Shared};
+use crate::pool::shared::Shared;
+use crate::pool::state::Conn;
 
 /// A connection checked out of a [`Pool`](crate::Pool). Dereferences to the connection;
 /// dropping it gives the connection back (rolled back first if it may be inside a

@@ -1,15 +1,22 @@
-//! [`Pool`]: the public face of the pool. See `shared.rs` for the state, its lock and its
-//! invariants, `maintenance.rs` for the background threads, `guard.rs` for the guard.
+//! [`Pool`]: the public face of the pool.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `state.rs` | `State`, the one lock's contents, its invariants and every change to it |
+//! | `shared.rs` | `Shared` and the paths through the state: acquire, release, close |
+//! | `threads.rs` | the connector, reaper, keepalive and closer threads |
+//! | `guard.rs` | `PooledConnection`, the RAII guard |
+//! | `build.rs` | `Builder::build` and `Builder::build_with_manager` |
 
+mod build;
 mod guard;
-mod maintenance;
 pub(crate) mod shared;
+pub(crate) mod state;
+mod threads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 pub use guard::PooledConnection;
 
@@ -21,7 +28,7 @@ use crate::event::{emit, Event, EventHook};
 use crate::manager::Manager;
 use crate::pg::PgManager;
 use crate::stats::Stats;
-use shared::{closer_thread, Shared, State};
+use shared::Shared;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -152,71 +159,15 @@ pub struct Health {
 }
 
 impl<M: Manager> Pool<M> {
-    /// Starts a pool around `manager`: spawns the closer, reaper and keepalive threads and
-    /// the first `min_idle` connects. Config must already be validated.
+    /// Starts a pool around `manager`: spawns the reaper and keepalive threads and the first
+    /// `min_idle` connects (the closer thread starts when first needed, if ever). Config must
+    /// already be validated.
     pub(crate) fn start(manager: M, config: Config, hook: Option<EventHook>) -> Pool<M> {
         let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
-        let (closer_tx, closer_rx) = crossbeam_channel::unbounded();
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let shared = Arc::new(Shared {
-            id,
-            manager,
-            hook,
-            state: Mutex::new(State {
-                idle: Default::default(),
-                in_use: 0,
-                checking: 0,
-                pending: 0,
-                closing: 0,
-                waiters: Default::default(),
-                closed: false,
-                last_connect_error: None,
-                counters: Default::default(),
-            }),
-            changed: Condvar::new(),
-            next_conn_id: AtomicU64::new(0),
-            closer: closer_tx,
-            stop: Mutex::new(Some(stop_tx)),
-            config,
-        });
-        let weak = Arc::downgrade(&shared);
-        let spawned = [
-            std::thread::Builder::new()
-                .name(format!("pgpool-c{id}"))
-                .spawn({
-                    let weak = weak.clone();
-                    move || closer_thread(closer_rx, weak)
-                })
-                .err(),
-            maintenance::spawn_periodic(
-                format!("pgpool-r{id}"),
-                weak.clone(),
-                stop_rx.clone(),
-                shared.config.reaper_interval,
-                maintenance::reap,
-            )
-            .err(),
-            shared.config.keepalive_interval.and_then(|interval| {
-                maintenance::spawn_periodic(
-                    format!("pgpool-k{id}"),
-                    weak,
-                    stop_rx,
-                    interval,
-                    maintenance::keepalive,
-                )
-                .err()
-            }),
-        ];
-        for e in spawned.into_iter().flatten() {
-            emit(
-                shared.hook.as_ref(),
-                Event::Error {
-                    error: Error::usage(format!("cannot start a pool thread: {e}")),
-                },
-            );
-        }
-        let spawn = shared.plan_connects(&mut shared.state.lock());
-        shared.spawn_connectors(spawn);
+        let (shared, stop) = Shared::new(id, manager, config, hook);
+        threads::start_maintenance(&shared, stop);
+        let spawn = shared.state.lock().plan_connects();
+        threads::spawn_connectors(&shared, spawn);
         Pool {
             handle: Arc::new(Handle { shared }),
         }
@@ -235,7 +186,7 @@ impl<M: Manager> Pool<M> {
 
     fn guard(
         &self,
-        conn: shared::Conn<M::Connection>,
+        conn: state::Conn<M::Connection>,
         start: Option<Instant>,
     ) -> PooledConnection<M> {
         if let Some(start) = start {
@@ -289,8 +240,8 @@ impl<M: Manager> Pool<M> {
     }
 
     /// This pool's id, unique in the process; background threads are named after it
-    /// (`pgpool-r<id>` reaper, `pgpool-k<id>` keepalive, `pgpool-c<id>` closer,
-    /// `pgpool-n<id>` connectors).
+    /// (`pgpool-r<id>` reaper, `pgpool-k<id>` keepalive, `pgpool-c<id>` closer, started
+    /// when first needed, `pgpool-n<id>` connectors).
     pub fn id(&self) -> u64 {
         self.shared().id
     }
@@ -318,7 +269,7 @@ impl<M: Manager> Pool<M> {
 
     /// True once the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared().state.lock().closed
+        self.shared().state.lock().is_closed()
     }
 
     /// Closes the pool: new acquires fail, every waiter wakes with a "pool closed" error, idle

@@ -1,0 +1,30 @@
+//! The [`Builder`]'s `build*` methods: they need the pool and the PostgreSQL manager, which
+//! `config.rs` (options, validation, setters) does not depend on.
+
+use crate::config::Builder;
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::pg::PgManager;
+use crate::pool::Pool;
+
+impl Builder {
+    /// Validates the options and builds a PostgreSQL pool for `conninfo`, a URL
+    /// (`postgres://user:pass@host:port/db?opt=val`) or `key=value` string.
+    ///
+    /// Returns at once: the first `min_idle` connections are opened in the background (use
+    /// [`Pool::wait_ready`] to wait for them). Errors: an invalid option, or an unparsable
+    /// connection string.
+    pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
+        let (config, hook) = self.into_validated()?;
+        let manager = PgManager::new(conninfo, &config)?;
+        Ok(Pool::start(manager, config, hook))
+    }
+
+    /// Validates the options and builds a pool around any [`Manager`]. Options that concern
+    /// PostgreSQL sessions (statement timeout, application name, statement cache, TCP
+    /// settings) are the manager's business and are ignored here.
+    pub fn build_with_manager<M: Manager>(self, manager: M) -> Result<Pool<M>, Error> {
+        let (config, hook) = self.into_validated()?;
+        Ok(Pool::start(manager, config, hook))
+    }
+}

@@ -1,0 +1,227 @@
+//! The pool's background threads, their spawn functions and their loops:
+//!
+//! | thread | name | holds | runs |
+//! |---|---|---|---|
+//! | connector | `pgpool-n<id>` | `Arc<Shared>`, for one connect | per reserved slot |
+//! | reaper | `pgpool-r<id>` | `Weak<Shared>` | every `reaper_interval` |
+//! | keepalive | `pgpool-k<id>` | `Weak<Shared>` | every `keepalive_interval` (if set) |
+//! | closer | `pgpool-c<id>` | `Weak<Shared>` + its channel | from the first retirement, only when the manager's `close_may_block` |
+//!
+//! The reaper and keepalive sleep on the pool's stop channel, so closing the pool (which drops
+//! the sender) wakes and ends them at once; they catch panics per tick and carry on. The
+//! closer catches a panic per connection and ends when its channel's sender goes, i.e. with
+//! the pool's shared state (it must outlive `close`: connections in use are closed as they
+//! come back). A connector catches a panicking connect (counted as a connect error), ends once
+//! its slot is filled or given back, and keeps the shared state alive by at most one connect.
+//! None of them holds the pool lock while doing I/O or calling the manager or a hook.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::clock::Tick;
+use crate::error::{Error, ErrorKind};
+use crate::event::{emit, Event};
+use crate::manager::Manager;
+use crate::pool::shared::{drop_retired, guarded, Shared};
+use crate::pool::state::{AfterConnectError, Retired};
+
+/// Starts the reaper and (if configured) the keepalive thread; a failure to start one is
+/// reported as an `Error` event.
+pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Receiver<()>) {
+    let id = shared.id;
+    let weak = Arc::downgrade(shared);
+    let spawned = [
+        spawn_periodic(
+            format!("pgpool-r{id}"),
+            weak.clone(),
+            stop.clone(),
+            shared.config.reaper_interval,
+            reap,
+        )
+        .err(),
+        shared.config.keepalive_interval.and_then(|interval| {
+            spawn_periodic(format!("pgpool-k{id}"), weak, stop, interval, keepalive).err()
+        }),
+    ];
+    for e in spawned.into_iter().flatten() {
+        emit(
+            shared.hook.as_ref(),
+            Event::Error {
+                error: Error::usage(format!("cannot start a pool thread: {e}")),
+            },
+        );
+    }
+}
+
+/// Runs `tick` every `interval` until the pool is gone or `stop` disconnects.
+fn spawn_periodic<M: Manager>(
+    name: String,
+    shared: Weak<Shared<M>>,
+    stop: Receiver<()>,
+    interval: Duration,
+    tick: fn(&Arc<Shared<M>>),
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new().name(name).spawn(move || loop {
+        match stop.recv_timeout(interval) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let Some(this) = shared.upgrade() else { return };
+        if panic::catch_unwind(AssertUnwindSafe(|| tick(&this))).is_err() {
+            log::error!(target: "pgpool", "a maintenance tick panicked; continuing");
+        }
+    })
+}
+
+/// The reaper's tick: closes idle connections past their lifetime or idle timeout (never
+/// below `min_idle` for the latter) and starts connects to refill `min_idle`.
+fn reap<M: Manager>(this: &Arc<Shared<M>>) {
+    let (retired, spawn) = this
+        .state
+        .lock()
+        .reap(Tick::now(), this.config.idle_timeout);
+    this.dispose(retired);
+    spawn_connectors(this, spawn);
+}
+
+/// The keepalive's tick: checks, one at a time and least recently used first, every idle
+/// connection that has not proved alive for a whole interval. A connection being checked is
+/// out of the idle list (counted in `checking`), so no caller can get it meanwhile.
+fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
+    let Some(interval) = this.config.keepalive_interval else {
+        return;
+    };
+    let budget = this.state.lock().idle_len();
+    for _ in 0..budget {
+        let Some(mut conn) = this.state.lock().start_keepalive(Tick::now(), interval) else {
+            return;
+        };
+        let timeout = this.config.validation_timeout;
+        let result = guarded("keepalive", || {
+            this.manager.validate(&mut conn.raw, timeout)
+        });
+        if result.is_ok() {
+            conn.last_alive = Tick::now();
+        }
+        let retired = this.state.lock().end_keepalive(conn, result.is_ok());
+        this.dispose(retired);
+        if let Err(error) = result {
+            emit(this.hook.as_ref(), Event::Error { error });
+        }
+    }
+}
+
+/// Starts `n` connector threads whose slots `State::plan_connects` (or a sibling) reserved.
+pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
+    for _ in 0..n {
+        let this = Arc::clone(shared);
+        let spawned = thread::Builder::new()
+            .name(format!("pgpool-n{}", shared.id))
+            .spawn(move || connector(this));
+        if let Err(e) = spawned {
+            let err = Error::new(
+                ErrorKind::Connect,
+                format!("cannot start a connector thread: {e}"),
+            );
+            let mut state = shared.state.lock();
+            state.connector_not_started(err.clone());
+            shared.changed.notify_all();
+            drop(state);
+            emit(shared.hook.as_ref(), Event::Error { error: err });
+        }
+    }
+}
+
+/// One connector thread: opens a connection for the pool, retrying transient failures with
+/// backoff (10 ms → 1 s) while somebody still needs it.
+fn connector<M: Manager>(this: Arc<Shared<M>>) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let started = Instant::now();
+        match guarded("connect", || this.manager.connect()) {
+            Ok(raw) => {
+                let took = started.elapsed();
+                let id = this.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
+                // Before the connection is visible: `Connect` precedes its `Acquire`.
+                emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
+                let conn = this.new_conn(raw, id, Tick::now());
+                let mut state = this.state.lock();
+                let retired = state.connected(conn);
+                this.changed.notify_all();
+                drop(state);
+                this.dispose(retired);
+                return;
+            }
+            Err(err) => {
+                let mut state = this.state.lock();
+                let verdict = state.connect_failed(&err);
+                this.changed.notify_all();
+                drop(state);
+                emit(this.hook.as_ref(), Event::Error { error: err });
+                match verdict {
+                    AfterConnectError::GiveUp { spawn } => {
+                        spawn_connectors(&this, spawn);
+                        return;
+                    }
+                    AfterConnectError::Retry => {
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hands a retired connection to the closer thread, starting it the first time. If the
+/// thread cannot be started (reported as an `Error` event) or is gone, the connection is
+/// closed here instead: a slot is never leaked.
+pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retired<M::Connection>) {
+    let tx = {
+        let mut closer = shared.closer.lock();
+        match &*closer {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let weak = Arc::downgrade(shared);
+                let spawned = thread::Builder::new()
+                    .name(format!("pgpool-c{}", shared.id))
+                    .spawn(move || closer_loop(rx, weak));
+                if let Err(e) = spawned {
+                    drop(closer);
+                    emit(
+                        shared.hook.as_ref(),
+                        Event::Error {
+                            error: Error::usage(format!("cannot start a pool thread: {e}")),
+                        },
+                    );
+                    shared.close_retired(retired);
+                    return;
+                }
+                *closer = Some(tx.clone());
+                tx
+            }
+        }
+    };
+    if let Err(e) = tx.send(retired) {
+        shared.close_retired(e.into_inner());
+    }
+}
+
+/// The closer thread: closes retired connections (a `postgres::Client`'s drop does network
+/// I/O and can block for as long as `tcp_user_timeout`), holding no reference to the pool
+/// while it drops one. Exits when the channel's sender is gone, i.e. after the pool's shared
+/// state is dropped.
+fn closer_loop<M: Manager>(rx: Receiver<Retired<M::Connection>>, shared: Weak<Shared<M>>) {
+    for retired in rx.iter() {
+        let (id, reason) = drop_retired(retired);
+        if let Some(this) = shared.upgrade() {
+            this.closed_one(id, reason);
+        }
+    }
+}
