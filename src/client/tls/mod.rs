@@ -371,9 +371,10 @@ fn certificate_problem(problem: &CertificateError, host: &str) -> String {
             if presented.is_empty() {
                 format!("certificate is not valid for host \"{host}\"")
             } else {
+                let names: Vec<&str> = presented.iter().map(|n| presented_name(n)).collect();
                 format!(
-                    "certificate is not valid for host \"{host}\" (it names {})",
-                    presented.join(", ")
+                    "certificate is not valid for host \"{host}\" (it is for {})",
+                    names.join(", ")
                 )
             }
         }
@@ -385,6 +386,18 @@ fn certificate_problem(problem: &CertificateError, host: &str) -> String {
         CertificateError::Other(other) => other.to_string(),
         other => format!("{other:?}"),
     }
+}
+
+/// A name from a certificate as webpki reports it (`DnsName("db.example.com")`,
+/// `IpAddress(127.0.0.1)`), without the wrapping.
+fn presented_name(name: &str) -> &str {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|n| n.strip_suffix(')'))
+        })
+        .unwrap_or(name)
 }
 
 /// The verifier for the chain and the host name.

@@ -255,10 +255,17 @@ fn verify_full_with_the_wrong_host_name_fails_naming_the_host() {
         text.contains("certificate is not valid for host \"localhost\""),
         "{text}"
     );
-    assert!(text.contains(certs::WRONG_NAME), "{text}");
+    assert!(
+        text.contains(&format!("(it is for {})", certs::WRONG_NAME)),
+        "{text}"
+    );
     // The same certificate from the good server, under another name.
     let err = expect_err(tls_connect(good_cluster(), &config, "127.0.0.2"));
-    assert!(err.to_string().contains("\"127.0.0.2\""), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("not valid for host \"127.0.0.2\" (it is for localhost, 127.0.0.1)"),
+        "{text}"
+    );
 }
 
 #[test]
