@@ -10,6 +10,10 @@
 //! The cluster has a superuser `postgres` (trust authentication) and a password user
 //! [`SCRAM_USER`] that must authenticate with SCRAM-SHA-256 over TCP.
 //!
+//! [`ClusterOptions::hba`] replaces `pg_hba.conf`, and [`ClusterOptions::tls`] turns on TLS
+//! with a given server certificate (see [`ClusterTls`]); a TLS cluster also listens on every
+//! loopback address that `localhost` resolves to, so `host=localhost` reaches it.
+//!
 //! ```no_run
 //! let cluster = pgpool::cluster::TempCluster::start().expect("PostgreSQL server binaries");
 //! let pool = pgpool::Pool::builder().build(&cluster.url()).unwrap();
@@ -19,7 +23,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -60,6 +64,14 @@ pub struct ClusterOptions {
     pub max_connections: u32,
     /// Extra `postgresql.conf` lines.
     pub extra_conf: Vec<String>,
+    /// The whole content of `pg_hba.conf`, replacing the default rules (`local` and
+    /// loopback `host` trust, SCRAM for [`SCRAM_USER`]). Keep a `local all postgres trust`
+    /// line: the cluster's own setup and [`TempCluster::admin`] connect over the Unix socket
+    /// when this is set. Defaults to `None` (the default rules).
+    pub hba: Option<String>,
+    /// TLS for the server (`ssl = on`). Defaults to `None` (TLS off: the server answers `N`
+    /// to an SSLRequest).
+    pub tls: Option<ClusterTls>,
 }
 
 impl Default for ClusterOptions {
@@ -67,7 +79,33 @@ impl Default for ClusterOptions {
         ClusterOptions {
             max_connections: 200,
             extra_conf: Vec::new(),
+            hba: None,
+            tls: None,
         }
+    }
+}
+
+/// The server's TLS material, as PEM. Written into the data directory (owned by the user
+/// the server runs as; the key with mode 0600) and named by `ssl_cert_file`,
+/// `ssl_key_file` and, with a CA, `ssl_ca_file`.
+#[derive(Clone)]
+pub struct ClusterTls {
+    /// The server certificate (chain, leaf first).
+    pub cert_pem: String,
+    /// The server certificate's private key.
+    pub key_pem: String,
+    /// CA certificates the server trusts for client certificates (`ssl_ca_file`), needed
+    /// for `cert` authentication and `clientcert=` in `pg_hba.conf`.
+    pub ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTls")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &format_args!("***"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
+            .finish()
     }
 }
 
@@ -81,6 +119,10 @@ pub struct TempCluster {
     port: u16,
     run_as: Option<String>,
     watchdog: Option<Child>,
+    /// Addresses the server listens on (127.0.0.1 first).
+    listen: Vec<IpAddr>,
+    /// Setup and [`TempCluster::admin`] go over the Unix socket (a custom `pg_hba.conf`).
+    admin_over_socket: bool,
 }
 
 fn other(msg: impl Into<String>) -> io::Error {
@@ -139,8 +181,38 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
     Some((id("-u")?, id("-g")?))
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port free on 127.0.0.1 and on every other address in `listen`.
+fn free_port(listen: &[IpAddr]) -> io::Result<u16> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let first = TcpListener::bind("127.0.0.1:0")?;
+        let port = first.local_addr()?.port();
+        let others: io::Result<Vec<TcpListener>> = listen
+            .iter()
+            .filter(|ip| **ip != IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .map(|ip| TcpListener::bind((*ip, port)))
+            .collect();
+        match others {
+            Ok(_) => return Ok(port),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| other("no free port")))
+}
+
+/// 127.0.0.1, plus the other loopback addresses `localhost` resolves to when `localhost`
+/// should reach the server too.
+fn listen_addresses(with_localhost: bool) -> Vec<IpAddr> {
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if with_localhost {
+        for addr in ("localhost", 0).to_socket_addrs().into_iter().flatten() {
+            let ip = addr.ip();
+            if ip.is_loopback() && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+    }
+    ips
 }
 
 impl TempCluster {
@@ -183,12 +255,14 @@ impl TempCluster {
             port: 0,
             run_as,
             watchdog: None,
+            listen: listen_addresses(options.tls.is_some()),
+            admin_over_socket: options.hba.is_some(),
         };
         cluster.spawn_watchdog();
         cluster.initdb(options)?;
         let mut last_err = None;
         for _ in 0..5 {
-            cluster.port = free_port()?;
+            cluster.port = free_port(&cluster.listen)?;
             cluster.write_port()?;
             match cluster.start_server() {
                 Ok(()) => {
@@ -253,9 +327,15 @@ impl TempCluster {
         ])
         .arg(&self.data);
         self.run(cmd, "initdb")?;
+        let listen = self
+            .listen
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let mut conf = String::from("\n# pgpool throwaway cluster\n");
         for line in [
-            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("listen_addresses = '{listen}'"),
             format!("unix_socket_directories = '{}'", self.socket_dir.display()),
             "fsync = off".into(),
             "synchronous_commit = off".into(),
@@ -267,6 +347,7 @@ impl TempCluster {
             "include_if_exists = 'port.conf'".into(),
         ]
         .iter()
+        .chain(&self.write_tls(options.tls.as_ref())?)
         .chain(&options.extra_conf)
         {
             let _ = writeln!(conf, "{line}");
@@ -275,17 +356,52 @@ impl TempCluster {
         let mut existing = fs::read_to_string(&conf_path)?;
         existing.push_str(&conf);
         fs::write(&conf_path, existing)?;
-        fs::write(
-            self.data.join("pg_hba.conf"),
-            format!(
+        let hba = match &options.hba {
+            Some(hba) => hba.clone(),
+            None => format!(
                 "local all all trust\n\
                  host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
                  host all {SCRAM_USER} ::1/128 scram-sha-256\n\
                  host all all 127.0.0.1/32 trust\n\
                  host all all ::1/128 trust\n"
             ),
-        )?;
+        };
+        fs::write(self.data.join("pg_hba.conf"), hba)?;
         Ok(())
+    }
+
+    /// Writes the TLS files into the data directory; returns the `postgresql.conf` lines.
+    fn write_tls(&self, tls: Option<&ClusterTls>) -> io::Result<Vec<String>> {
+        let Some(tls) = tls else {
+            return Ok(Vec::new());
+        };
+        let owner = match &self.run_as {
+            Some(user) => Some(user_ids(user).ok_or_else(|| other("cannot resolve run-as user"))?),
+            None => None,
+        };
+        let write = |name: &str, content: &str, mode: u32| -> io::Result<PathBuf> {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = self.data.join(name);
+            fs::write(&path, content)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+            Ok(path)
+        };
+        let quoted = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "''"));
+        let cert = write("server.crt", &tls.cert_pem, 0o644)?;
+        let key = write("server.key", &tls.key_pem, 0o600)?;
+        let mut lines = vec![
+            "ssl = on".to_string(),
+            format!("ssl_cert_file = {}", quoted(&cert)),
+            format!("ssl_key_file = {}", quoted(&key)),
+        ];
+        if let Some(ca) = &tls.ca_pem {
+            let ca = write("root.crt", ca, 0o644)?;
+            lines.push(format!("ssl_ca_file = {}", quoted(&ca)));
+        }
+        Ok(lines)
     }
 
     fn write_port(&self) -> io::Result<()> {
@@ -413,9 +529,20 @@ impl TempCluster {
         self.root.join("server.log")
     }
 
-    /// A superuser session, for test setup and fault injection.
+    /// A superuser session, for test setup and fault injection: over TCP, or over the Unix
+    /// socket when [`ClusterOptions::hba`] replaced the authentication rules.
     pub fn admin(&self) -> io::Result<postgres::Client> {
-        let mut config: postgres::Config = self.url().parse().map_err(|e| other(format!("{e}")))?;
+        let mut config: postgres::Config = if self.admin_over_socket {
+            let mut config = postgres::Config::new();
+            config
+                .host_path(&self.socket_dir)
+                .port(self.port)
+                .user("postgres")
+                .dbname("postgres");
+            config
+        } else {
+            self.url().parse().map_err(|e| other(format!("{e}")))?
+        };
         config.application_name("pgpool-admin");
         config.connect_timeout(Duration::from_secs(10));
         config

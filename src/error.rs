@@ -318,6 +318,17 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// A TLS failure while connecting (certificate files, verification, the handshake);
+    /// `source` is the underlying TLS or I/O error when there is one.
+    pub(crate) fn tls(
+        message: impl Into<String>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let mut inner = Error::build(ErrorKind::Connect, message.into());
+        inner.source = source;
+        Error(Arc::new(inner))
+    }
+
     /// Wraps any error as a broken connection (for custom managers).
     pub fn broken(message: impl Into<String>) -> Error {
         let mut inner = Error::build(ErrorKind::Broken, message.into());

@@ -137,6 +137,7 @@ fn a_full_server_is_a_transient_error_and_the_pool_gets_in_when_room_frees() {
     let cluster = TempCluster::start_with(&ClusterOptions {
         max_connections: 6,
         extra_conf: vec!["superuser_reserved_connections = 1".into()],
+        ..ClusterOptions::default()
     })
     .unwrap();
     let app = common::app_name("server_full");

@@ -87,6 +87,7 @@ fn main() {
     let cluster = TempCluster::start_with(&ClusterOptions {
         max_connections: 300,
         extra_conf: vec!["shared_buffers = '128MB'".into()],
+        ..ClusterOptions::default()
     })
     .expect("throwaway PostgreSQL cluster");
     let endpoints = vec![

@@ -3,6 +3,7 @@
 //! private clusters for tests that stop or restart the server, and small helpers.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
