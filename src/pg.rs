@@ -130,4 +130,10 @@ impl Manager for PgManager {
     fn reset(&self, conn: &mut PgConnection) -> bool {
         conn.reset(self.reset_timeout, self.full_reset)
     }
+
+    /// Closing sends Terminate with a non-blocking write and closes without linger: it never
+    /// blocks, so retired sessions close on the thread that retired them (no closer thread).
+    fn close_may_block(&self) -> bool {
+        false
+    }
 }
