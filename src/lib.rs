@@ -20,8 +20,8 @@
 //! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
 //! whole picture.
 
-mod clock;
 pub mod client;
+mod clock;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -33,6 +33,7 @@ mod pg;
 mod pool;
 pub mod stats;
 mod stmt_cache;
+mod sys;
 
 pub use config::{Builder, Config};
 pub use connection::{Params, PgConnection, SocketBounds};
