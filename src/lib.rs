@@ -20,8 +20,8 @@
 //! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
 //! whole picture.
 
-pub mod client;
 mod clock;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod connection;
