@@ -358,3 +358,73 @@ fn environment_agrees_with_pqconndefaults() {
         }
     }
 }
+
+/// Records every log line, to see the password-file warnings.
+struct Capture(std::sync::Mutex<Vec<(String, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((record.target().to_owned(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+#[cfg(unix)]
+#[test]
+fn insecure_password_file_is_ignored_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    log::set_logger(&CAPTURE).expect("the only logger of this test binary");
+    log::set_max_level(log::LevelFilter::Warn);
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pgpass-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pgpass");
+    std::fs::write(&file, "db:5432:app:app:filepw\n").unwrap();
+    let env = |k: &str| (k == "PGUSER").then(|| "app".to_owned());
+    let config = |path: &Path| {
+        ConnConfig::parse_with(
+            &format!("host=db passfile='{}'", path.display()),
+            &env,
+            None,
+        )
+        .unwrap()
+    };
+    let warnings = || {
+        CAPTURE
+            .0
+            .lock()
+            .unwrap()
+            .drain(..)
+            .filter(|(target, _)| target == "pgpool")
+            .map(|(_, message)| message)
+            .collect::<Vec<_>>()
+    };
+
+    let c = config(&file);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(c.password_for(&c.hosts[0]).unwrap().expose(), "filepw");
+    assert!(warnings().is_empty());
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(c.password_for(&c.hosts[0]), None);
+    let w = warnings();
+    assert!(
+        w.len() == 1 && w[0].contains("group or world access") && !w[0].contains("filepw"),
+        "{w:?}"
+    );
+
+    let c = config(&dir);
+    assert_eq!(c.password_for(&c.hosts[0]), None);
+    let w = warnings();
+    assert!(w.len() == 1 && w[0].contains("not a plain file"), "{w:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
