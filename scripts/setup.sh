@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
-# the PostgreSQL server (initdb, pg_ctl, pgbench), C and C++ compilers, Go (for the cgo
-# example) and valgrind. As root it runs apt-get; otherwise it prints the exact command.
+# the PostgreSQL server (initdb, pg_ctl, pgbench), libpq's development files (the libpq
+# comparison tests), C and C++ compilers, Go (for the cgo example) and valgrind. As root it
+# runs apt-get; otherwise it prints the exact command.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 
@@ -10,8 +11,14 @@ have_pg_server() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 
+have_libpq_dev() {
+  command -v pg_config >/dev/null 2>&1 || return 1
+  [ -f "$(pg_config --includedir)/libpq-fe.h" ]
+}
+
 missing=()
 have_pg_server || missing+=(postgresql postgresql-contrib)
+have_libpq_dev || missing+=(libpq-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)

@@ -11,7 +11,6 @@ pub(crate) mod auth;
 pub(crate) mod cancel;
 pub(crate) mod connect;
 pub mod conninfo;
-mod conninfo_tmp;
 pub(crate) mod copy;
 pub(crate) mod db_error;
 pub(crate) mod query;

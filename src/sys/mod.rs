@@ -4,3 +4,4 @@
 
 pub(crate) mod clock;
 pub(crate) mod socket;
+pub(crate) mod user;

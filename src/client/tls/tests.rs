@@ -126,6 +126,7 @@ fn conn_config(mode: SslMode, rootcert: Option<&Path>) -> ConnConfig {
         sslrootcert: rootcert.map(|p| p.display().to_string()),
         sslcert: None,
         sslkey: None,
+        sslpassword: None,
         sslsni: true,
         channel_binding: ChannelBinding::Prefer,
         target_session_attrs: TargetSessionAttrs::Any,
