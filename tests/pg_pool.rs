@@ -459,7 +459,13 @@ fn key_value_connection_strings_work_and_bad_ones_are_config_errors() {
         .build("host=127.0.0.1 port=notaport")
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert_eq!(err.option(), Some("conninfo"));
+    assert_eq!(err.option(), Some("port"), "{err}");
+    assert!(err.to_string().contains("notaport"), "{err}");
+    let err = builder(&app)
+        .build("host=127.0.0.1 colour=blue")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("colour"), "{err}");
 }
 
 #[test]

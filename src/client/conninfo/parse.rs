@@ -1,7 +1,7 @@
 //! The raw stage: a connection string into the `(key, value)` pairs it sets, as libpq's
 //! `PQconninfoParse` returns them (no environment, no defaults, no value checks).
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 /// Every keyword libpq accepts, in libpq's order (`PQconninfoOptions` in fe-connect.c), with
 /// the environment variable that supplies it when the string does not.
@@ -94,7 +94,7 @@ impl Slots {
 }
 
 fn syntax(message: String) -> Error {
-    Error::new(ErrorKind::Config, message)
+    Error::config("conninfo", message)
 }
 
 fn unknown_key(key: &str) -> Error {
