@@ -481,6 +481,44 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
                                                const char *value,
                                                struct pgpool_error **out_err);
 
+// Sets `query_timeout_ms`: every statement of a checked-out connection is cancelled on the
+// server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
+// unbounded; negative: unbounded; at least 1).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+// happen in `pgpool_pool_create`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_query_timeout_ms(struct pgpool_config *cfg,
+                                               int64_t value,
+                                               struct pgpool_error **out_err);
+
+// Sets `full_reset`: undo session state (SET, LISTEN, advisory locks, temporary tables) on
+// every release, in one extra round trip (default false).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
+                                         bool value,
+                                         struct pgpool_error **out_err);
+
+// Sets `transaction_pooling`: for a transaction-pooling proxy such as PgBouncer, no named
+// prepared statements and no session state assumed (default false).
+//
+// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+// for a bad `cfg`.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
+                                                  bool value,
+                                                  struct pgpool_error **out_err);
+
 // Gives the connection back to the pool (rolled back first if a transaction may be open).
 // The handle is dead afterwards.
 //
@@ -602,6 +640,37 @@ pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error *
 pgpool_code pgpool_conn_backend_pid(struct pgpool_conn *conn,
                                     int32_t *out_pid,
                                     struct pgpool_error **out_err);
+
+// Bounds every following statement on this connection until it is released: a statement
+// that runs longer is cancelled on the server and its call returns `PGPOOL_ERR_TIMEOUT`
+// with SQLSTATE 57014; the connection stays usable if the server answered the cancel within
+// 5 s (otherwise it is closed and the call returns `PGPOOL_ERR_TIMEOUT` with the
+// `outcome_unknown` flag set). `timeout_ms`: positive = milliseconds; 0 = no limit;
+// negative = the pool's configured `query_timeout_ms`. Release restores the pool's value.
+// Non-blocking. Errors: NULL `conn`, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
+                                          int64_t timeout_ms,
+                                          struct pgpool_error **out_err);
+
+// Stores the session's transaction status, as the server reported it after the last
+// statement, in `*out_status`: 0 = idle, 1 = in a transaction, 2 = in a failed transaction
+// (statements are rejected until ROLLBACK). Non-blocking, no round trip. Errors: NULL
+// argument, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
+// # Safety
+// `out_status` and `out_err` must be NULL or valid for writing.
+pgpool_code pgpool_conn_transaction_status(struct pgpool_conn *conn,
+                                           int32_t *out_status,
+                                           struct pgpool_error **out_err);
 
 // The result code this error was returned with.
 //

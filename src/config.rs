@@ -78,6 +78,25 @@ pub struct Config {
     pub tcp_user_timeout: Option<Duration>,
     /// TCP keepalive idle time on every socket. Defaults to 5 s (with 2 s interval, 3 probes).
     pub tcp_keepalive_idle: Duration,
+    /// Client-side bound on every statement of a checked-out connection: when a call runs
+    /// longer, the statement is cancelled on the server and the call returns a timeout error
+    /// (SQLSTATE `57014`); the session is kept if it answered the cancel within 5 s.
+    /// Each checkout starts with this value; [`PgConnection::set_query_timeout`]
+    /// (crate::PgConnection::set_query_timeout) changes it for one checkout. Defaults to
+    /// `None` (unbounded); must be at least 1 ms.
+    pub query_timeout: Option<Duration>,
+    /// Besides rolling back an open transaction, undo session state on every release in one
+    /// extra round trip: `CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL;
+    /// UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES` (prepared
+    /// statements, which the pool caches, are kept). Costs one round trip per release (about
+    /// as much as a small query). For applications that `SET` session variables, `LISTEN`, or
+    /// take advisory locks. Defaults to false.
+    pub full_reset: bool,
+    /// For a transaction-pooling proxy such as PgBouncer (`pool_mode = transaction`): no
+    /// named prepared statements (every execution parses the unnamed statement again, in the
+    /// same message batch) and no session state assumed between transactions. Costs one extra
+    /// round trip per statement (the describe). Defaults to false.
+    pub transaction_pooling: bool,
 }
 
 impl Default for Config {
@@ -103,6 +122,9 @@ impl Default for Config {
             statement_cache_capacity: 256,
             tcp_user_timeout: Some(Duration::from_secs(10)),
             tcp_keepalive_idle: Duration::from_secs(5),
+            query_timeout: None,
+            full_reset: false,
+            transaction_pooling: false,
         }
     }
 }
@@ -130,6 +152,9 @@ impl fmt::Debug for Config {
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("tcp_keepalive_idle", &self.tcp_keepalive_idle)
+            .field("query_timeout", &self.query_timeout)
+            .field("full_reset", &self.full_reset)
+            .field("transaction_pooling", &self.transaction_pooling)
             .finish()
     }
 }
@@ -191,6 +216,7 @@ impl Config {
         at_least_1ms("max_lifetime", self.max_lifetime)?;
         at_least_1ms("idle_timeout", self.idle_timeout)?;
         at_least_1ms("keepalive_interval", self.keepalive_interval)?;
+        at_least_1ms("query_timeout", self.query_timeout)?;
         positive("acquire_timeout", self.acquire_timeout)?;
         positive("connect_timeout", self.connect_timeout)?;
         positive("validation_timeout", self.validation_timeout)?;
@@ -356,6 +382,18 @@ impl Builder {
     setter!(
         /// See [`Config::tcp_keepalive_idle`].
         tcp_keepalive_idle: Duration
+    );
+    setter!(
+        /// See [`Config::query_timeout`].
+        query_timeout: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::full_reset`].
+        full_reset: bool
+    );
+    setter!(
+        /// See [`Config::transaction_pooling`].
+        transaction_pooling: bool
     );
 
     /// See [`Config::application_name`].

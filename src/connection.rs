@@ -58,6 +58,8 @@ pub struct PgConnection {
     /// Nesting depth of `transaction` calls in progress.
     tx_depth: u32,
     query_timeout: Option<Duration>,
+    /// What each checkout starts with (the pool's `query_timeout`).
+    default_query_timeout: Option<Duration>,
 }
 
 /// SQLSTATEs after which a cached statement is stale: "prepared statement does not exist"
@@ -83,6 +85,7 @@ impl PgConnection {
             next_statement: 0,
             tx_depth: 0,
             query_timeout: None,
+            default_query_timeout: None,
         }
     }
 
@@ -119,7 +122,7 @@ impl PgConnection {
     }
 
     /// Bounds every following call on this connection (until changed, or until it goes back
-    /// to the pool): when a call runs longer, the statement is cancelled on the server, the
+    /// to the pool, which restores its [`query_timeout`](crate::Config::query_timeout)): when a call runs longer, the statement is cancelled on the server, the
     /// call returns a [`Timeout`](crate::ErrorKind::Timeout) error with SQLSTATE `57014`, and
     /// the session is kept if it answered the cancel within 5 s (else it is closed).
     ///
@@ -136,6 +139,16 @@ impl PgConnection {
     /// ```
     pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
         self.query_timeout = timeout.filter(|t| !t.is_zero());
+    }
+
+    /// Restores the pool's [`query_timeout`](crate::Config::query_timeout).
+    pub fn restore_query_timeout(&mut self) {
+        self.query_timeout = self.default_query_timeout;
+    }
+
+    pub(crate) fn set_default_query_timeout(&mut self, timeout: Option<Duration>) {
+        self.default_query_timeout = timeout;
+        self.query_timeout = timeout;
     }
 
     /// The query timeout in force (see [`set_query_timeout`](Self::set_query_timeout)).
@@ -481,7 +494,7 @@ impl PgConnection {
 
     /// Makes a returned session clean for the next user; false means discard it.
     pub(crate) fn reset(&mut self, timeout: Duration, full: bool) -> bool {
-        self.query_timeout = None;
+        self.query_timeout = self.default_query_timeout;
         self.tx_depth = 0;
         if !self.reset_transaction(timeout) {
             return false;

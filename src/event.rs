@@ -104,6 +104,11 @@ pub enum Event {
         /// The failure.
         error: Error,
     },
+    /// A session received a notice from the server (WARNING, NOTICE, INFO, …).
+    Notice {
+        /// The notice's fields.
+        notice: crate::client::DbError,
+    },
 }
 
 /// The user's event callback.
@@ -125,6 +130,8 @@ pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
             log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
         }
         Event::Error { error } => log::warn!(target: "pgpool", "error: {error}"),
+        // Logged at debug level by the session that received it.
+        Event::Notice { .. } => {}
     }
     if let Some(hook) = hook {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&event)));

@@ -5,12 +5,14 @@
 //! authentication), and `application_name` and `statement_timeout` as startup parameters
 //! (no extra round trip).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::connect::{Connector, SocketSettings};
 use crate::client::conninfo::ConnConfig;
 use crate::client::tls::TlsConnector;
+use crate::client::{NoticeHandler, TransactionStatus};
 use crate::config::Config;
 use crate::connection::{PgConnection, StatementMode};
 use crate::error::Error;
@@ -23,6 +25,10 @@ pub struct PgManager {
     mode: StatementMode,
     reset_timeout: Duration,
     full_reset: bool,
+    query_timeout: Option<Duration>,
+    /// Releases that needed a ROLLBACK (the session was not idle).
+    rollbacks: AtomicU64,
+    notice_handler: Option<NoticeHandler>,
 }
 
 impl std::fmt::Debug for PgManager {
@@ -84,10 +90,29 @@ impl PgManager {
                 startup,
             },
             cache_capacity: pool.statement_cache_capacity,
-            mode: StatementMode::Cached,
+            mode: if pool.transaction_pooling {
+                StatementMode::Unnamed
+            } else {
+                StatementMode::Cached
+            },
             reset_timeout: pool.validation_timeout,
-            full_reset: false,
+            full_reset: pool.full_reset,
+            query_timeout: pool.query_timeout,
+            rollbacks: AtomicU64::new(0),
+            notice_handler: None,
         })
+    }
+
+    /// Sends the server's notices (WARNING, NOTICE, …) of every session to `handler`
+    /// besides the `log` crate (target `pgpool`, level debug).
+    pub fn with_notice_handler(mut self, handler: NoticeHandler) -> PgManager {
+        self.notice_handler = Some(handler);
+        self
+    }
+
+    /// How many releases found the session inside a transaction and rolled it back.
+    pub fn rollbacks_on_release(&self) -> u64 {
+        self.rollbacks.load(Ordering::Relaxed)
     }
 
     /// Opens one session outside any pool (for tools and tests that want a single
@@ -116,7 +141,10 @@ impl Manager for PgManager {
 
     fn connect(&self) -> Result<PgConnection, Error> {
         let session = self.connector.connect()?;
-        Ok(PgConnection::new(session, self.cache_capacity, self.mode))
+        let mut conn = PgConnection::new(session, self.cache_capacity, self.mode);
+        conn.set_default_query_timeout(self.query_timeout);
+        conn.set_notice_handler(self.notice_handler.clone());
+        Ok(conn)
     }
 
     fn validate(&self, conn: &mut PgConnection, timeout: Duration) -> Result<(), Error> {
@@ -128,6 +156,9 @@ impl Manager for PgManager {
     }
 
     fn reset(&self, conn: &mut PgConnection) -> bool {
+        if conn.transaction_status() != TransactionStatus::Idle {
+            self.rollbacks.fetch_add(1, Ordering::Relaxed);
+        }
         conn.reset(self.reset_timeout, self.full_reset)
     }
 

@@ -1,8 +1,11 @@
 //! The [`Builder`]'s `build*` methods: they need the pool and the PostgreSQL manager, which
 //! `config.rs` (options, validation, setters) does not depend on.
 
+use std::sync::Arc;
+
 use crate::config::Builder;
 use crate::error::Error;
+use crate::event::{emit, Event};
 use crate::manager::Manager;
 use crate::pg::PgManager;
 use crate::pool::Pool;
@@ -16,7 +19,18 @@ impl Builder {
     /// connection string.
     pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
         let (config, hook) = self.into_validated()?;
-        let manager = PgManager::new(conninfo, &config)?;
+        let mut manager = PgManager::new(conninfo, &config)?;
+        if let Some(hook) = &hook {
+            let hook = hook.clone();
+            manager = manager.with_notice_handler(Arc::new(move |notice| {
+                emit(
+                    Some(&hook),
+                    Event::Notice {
+                        notice: notice.clone(),
+                    },
+                )
+            }));
+        }
         Ok(Pool::start(manager, config, hook))
     }
 

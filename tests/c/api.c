@@ -43,6 +43,10 @@ static void config_paths(void) {
   EXPECT(PGPOOL_OK, pgpool_config_set_max_waiters(cfg, 0, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_close_timeout_ms(cfg, 2000, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_statement_timeout_ms(cfg, 10000, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_query_timeout_ms(cfg, -1, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_full_reset(cfg, false, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_transaction_pooling(cfg, false, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_config_set_full_reset(NULL, true, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_statement_cache_capacity(cfg, 64, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_tcp_user_timeout_ms(cfg, 5000, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_tcp_keepalive_idle_ms(cfg, 5000, &err));
@@ -286,6 +290,37 @@ static void statement_paths(pgpool_pool *pool, pgpool_conn *conn) {
   int32_t pid = 0;
   EXPECT(PGPOOL_OK, pgpool_conn_backend_pid(conn, &pid, &err));
   CHECK(pid > 0);
+  /* Exact transaction status from the server, and the per-call query timeout. */
+  int32_t status = -1;
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_transaction_status(conn, NULL, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_transaction_status(NULL, &status, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_transaction_status(conn, &status, &err));
+  CHECK(status == 0);
+  EXPECT(PGPOOL_OK, pgpool_conn_begin(conn, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_transaction_status(conn, &status, &err));
+  CHECK(status == 1);
+  EXPECT(PGPOOL_ERR_SERVER, pgpool_conn_batch(conn, "SELECT 1/0", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_transaction_status(conn, &status, &err));
+  CHECK(status == 2);
+  EXPECT(PGPOOL_OK, pgpool_conn_rollback(conn, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_set_query_timeout(NULL, 100, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_set_query_timeout(conn, 200, &err));
+  EXPECT(PGPOOL_ERR_TIMEOUT, pgpool_conn_batch(conn, "SELECT pg_sleep(10)", &err));
+  CHECK(strcmp(pgpool_error_sqlstate(err), "57014") == 0);
+  CHECK(!pgpool_error_outcome_unknown(err));
+  int32_t same = 0;
+  EXPECT(PGPOOL_OK, pgpool_conn_backend_pid(conn, &same, &err));
+  CHECK(same == pid);
+  EXPECT(PGPOOL_OK, pgpool_conn_set_query_timeout(conn, 0, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "SELECT pg_sleep(0.3)", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_set_query_timeout(conn, -1, &err));
+  /* DEALLOCATE ALL / DISCARD ALL behind the statement cache's back cost nothing. */
+  EXPECT(PGPOOL_OK, pgpool_conn_execute(conn, "SELECT $1::int", 1, one, &rows, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "DEALLOCATE ALL", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_execute(conn, "SELECT $1::int", 1, one, &rows, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "DISCARD ALL", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_execute(conn, "SELECT $1::int", 1, one, &rows, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "CREATE TEMP TABLE t (a int); INSERT INTO t VALUES (1)", &err));
   /* One-shot pool query. */
   EXPECT(PGPOOL_OK, pgpool_pool_query(pool, "SELECT $1::int * 2", 1, one, &res, &err));
   EXPECT(PGPOOL_OK, pgpool_result_get_int64(res, 0, 0, &count, &err));

@@ -527,3 +527,65 @@ pub unsafe extern "C" fn pgpool_config_set_application_name(
         })
     }
 }
+
+/// Sets `query_timeout_ms`: every statement of a checked-out connection is cancelled on the
+/// server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
+/// unbounded; negative: unbounded; at least 1).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
+/// happen in `pgpool_pool_create`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_query_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(
+            cfg,
+            out_err,
+            |b| Ok(b.query_timeout(optional_millis(value))),
+        )
+    }
+}
+
+/// Sets `full_reset`: undo session state (SET, LISTEN, advisory locks, temporary tables) on
+/// every release, in one extra round trip (default false).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_full_reset(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.full_reset(value))) }
+}
+
+/// Sets `transaction_pooling`: for a transaction-pooling proxy such as PgBouncer, no named
+/// prepared statements and no session state assumed (default false).
+///
+/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
+/// for a bad `cfg`.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_transaction_pooling(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.transaction_pooling(value))) }
+}

@@ -290,3 +290,70 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
         })
     }
 }
+
+/// Bounds every following statement on this connection until it is released: a statement
+/// that runs longer is cancelled on the server and its call returns `PGPOOL_ERR_TIMEOUT`
+/// with SQLSTATE 57014; the connection stays usable if the server answered the cancel within
+/// 5 s (otherwise it is closed and the call returns `PGPOOL_ERR_TIMEOUT` with the
+/// `outcome_unknown` flag set). `timeout_ms`: positive = milliseconds; 0 = no limit;
+/// negative = the pool's configured `query_timeout_ms`. Release restores the pool's value.
+/// Non-blocking. Errors: NULL `conn`, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_set_query_timeout(
+    conn: *mut pgpool_conn,
+    timeout_ms: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            with_conn(conn, |c| {
+                match timeout_ms {
+                    t if t < 0 => c.restore_query_timeout(),
+                    0 => c.set_query_timeout(None),
+                    t => c.set_query_timeout(Some(std::time::Duration::from_millis(t as u64))),
+                }
+                Ok(())
+            })
+        })
+    }
+}
+
+/// Stores the session's transaction status, as the server reported it after the last
+/// statement, in `*out_status`: 0 = idle, 1 = in a transaction, 2 = in a failed transaction
+/// (statements are rejected until ROLLBACK). Non-blocking, no round trip. Errors: NULL
+/// argument, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// # Safety
+/// `out_status` and `out_err` must be NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_transaction_status(
+    conn: *mut pgpool_conn,
+    out_status: *mut i32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            args::out(out_status, "out_status")?;
+            let status = with_conn(conn, |c| {
+                Ok(match c.transaction_status() {
+                    crate::TransactionStatus::Idle => 0,
+                    crate::TransactionStatus::InTransaction => 1,
+                    crate::TransactionStatus::Failed => 2,
+                })
+            })?;
+            args::write(out_status, status);
+            Ok(())
+        })
+    }
+}
