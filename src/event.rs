@@ -107,7 +107,7 @@ pub enum Event {
     /// A session received a notice from the server (WARNING, NOTICE, INFO, …).
     Notice {
         /// The notice's fields.
-        notice: crate::client::DbError,
+        notice: Box<crate::client::DbError>,
     },
 }
 

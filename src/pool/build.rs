@@ -26,7 +26,7 @@ impl Builder {
                 emit(
                     Some(&hook),
                     Event::Notice {
-                        notice: notice.clone(),
+                        notice: Box::new(notice.clone()),
                     },
                 )
             }));
