@@ -172,7 +172,7 @@ fn a_query_timeout_cancels_on_the_server_and_keeps_the_session() {
     let v: i32 = conn.query_one("SELECT 41 + 1", &[]).unwrap().get(0);
     assert_eq!(v, 42);
     drop(conn);
-    let mut conn = pool.get().unwrap();
+    let conn = pool.get().unwrap();
     assert_eq!(
         conn.backend_pid(),
         pid,
