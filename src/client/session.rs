@@ -66,6 +66,10 @@ pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// No backend message is larger: a row holds at most 1 GiB per value, and values beyond
+/// that cannot be sent. A larger length means a corrupt stream, not a big row.
+const MAX_MESSAGE: usize = (1 << 30) + (1 << 20);
+
 pub(crate) struct Session {
     stream: Stream,
     rbuf: BytesMut,
@@ -290,6 +294,16 @@ impl Session {
     /// returned.
     pub(crate) fn read_message(&mut self) -> Result<Message, Error> {
         loop {
+            if self.rbuf.len() >= 5 {
+                let len =
+                    u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
+                if len as usize > MAX_MESSAGE {
+                    self.broken = true;
+                    return Err(Error::protocol(format!(
+                        "the server announced a {len}-byte message, more than any PostgreSQL                          message can be; connection closed"
+                    )));
+                }
+            }
             let parsed = Message::parse(&mut self.rbuf);
             match parsed {
                 Ok(Some(message)) => {
@@ -497,5 +511,121 @@ pub(crate) fn message_name(m: &Message) -> &'static str {
         Message::ReadyForQuery(_) => "ReadyForQuery",
         Message::RowDescription(_) => "RowDescription",
         _ => "an authentication request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::unix::net::UnixStream;
+
+    /// Feeds `bytes` as the server's whole answer and runs `exchange` on the client side.
+    fn answer_with(
+        bytes: &[u8],
+        exchange: impl FnOnce(&mut Session) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let data = bytes.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = server.write_all(&data);
+            // Keep the socket open briefly, then hang up: the reader must end either way.
+            std::thread::sleep(Duration::from_millis(5));
+        });
+        let mut session = Session::new(Stream::Unix(client));
+        session.set_deadline(Some((
+            Instant::now() + Duration::from_secs(2),
+            OnDeadline::Break,
+        )));
+        let started = Instant::now();
+        let result = exchange(&mut session);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the reader hung"
+        );
+        writer.join().unwrap();
+        result
+    }
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A valid answer to a simple query returning one row `1`.
+    fn valid_answer() -> Vec<u8> {
+        let mut v = Vec::new();
+        // RowDescription: 1 field "a", table 0, col 0, type int4 (23), size 4, mod -1, text.
+        let mut rd = vec![0, 1];
+        rd.extend_from_slice(b"a\0");
+        rd.extend_from_slice(&0u32.to_be_bytes());
+        rd.extend_from_slice(&0i16.to_be_bytes());
+        rd.extend_from_slice(&23u32.to_be_bytes());
+        rd.extend_from_slice(&4i16.to_be_bytes());
+        rd.extend_from_slice(&(-1i32).to_be_bytes());
+        rd.extend_from_slice(&0i16.to_be_bytes());
+        v.extend(msg(b'T', &rd));
+        let mut dr = vec![0, 1];
+        dr.extend_from_slice(&1i32.to_be_bytes());
+        dr.push(b'1');
+        v.extend(msg(b'D', &dr));
+        v.extend(msg(b'N', b"SNOTICE\0C00000\0Mhi\0\0"));
+        v.extend(msg(b'C', b"SELECT 1\0"));
+        v.extend(msg(b'Z', b"I"));
+        v
+    }
+
+    #[test]
+    fn a_valid_answer_is_read() {
+        let mut rows = 0;
+        answer_with(&valid_answer(), |s| {
+            rows = s.simple_query("SELECT 1")?.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 2); // the row and its CommandComplete
+    }
+
+    #[test]
+    fn an_absurd_length_is_an_error_not_an_allocation() {
+        let mut bytes = vec![b'D'];
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        let err = answer_with(&bytes, |s| s.read_message().map(drop)).unwrap_err();
+        assert!(err.is_broken(), "{err}");
+        assert!(err.to_string().contains("byte message"), "{err}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_end_in_an_error_never_a_panic_or_hang(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            // `answer_with` fails the case on a hang; a panic fails it by itself.
+            let _ = answer_with(&bytes, |s| s.simple_query("SELECT 1").map(drop));
+        }
+
+        #[test]
+        fn truncated_and_corrupted_answers_end_cleanly(cut in 0usize..200, flip in 0usize..200, value in any::<u8>()) {
+            let mut bytes = valid_answer();
+            if flip < bytes.len() {
+                bytes[flip] = value;
+            }
+            bytes.truncate(cut.min(bytes.len()));
+            let result = answer_with(&bytes, |s| s.simple_query("SELECT 1").map(drop));
+            if cut < valid_answer().len() {
+                // Cut short: the server hung up mid-answer.
+                prop_assert!(result.is_err());
+            }
+        }
+
+        #[test]
+        fn random_bytes_during_prepare_and_execute_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = answer_with(&bytes, |s| {
+                let st = s.prepare("s1", "SELECT $1::int4")?;
+                s.execute(&st, &[&1i32], Some(&mut Vec::new())).map(drop)
+            });
+        }
     }
 }
