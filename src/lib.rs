@@ -23,6 +23,7 @@
 pub mod client;
 mod clock;
 pub mod cluster;
+mod compat;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -39,6 +40,7 @@ pub use client::{
     CancelToken, Column, CopyIn, CopyOut, DbError, NoticeHandler, Notification, Params, Row,
     RowIndex, SimpleQueryMessage, SimpleRow, Statement, TransactionStatus,
 };
+pub use compat::PostgresManager;
 pub use config::{Builder, Config};
 pub use connection::{PgConnection, SocketBounds};
 pub use error::{Error, ErrorKind};

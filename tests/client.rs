@@ -555,3 +555,33 @@ fn transaction_pooling_mode_uses_no_named_statements() {
         .get(0);
     assert_eq!(named, 0);
 }
+
+#[test]
+fn the_compatibility_manager_pools_postgres_clients() {
+    let app = common::app_name("compat");
+    let mut config: postgres::Config = url().parse().unwrap();
+    config.application_name(&app);
+    let pool = pgpool::Pool::builder()
+        .max_size(2)
+        .build_with_manager(pgpool::PostgresManager::new(config, postgres::NoTls))
+        .unwrap();
+    let mut client = pool.get().unwrap();
+    client.batch_execute("BEGIN").unwrap();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    drop(client);
+    let mut client = pool.get().unwrap();
+    let again: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(pid, again);
+    let in_tx: bool = client
+        .query_one("SELECT txid_current_if_assigned() IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
+    assert!(!in_tx, "released inside a transaction: rolled back");
+    assert_eq!(common::backends(&mut admin(), &app), 1);
+}
