@@ -16,6 +16,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# Portability: the library must build where Linux-only calls are unavailable. FreeBSD is
+# checked when its standard library is installed (`rustup target add x86_64-unknown-freebsd`).
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-freebsd; then
+  echo "== cargo check --lib --target x86_64-unknown-freebsd"
+  cargo check --quiet --lib --target x86_64-unknown-freebsd
+else
+  echo "== portability check skipped: x86_64-unknown-freebsd is not installed"
+fi
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "${PGPOOL_TEST_URL:-}" ]; then
   echo "== starting a throwaway PostgreSQL for the tests"

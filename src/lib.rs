@@ -20,6 +20,8 @@
 //! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
 //! whole picture.
 
+#![deny(unsafe_code)]
+
 pub mod client;
 mod clock;
 pub mod cluster;
@@ -28,6 +30,8 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod event;
+// The C ABI is unsafe by nature; every block in it carries its own SAFETY reason.
+#[allow(unsafe_code)]
 mod ffi;
 pub mod manager;
 mod pg;

@@ -30,6 +30,8 @@ pub(crate) struct SocketSettings {
     pub(crate) keepalive_idle: Duration,
     pub(crate) keepalive_interval: Duration,
     pub(crate) keepalive_count: u32,
+    /// Applied where the platform has `TCP_USER_TIMEOUT` (Linux, Android).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) tcp_user_timeout: Option<Duration>,
 }
 

@@ -1,5 +1,7 @@
 //! The operating-system user, as libpq finds it for its default `user`.
 
+#![allow(unsafe_code)]
+
 /// The name of the effective user (`getpwuid_r(geteuid())`), or `None` when the user has no
 /// password-database entry or the name is not UTF-8.
 #[cfg(unix)]
