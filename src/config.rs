@@ -38,8 +38,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// How long [`Pool::get`](crate::Pool::get) waits for a connection. Defaults to 30 s; must be > 0.
     pub acquire_timeout: Duration,
-    /// Bound on one connection attempt (TCP connect + startup + authentication).
-    /// Defaults to 10 s; must be > 0.
+    /// One deadline for a whole connect: every host and address tried, TCP connect, TLS
+    /// handshake, startup, authentication and the first ReadyForQuery (a connection string's
+    /// `connect_timeout`, if shorter, wins). Defaults to 10 s; must be > 0.
     pub connect_timeout: Duration,
     /// Retire a connection after this many checkouts (pg-pool's `maxUses`).
     /// Defaults to `None` (unlimited); `Some(0)` is rejected.

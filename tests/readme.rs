@@ -6,9 +6,17 @@ mod common;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
+#[path = "../examples/session_features.rs"]
+mod session_features;
+
 #[test]
 fn rust_quick_start_runs() {
     quickstart::run(&common::url()).unwrap();
+}
+
+#[test]
+fn rust_session_features_run() {
+    session_features::run(&common::url()).unwrap();
 }
 
 /// Regions `README:BEGIN name` … `README:END name` (as comments in any language).
@@ -36,6 +44,7 @@ fn readme_snippets_are_the_tested_sources() {
     let mut checked = 0;
     for file in [
         "examples/quickstart.rs",
+        "examples/session_features.rs",
         "examples-c/workers.c",
         "examples-c/raii.cpp",
         "examples-c/go/main.go",
@@ -49,5 +58,8 @@ fn readme_snippets_are_the_tested_sources() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "README regions: rust, c, cpp, go, go-tx");
+    assert_eq!(
+        checked, 6,
+        "README regions: rust, rust-session, c, cpp, go, go-tx"
+    );
 }
