@@ -585,3 +585,39 @@ fn the_compatibility_manager_pools_postgres_clients() {
     assert!(!in_tx, "released inside a transaction: rolled back");
     assert_eq!(common::backends(&mut admin(), &app), 1);
 }
+
+#[test]
+fn passwords_never_show_in_debug_errors_or_stats() {
+    let app = common::app_name("secrets");
+    let config: postgres::Config = url().parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let secret = "Sup3r-S3cret-Pw";
+    let conninfo = format!(
+        "host=127.0.0.1 port={port} user={} password={secret} dbname=postgres",
+        pgpool::cluster::SCRAM_USER
+    );
+    let pool = builder(&app)
+        .acquire_timeout(Duration::from_secs(3))
+        .build(&conninfo)
+        .unwrap();
+    let err = pool.get().unwrap_err();
+    assert_eq!(err.sqlstate(), Some("28P01"), "{err}");
+    for text in [
+        format!("{pool:?}"),
+        format!("{:?}", pool.manager()),
+        format!("{:?}", pool.manager().conn_config()),
+        pool.manager().conn_config().redacted(),
+        err.to_string(),
+        format!("{err:?}"),
+        format!("{:?}", pool.stats()),
+        pool.state_line(),
+    ] {
+        assert!(!text.contains(secret), "password leaked: {text}");
+    }
+    let url_form = format!(
+        "postgresql://{}:{secret}@127.0.0.1:{port}/postgres",
+        pgpool::cluster::SCRAM_USER
+    );
+    let pool = builder(&app).build(&url_form).unwrap();
+    assert!(!format!("{:?}", pool.manager()).contains(secret));
+}
