@@ -223,7 +223,14 @@ impl PgConnection {
 
     /// Prepares `sql` (one round trip) outside the cache. The statement stays valid on this
     /// session until the session closes.
+    ///
+    /// With [`transaction_pooling`](crate::Config::transaction_pooling) the statement is the
+    /// unnamed one, parsed again with every execution (nothing named survives a proxy's
+    /// switch of server).
     pub fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
+        if self.mode == StatementMode::Unnamed {
+            return self.call(|s| s.prepare("", sql));
+        }
         let name = self.new_statement_name();
         self.call(|s| s.prepare(&name, sql))
     }

@@ -329,6 +329,18 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// The same error, marked as a connect failure no retry can fix.
+    pub(crate) fn permanent(self) -> Error {
+        let mut inner = Error::build(self.0.kind, self.0.message.clone());
+        inner.sqlstate = self.0.sqlstate.clone();
+        inner.option = self.0.option;
+        inner.outcome_unknown = self.0.outcome_unknown;
+        inner.permanent = true;
+        inner.db = self.0.db.clone();
+        inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
     /// Wraps any error as a broken connection (for custom managers).
     pub fn broken(message: impl Into<String>) -> Error {
         let mut inner = Error::build(ErrorKind::Broken, message.into());

@@ -335,7 +335,17 @@ impl TlsConnector {
             }
             other => format!("TLS handshake failed: {other}"),
         };
-        Error::tls(message, Some(Arc::new(err)))
+        // A certificate the settings reject stays rejected: retrying cannot help.
+        let permanent = matches!(
+            err,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        );
+        let e = Error::tls(message, Some(Arc::new(err)));
+        if permanent {
+            e.permanent()
+        } else {
+            e
+        }
     }
 }
 
