@@ -329,6 +329,18 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// Like [`Error::tls`], for a failure no retry can fix (the server's certificate was
+    /// rejected, the handshake cannot agree on anything): [`Error::is_permanent_connect`].
+    pub(crate) fn tls_permanent(
+        message: impl Into<String>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let mut inner = Error::build(ErrorKind::Connect, message.into());
+        inner.permanent = true;
+        inner.source = source;
+        Error(Arc::new(inner))
+    }
+
     /// Wraps any error as a broken connection (for custom managers).
     pub fn broken(message: impl Into<String>) -> Error {
         let mut inner = Error::build(ErrorKind::Broken, message.into());
