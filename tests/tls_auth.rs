@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use pgpool::cluster::{ClusterOptions, ClusterTls, TempCluster};
@@ -173,7 +173,17 @@ fn conninfo(cluster: &TempCluster, host: &str, user: &str, extra: &str) -> Strin
     )
 }
 
+/// Connection settings read the environment (`PGPASSWORD`, `PGPASSFILE`, ...) when they
+/// are parsed, i.e. when a pool or manager is built: that happens under a read lock, and
+/// the one test that sets variables holds the write lock while it does.
+static ENV: RwLock<()> = RwLock::new(());
+
+fn env_read() -> RwLockReadGuard<'static, ()> {
+    ENV.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn pool(conninfo: &str) -> Pool {
+    let _env = env_read();
     Pool::builder()
         .max_size(2)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -412,7 +422,10 @@ fn channel_binding_require_never_sends_a_password_to_an_unbound_method() {
             "host=127.0.0.1 port={port} user=u dbname=d sslmode=disable \
              channel_binding=require password=secret"
         );
-        let manager = pgpool::PgManager::new(&info, Pool::builder().config()).unwrap();
+        let manager = {
+            let _env = env_read();
+            pgpool::PgManager::new(&info, Pool::builder().config()).unwrap()
+        };
         let err = manager.open().map(|_| ()).unwrap_err();
         assert!(err.is_permanent_connect(), "{err:?}");
         assert_mentions(&err, &["channel_binding=require", method]);
@@ -483,6 +496,7 @@ fn client_certificate_authentication() {
 
     // A key file others can read is refused when the pool is built, naming sslkey.
     let loose_key = write_file("loose.key", &certs().client(CERT_USER).key_pem, 0o644);
+    let _env = env_read();
     let err = Pool::builder()
         .build(&conninfo(
             c,
@@ -558,6 +572,54 @@ fn passwords_come_from_a_private_passfile_only() {
         &format!("sslmode=disable passfile={}", q(&other_port)),
     );
     missing_password(&fails_fast(&info), "SCRAM-SHA-256");
+}
+
+/// Builds a pool for `conninfo` with the environment variables `vars` set (and removed
+/// again before anything else may parse settings).
+fn pool_with_env(conninfo: &str, vars: &[(&str, &str)]) -> Pool {
+    let _env = ENV.write().unwrap_or_else(|e| e.into_inner());
+    for (k, v) in vars {
+        std::env::set_var(k, v);
+    }
+    let pool = Pool::builder()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .build(conninfo);
+    for (k, _) in vars {
+        std::env::remove_var(k);
+    }
+    pool.unwrap()
+}
+
+#[test]
+fn passwords_and_password_files_from_the_environment() {
+    let c = main_cluster();
+    let base = format!(
+        "host=127.0.0.1 port={} dbname=postgres user={SCRAM_USER} sslmode=disable",
+        c.port()
+    );
+    let connect = |pool: Pool| {
+        let n: i32 = pool
+            .get()
+            .unwrap()
+            .query_one("SELECT 1", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    };
+    connect(pool_with_env(&base, &[("PGPASSWORD", SCRAM_PASSWORD)]));
+    let line = format!("*:*:*:{SCRAM_USER}:{SCRAM_PASSWORD}\n");
+    let passfile = write_file("pgpass", &line, 0o600);
+    let passfile = passfile.to_str().unwrap();
+    connect(pool_with_env(&base, &[("PGPASSFILE", passfile)]));
+    // The settings win over the environment.
+    let pool = pool_with_env(
+        &format!("{base} password=wrong"),
+        &[("PGPASSWORD", SCRAM_PASSWORD)],
+    );
+    let start = Instant::now();
+    let err = pool.get().map(|_| ()).unwrap_err();
+    assert!(start.elapsed() < FAST);
+    wrong_password(&err);
 }
 
 // ---- sslmode -------------------------------------------------------------------------------
