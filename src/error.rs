@@ -329,15 +329,15 @@ impl Error {
         Error(Arc::new(inner))
     }
 
-    /// The same error, marked as a connect failure no retry can fix.
-    pub(crate) fn permanent(self) -> Error {
-        let mut inner = Error::build(self.0.kind, self.0.message.clone());
-        inner.sqlstate = self.0.sqlstate.clone();
-        inner.option = self.0.option;
-        inner.outcome_unknown = self.0.outcome_unknown;
+    /// Like [`Error::tls`], for a failure no retry can fix (the server's certificate was
+    /// rejected, the handshake cannot agree on anything): [`Error::is_permanent_connect`].
+    pub(crate) fn tls_permanent(
+        message: impl Into<String>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
+        let mut inner = Error::build(ErrorKind::Connect, message.into());
         inner.permanent = true;
-        inner.db = self.0.db.clone();
-        inner.source = self.0.source.clone();
+        inner.source = source;
         Error(Arc::new(inner))
     }
 

@@ -76,6 +76,7 @@ fn authenticate(session: &mut Session, creds: &Credentials<'_>) -> Result<(), Er
     match next(session)? {
         Message::AuthenticationOk => {}
         Message::AuthenticationCleartextPassword => {
+            refuse_unbound(creds, "password")?;
             let pw = password(creds, "password")?;
             frontend::password_message(pw.as_bytes(), &mut session.wbuf)
                 .map_err(|e| Error::connect_permanent(format!("invalid password: {e}")))?;
@@ -83,6 +84,7 @@ fn authenticate(session: &mut Session, creds: &Credentials<'_>) -> Result<(), Er
             expect_ok(session)?;
         }
         Message::AuthenticationMd5Password(body) => {
+            refuse_unbound(creds, "md5")?;
             let pw = password(creds, "md5")?;
             let hash = md5_hash(creds.user.as_bytes(), pw.as_bytes(), body.salt());
             frontend::password_message(hash.as_bytes(), &mut session.wbuf)
@@ -122,6 +124,18 @@ fn authenticate(session: &mut Session, creds: &Credentials<'_>) -> Result<(), Er
         return Err(Error::connect_permanent(
             "channel_binding=require, but the server authenticated the client without channel binding",
         ));
+    }
+    Ok(())
+}
+
+/// Under `channel_binding=require`, a password request that cannot bind the channel is
+/// refused before the password is sent, as libpq does: the server asking may be anybody.
+fn refuse_unbound(creds: &Credentials<'_>, method: &str) -> Result<(), Error> {
+    if creds.channel_binding == ChannelBinding::Require {
+        return Err(Error::connect_permanent(format!(
+            "channel_binding=require, but the server requested {method} authentication, \
+             which has no channel binding (the password was not sent)"
+        )));
     }
     Ok(())
 }

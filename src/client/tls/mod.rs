@@ -43,7 +43,11 @@
 //! the option (`sslrootcert`, `sslcert`, `sslkey`, `sslmode`) for configuration problems,
 //! `server certificate verification failed: unknown issuer (sslmode=verify-full,
 //! sslrootcert=…)` and the like for rejected certificates, `TLS handshake timed out` when the
-//! socket's timeout fires. The rustls or I/O error is kept as the error's source.
+//! socket's timeout fires. The rustls or I/O error is kept as the error's source. Whatever
+//! rustls rejects during the handshake (a certificate, an alert from the server) is a
+//! permanent connect error ([`is_permanent_connect`](crate::Error::is_permanent_connect)), so
+//! the pool fails the caller at once instead of retrying until the acquire timeout; I/O
+//! failures (timeouts, resets, the server closing) are not.
 
 // The connect code is the only caller; until it is wired in, only the tests use this module.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -283,7 +287,7 @@ impl TlsConnector {
             Err(_) if self.verification != Verification::Full => Ok(ServerName::IpAddress(
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED).into(),
             )),
-            Err(e) => Err(Error::tls(
+            Err(e) => Err(Error::tls_permanent(
                 format!(
                     "host \"{host}\" is not a valid DNS name, so its certificate cannot be \
                      checked {}",
@@ -335,17 +339,9 @@ impl TlsConnector {
             }
             other => format!("TLS handshake failed: {other}"),
         };
-        // A certificate the settings reject stays rejected: retrying cannot help.
-        let permanent = matches!(
-            err,
-            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-        );
-        let e = Error::tls(message, Some(Arc::new(err)));
-        if permanent {
-            e.permanent()
-        } else {
-            e
-        }
+        // What rustls rejects (the certificate, the server's alert, no common protocol)
+        // fails the same way on every attempt; only I/O failures are worth retrying.
+        Error::tls_permanent(message, Some(Arc::new(err)))
     }
 }
 
