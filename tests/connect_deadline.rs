@@ -394,3 +394,55 @@ fn target_session_attrs_on_a_primary_then_on_a_read_only_server() {
         .unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
 }
+
+/// Answers the first connection's SSLRequest with `S` and then garbage (the TLS handshake
+/// fails); relays every later connection to the real server.
+fn broken_tls_then_relay(real: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming().take(8) {
+            let Ok(mut client) = stream else { return };
+            if first {
+                first = false;
+                let mut request = [0u8; 8];
+                let _ = client.read_exact(&mut request);
+                let _ = client.write_all(b"SHTTP/1.1 400 Bad Request\r\n\r\n");
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(("127.0.0.1", real)) else {
+                return;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2.try_clone().unwrap()).ok());
+            let (mut s3, mut c3) = (server, client);
+            std::thread::spawn(move || std::io::copy(&mut s3, &mut c3).ok());
+        }
+    });
+    port
+}
+
+#[test]
+fn sslmode_prefer_retries_without_tls_when_the_handshake_fails() {
+    let c = cluster();
+    let port = broken_tls_then_relay(c.port());
+    let settings = Pool::builder().connect_timeout(Duration::from_secs(5));
+    let manager = PgManager::new(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=prefer"),
+        settings.config(),
+    )
+    .unwrap();
+    let mut conn = manager.open().expect("plain after the failed handshake");
+    assert!(!conn.is_tls());
+    assert_eq!(conn.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
+    // Under require the same failure is final.
+    let port = broken_tls_then_relay(c.port());
+    let manager = PgManager::new(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require"),
+        settings.config(),
+    )
+    .unwrap();
+    let err = manager.open().unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+}

@@ -228,7 +228,16 @@ impl Connector {
             .set_timeouts(Some(time))
             .map_err(|e| Error::new(ErrorKind::Connect, e.to_string()))?;
         let stream = if use_tls {
-            self.negotiate_tls(stream, spec)?
+            match self.negotiate_tls(stream, spec) {
+                Ok(stream) => stream,
+                // libpq's rule: under sslmode=prefer a failed TLS negotiation is retried once
+                // without TLS (same deadline).
+                Err(e) if self.config.sslmode == SslMode::Prefer && e.db_error().is_none() => {
+                    log::debug!(target: "pgpool", "TLS failed under sslmode=prefer, retrying without TLS: {e}");
+                    return self.attempt(spec, target, deadline, want, false);
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             stream
         };
