@@ -415,7 +415,7 @@ fn broken_tls_then_relay(real: u16) -> u16 {
                 return;
             };
             let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2.try_clone().unwrap()).ok());
+            std::thread::spawn(move || std::io::copy(&mut c2, &mut s2).ok());
             let (mut s3, mut c3) = (server, client);
             std::thread::spawn(move || std::io::copy(&mut s3, &mut c3).ok());
         }
