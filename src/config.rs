@@ -218,6 +218,36 @@ impl Config {
         at_least_1ms("idle_timeout", self.idle_timeout)?;
         at_least_1ms("keepalive_interval", self.keepalive_interval)?;
         at_least_1ms("query_timeout", self.query_timeout)?;
+        // What the server and the kernel accept: a value beyond these passes here but makes
+        // every connect fail.
+        const INT_MAX_MS: Duration = Duration::from_millis(i32::MAX as u64);
+        if let Some(t) = self.statement_timeout {
+            if t > INT_MAX_MS || t < ONE_MS {
+                return Err(Error::config(
+                    "statement_timeout",
+                    format!("{} ms is outside 1..=2147483647 ms (PostgreSQL's range)", t.as_millis()),
+                ));
+            }
+        }
+        if let Some(t) = self.tcp_user_timeout {
+            if t > INT_MAX_MS || t < ONE_MS {
+                return Err(Error::config(
+                    "tcp_user_timeout",
+                    format!("{} ms is outside 1..=2147483647 ms", t.as_millis()),
+                ));
+            }
+        }
+        if self.tcp_keepalive_idle < Duration::from_secs(1)
+            || self.tcp_keepalive_idle > Duration::from_secs(32_767)
+        {
+            return Err(Error::config(
+                "tcp_keepalive_idle",
+                format!(
+                    "{} ms is outside 1000..=32767000 ms (whole seconds, as the kernel takes it)",
+                    self.tcp_keepalive_idle.as_millis()
+                ),
+            ));
+        }
         positive("acquire_timeout", self.acquire_timeout)?;
         positive("connect_timeout", self.connect_timeout)?;
         positive("validation_timeout", self.validation_timeout)?;
@@ -494,6 +524,23 @@ mod tests {
                 "application_name",
             ),
             (Builder::new().application_name("a\0b"), "application_name"),
+            (
+                Builder::new().statement_timeout(Some(Duration::from_millis(1 << 31))),
+                "statement_timeout",
+            ),
+            (
+                Builder::new().tcp_user_timeout(Some(Duration::from_millis(1 << 31))),
+                "tcp_user_timeout",
+            ),
+            (
+                Builder::new().tcp_keepalive_idle(Duration::from_millis(999)),
+                "tcp_keepalive_idle",
+            ),
+            (
+                Builder::new().tcp_keepalive_idle(Duration::from_millis(1 << 32)),
+                "tcp_keepalive_idle",
+            ),
+            (Builder::new().query_timeout(Some(ms)), "query_timeout"),
         ];
         for (builder, option) in cases {
             let err = invalid(builder);

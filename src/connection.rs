@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::client::copy::{CopyIn, CopyOut};
+use crate::client::query::RowSink;
 use crate::client::session::{OnDeadline, Session, DEFAULT_DRAIN};
 use crate::client::{
     CancelToken, NoticeHandler, Notification, Params, Row, SimpleQueryMessage, Statement,
@@ -262,7 +263,7 @@ impl PgConnection {
         &mut self,
         statement: &Statement,
         params: Params<'_>,
-        rows: Option<&mut Vec<Row>>,
+        rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let unnamed = statement.name().is_empty();
         self.call(|s| {
@@ -281,7 +282,7 @@ impl PgConnection {
         &mut self,
         sql: &str,
         params: Params<'_>,
-        mut rows: Option<&mut Vec<Row>>,
+        mut rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let statement = self.prepare_cached(sql)?;
         match self.run_statement(&statement, params, rows.as_deref_mut()) {
@@ -302,7 +303,7 @@ impl PgConnection {
     /// Runs a statement through the statement cache and returns its rows.
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
         let mut rows = Vec::new();
-        self.run_sql(sql, params, Some(&mut rows))?;
+        self.run_sql(sql, params, Some(&mut rows as &mut dyn RowSink))?;
         Ok(rows)
     }
 
@@ -340,8 +341,28 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<(Vec<Row>, u64), Error> {
         let mut rows = Vec::new();
-        let affected = self.run_statement(statement, params, Some(&mut rows))?;
+        let affected = self.run_statement(statement, params, Some(&mut rows as &mut dyn RowSink))?;
         Ok((rows, affected))
+    }
+
+    /// Runs `sql` through the cache, rows into `sink` (the C ABI's reusable results).
+    pub(crate) fn query_sql_into(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        sink: &mut dyn RowSink,
+    ) -> Result<u64, Error> {
+        self.run_sql(sql, params, Some(sink))
+    }
+
+    /// Runs a prepared statement, rows into `sink`.
+    pub(crate) fn query_statement_into(
+        &mut self,
+        statement: &Statement,
+        params: Params<'_>,
+        sink: &mut dyn RowSink,
+    ) -> Result<u64, Error> {
+        self.run_statement(statement, params, Some(sink))
     }
 
     /// Runs a prepared statement and returns the number of rows affected.
@@ -499,8 +520,17 @@ impl PgConnection {
         ok && self.session.status() == TransactionStatus::Idle
     }
 
+    /// The session, for the C ABI's COPY state machine.
+    pub(crate) fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// Makes a returned session clean for the next user; false means discard it.
     pub(crate) fn reset(&mut self, timeout: Duration, full: bool) -> bool {
+        if self.session.in_copy {
+            // A COPY left unfinished: the protocol state is the server's, not ours.
+            return false;
+        }
         self.query_timeout = self.default_query_timeout;
         self.tx_depth = 0;
         if !self.reset_transaction(timeout) {
@@ -519,7 +549,7 @@ impl PgConnection {
 
     /// The zero-cost probe: no round trip, one non-blocking `poll(2)`.
     pub(crate) fn probe(&mut self) -> Probe {
-        if self.is_broken() {
+        if self.is_broken() || self.session.in_copy {
             Probe::Broken
         } else if self.session.looks_idle() {
             Probe::Healthy

@@ -28,8 +28,14 @@ fn start(session: &mut Session, sql: &str, want_in: bool) -> Result<(), Error> {
     session.send()?;
     loop {
         match session.read_message()? {
-            Message::CopyInResponse(_) if want_in => return Ok(()),
-            Message::CopyOutResponse(_) if !want_in => return Ok(()),
+            Message::CopyInResponse(_) if want_in => {
+                session.in_copy = true;
+                return Ok(());
+            }
+            Message::CopyOutResponse(_) if !want_in => {
+                session.in_copy = true;
+                return Ok(());
+            }
             Message::CopyInResponse(_) => {
                 frontend::copy_fail("expected COPY TO STDOUT", &mut session.wbuf)
                     .map_err(|e| Error::usage(e.to_string()))?;
@@ -82,6 +88,60 @@ fn finish_command(session: &mut Session) -> Result<u64, Error> {
     match error {
         Some(e) => Err(e),
         None => Ok(rows),
+    }
+}
+
+/// Starts a COPY … FROM STDIN (`want_in`) or TO STDOUT on `session`, for callers that keep
+/// the COPY's state themselves (the C ABI).
+pub(crate) fn begin(session: &mut Session, sql: &str, want_in: bool) -> Result<(), Error> {
+    start(session, sql, want_in)
+}
+
+/// Sends one piece of COPY FROM STDIN data.
+pub(crate) fn send_data(session: &mut Session, data: &[u8]) -> Result<(), Error> {
+    let message = frontend::CopyData::new(data).map_err(|e| Error::usage(e.to_string()))?;
+    message.write(&mut session.wbuf);
+    session.send()
+}
+
+/// Ends COPY FROM STDIN; the number of rows copied.
+pub(crate) fn end_in(session: &mut Session) -> Result<u64, Error> {
+    frontend::copy_done(&mut session.wbuf);
+    session.send()?;
+    finish_command(session)
+}
+
+/// Aborts COPY FROM STDIN with `reason`.
+pub(crate) fn abort_in(session: &mut Session, reason: &str) -> Result<(), Error> {
+    frontend::copy_fail(reason, &mut session.wbuf).map_err(|e| Error::usage(e.to_string()))?;
+    session.send()?;
+    match finish_command(session) {
+        Err(e) if e.sqlstate() == Some("57014") => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// The next piece of COPY TO STDOUT data, or the row count once the COPY has ended.
+pub(crate) enum OutPiece {
+    Data(Bytes),
+    End(u64),
+}
+
+/// Reads the next piece of COPY TO STDOUT.
+pub(crate) fn next_out(session: &mut Session) -> Result<OutPiece, Error> {
+    loop {
+        match session.read_message()? {
+            Message::CopyData(body) => {
+                let data = body.into_bytes();
+                if !data.is_empty() {
+                    return Ok(OutPiece::Data(data));
+                }
+            }
+            Message::CopyDone => return Ok(OutPiece::End(finish_command(session)?)),
+            Message::ErrorResponse(body) => return Err(session.server_error(body)),
+            other => return Err(unexpected(session, &other)),
+        }
     }
 }
 

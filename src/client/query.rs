@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{Format, ToSql, Type};
-use postgres_protocol::message::backend::{CommandCompleteBody, Message};
+use postgres_protocol::message::backend::{CommandCompleteBody, DataRowBody, Message};
 use postgres_protocol::message::frontend;
 
 use crate::client::row::{Row, SimpleQueryMessage, SimpleRow};
@@ -19,6 +19,25 @@ use crate::error::Error;
 
 /// Query parameters, as rust-postgres takes them.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Where the rows of a result go as they arrive.
+pub(crate) trait RowSink {
+    /// One DataRow of `statement`'s result.
+    fn push(&mut self, statement: &Statement, body: DataRowBody) -> Result<(), Error>;
+    /// True when no row was delivered yet (a failed statement may then be retried).
+    fn is_empty(&self) -> bool;
+}
+
+impl RowSink for Vec<Row> {
+    fn push(&mut self, statement: &Statement, body: DataRowBody) -> Result<(), Error> {
+        Vec::push(self, Row::new(statement.clone(), body)?);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
 
 fn unexpected(session: &mut Session, m: &Message, during: &str) -> Error {
     session.mark_broken();
@@ -156,7 +175,7 @@ impl Session {
         &mut self,
         statement: &Statement,
         params: Params<'_>,
-        rows: Option<&mut Vec<Row>>,
+        rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         self.bind(statement, params)?;
         frontend::sync(&mut self.wbuf);
@@ -170,7 +189,7 @@ impl Session {
         &mut self,
         statement: &Statement,
         params: Params<'_>,
-        rows: Option<&mut Vec<Row>>,
+        rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let oids: Vec<u32> = statement.params().iter().map(Type::oid).collect();
         let start = self.wbuf.len();
@@ -187,7 +206,7 @@ impl Session {
     fn read_results(
         &mut self,
         statement: &Statement,
-        mut rows: Option<&mut Vec<Row>>,
+        mut rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let mut count = 0;
         loop {
@@ -195,7 +214,7 @@ impl Session {
                 Message::ParseComplete | Message::BindComplete | Message::CloseComplete => {}
                 Message::DataRow(body) => {
                     if let Some(rows) = rows.as_deref_mut() {
-                        rows.push(Row::new(statement.clone(), body)?);
+                        rows.push(statement, body)?;
                     }
                 }
                 Message::CommandComplete(body) => count = affected(self, &body)?,

@@ -91,6 +91,9 @@ pub(crate) struct Session {
     cancelled: bool,
     /// A CommandComplete said `DISCARD ALL` or `DEALLOCATE ALL`: prepared statements are gone.
     pub(crate) statements_dropped: bool,
+    /// Inside a COPY (between Copy*Response and the ReadyForQuery that ends it): the session
+    /// can neither run anything else nor go back to the pool as it is.
+    pub(crate) in_copy: bool,
     /// Types the server told us about beyond the built-in ones, by OID.
     pub(crate) types: HashMap<u32, postgres::types::Type>,
 }
@@ -114,6 +117,7 @@ impl Session {
             timeouts_set: false,
             cancelled: false,
             statements_dropped: false,
+            in_copy: false,
             types: HashMap::new(),
         }
     }
@@ -353,6 +357,7 @@ impl Session {
                 Ok(None)
             }
             Message::ReadyForQuery(body) => {
+                self.in_copy = false;
                 self.status = match body.status() {
                     b'I' => TransactionStatus::Idle,
                     b'T' => TransactionStatus::InTransaction,
