@@ -94,6 +94,8 @@ enum pgpool_code
   PGPOOL_ERR_PANIC = 18,
   // Any other misuse or driver-level failure; the message explains.
   PGPOOL_ERR_USAGE = 19,
+  // A transaction callback asked for a rollback (returned nonzero); it was rolled back.
+  PGPOOL_ERR_ROLLED_BACK = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -115,13 +117,30 @@ typedef struct pgpool_conn pgpool_conn;
 // `pgpool_error_free`. Immutable: may be read from any thread.
 typedef struct pgpool_error pgpool_error;
 
+// Opaque notification (`NOTIFY channel, 'payload'`). Freed with `pgpool_notification_free`;
+// read-only, may be read from any thread.
+typedef struct pgpool_notification pgpool_notification;
+
+// Opaque parameter list. Create with `pgpool_params_new`, fill with the `pgpool_params_add_*`
+// binders, reuse with `pgpool_params_clear`, free with `pgpool_params_free`.
+typedef struct pgpool_params pgpool_params;
+
 // Opaque pool handle. Thread-safe: share it freely between threads. Freed with
 // `pgpool_pool_free`.
 typedef struct pgpool_pool pgpool_pool;
 
-// Opaque query result. Freed with `pgpool_result_free`; read-only, so it may be shared
-// across threads.
+// Opaque query result. Freed with `pgpool_result_free`.
 typedef struct pgpool_result pgpool_result;
+
+// Opaque prepared statement: SQL text and declared parameter types, not tied to one
+// connection. Each session prepares it once (on first use, through its statement cache)
+// and executes it by name afterwards. Free with `pgpool_stmt_free`; read-only, so it may
+// be used from several threads at once.
+typedef struct pgpool_stmt pgpool_stmt;
+
+// The callback of `pgpool_conn_transaction`: runs statements on `conn` (inside the
+// transaction) and returns 0 to commit, anything else to roll back.
+typedef int32_t (*pgpool_tx_fn)(struct pgpool_conn *conn, void *user_data);
 
 // A log callback: `level` is 1 (error) to 5 (trace), `message` a NUL-terminated UTF-8
 // string valid only during the call, `user_data` what was passed at registration.
@@ -519,6 +538,22 @@ pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
                                                   bool value,
                                                   struct pgpool_error **out_err);
 
+// Asks the server to cancel the statement running on `conn`. The one function that may be
+// called while another thread is using the handle (that is its point: a watchdog, or a Go
+// context being cancelled). The running call then returns `PGPOOL_ERR_SERVER` with SQLSTATE
+// 57014, and the connection stays usable. A cancel that arrives when nothing runs is ignored
+// by the server and never affects a later statement (this call returns once the server has
+// taken the request).
+//
+// Blocking: one connection to the server, at most 5 s.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
+// PGPOOL_ERR_USAGE (the server sent no cancel key); PGPOOL_ERR_BROKEN or
+// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **out_err);
+
 // Gives the connection back to the pool (rolled back first if a transaction may be open).
 // The handle is dead afterwards.
 //
@@ -672,6 +707,112 @@ pgpool_code pgpool_conn_transaction_status(struct pgpool_conn *conn,
                                            int32_t *out_status,
                                            struct pgpool_error **out_err);
 
+// Runs `callback(conn, user_data)` between BEGIN and COMMIT: 0 from the callback commits;
+// anything else rolls back and returns PGPOOL_ERR_ROLLED_BACK, with the callback's value
+// in `*out_callback_result` (may be NULL). A COMMIT the server turns into a rollback (a
+// statement in the transaction failed) returns PGPOOL_ERR_SERVER with SQLSTATE 25P02, never
+// PGPOOL_OK. The handle is free for the callback's own calls while it runs.
+//
+// Blocking: BEGIN and COMMIT/ROLLBACK round trips plus the callback.
+// Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a transaction or COPY
+// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `callback` must be safe to call with these arguments; `out_callback_result` and
+// `out_err` NULL or valid for writing.
+pgpool_code pgpool_conn_transaction(struct pgpool_conn *conn,
+                                    pgpool_tx_fn callback,
+                                    void *user_data,
+                                    int32_t *out_callback_result,
+                                    struct pgpool_error **out_err);
+
+// Starts `sql`, a `COPY … FROM STDIN` statement; then send the data (in the COPY's format)
+// with `pgpool_conn_copy_in_write` and end with `pgpool_conn_copy_in_end` (or
+// `pgpool_conn_copy_in_abort`).
+//
+// Blocking: one round trip.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY FROM STDIN, or a
+// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
+                                      const char *sql,
+                                      struct pgpool_error **out_err);
+
+// Sends `len` bytes of COPY data (any split: rows may span calls).
+//
+// Blocking: only while the socket's send buffer is full.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `data` valid for reading `len` bytes; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
+                                      const void *data,
+                                      size_t len,
+                                      struct pgpool_error **out_err);
+
+// Ends the COPY; `*out_rows` (may be NULL) receives the number of rows copied.
+//
+// Blocking: one round trip.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_SERVER (bad data: nothing
+// was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `out_rows` and `out_err` NULL or valid for writing.
+pgpool_code pgpool_conn_copy_in_end(struct pgpool_conn *conn,
+                                    uint64_t *out_rows,
+                                    struct pgpool_error **out_err);
+
+// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied.
+//
+// Blocking: one round trip.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM STDIN in
+// progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `reason` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_copy_in_abort(struct pgpool_conn *conn,
+                                      const char *reason,
+                                      struct pgpool_error **out_err);
+
+// Starts `sql`, a `COPY … TO STDOUT` statement; then read the data with
+// `pgpool_conn_copy_out_read` until it reports the end.
+//
+// Blocking: one round trip.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY TO STDOUT, or a
+// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_copy_out_begin(struct pgpool_conn *conn,
+                                       const char *sql,
+                                       struct pgpool_error **out_err);
+
+// Copies up to `cap` bytes of COPY data into `buf` and stores how many in `*out_len`.
+// `*out_len` 0 means the COPY has ended: the connection is usable again and `*out_rows`
+// (may be NULL) receives the number of rows copied.
+//
+// Blocking: until data arrives.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`cap` 0);
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY TO STDOUT in
+// progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `buf` valid for writing `cap` bytes; `out_len`, `out_rows`, `out_err` NULL or valid.
+pgpool_code pgpool_conn_copy_out_read(struct pgpool_conn *conn,
+                                      void *buf,
+                                      size_t cap,
+                                      size_t *out_len,
+                                      uint64_t *out_rows,
+                                      struct pgpool_error **out_err);
+
 // The result code this error was returned with.
 //
 // Returns `PGPOOL_ERR_NULL_ARGUMENT` for NULL and `PGPOOL_ERR_INVALID_HANDLE` for a freed or
@@ -713,6 +854,89 @@ pgpool_code pgpool_error_free(struct pgpool_error *err);
 // this version does not know. A static string. Thread-safe, non-blocking.
 const char *pgpool_code_name(int32_t code);
 
+// Creates a statement for `sql` (`$1`, `$2`, … for parameters) in `*out_stmt`.
+// `param_types` holds `ntypes` type OIDs for the first parameters (0 = let the server
+// infer; NULL when `ntypes` is 0); the rest are inferred. Nothing is sent to a server
+// here: syntax errors surface at the first execution.
+//
+// Non-blocking, thread-safe.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 types).
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `param_types` valid for reading `ntypes` values;
+// `out_stmt`/`out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_stmt_new(const char *sql,
+                            size_t ntypes,
+                            const uint32_t *param_types,
+                            struct pgpool_stmt **out_stmt,
+                            struct pgpool_error **out_err);
+
+// Frees a statement (sessions that prepared it keep it in their cache). NULL is a no-op.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_stmt_free(struct pgpool_stmt *stmt);
+
+// Runs `sql` with typed `params` (NULL: none) on `conn`, through its statement cache, in
+// one round trip once the statement is cached.
+//
+// Rows: when `inout_res` is NULL they are discarded (a command). When `*inout_res` is NULL
+// a new result is stored there (free it with `pgpool_result_free`). When `*inout_res` is a
+// result, it is reused: its previous rows and every pointer read from them become invalid,
+// and a loop that reuses one result allocates nothing per query in the steady state. On
+// failure `*inout_res` is not changed (a reused result is left empty).
+// `out_affected` (may be NULL) receives the command's row count.
+//
+// Blocking: the statement's round trip, bounded by the connection's query timeout.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
+// PGPOOL_ERR_USAGE (a parameter that does not fit its type, a COPY in progress or started
+// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014);
+// PGPOOL_ERR_BROKEN; PGPOOL_ERR_PANIC.
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
+pgpool_code pgpool_conn_exec(struct pgpool_conn *conn,
+                             const char *sql,
+                             const struct pgpool_params *params,
+                             struct pgpool_result **inout_res,
+                             uint64_t *out_affected,
+                             struct pgpool_error **out_err);
+
+// As `pgpool_conn_exec`, for a statement made with `pgpool_stmt_new` (its declared
+// parameter types apply).
+//
+// Returns: as `pgpool_conn_exec`.
+//
+// # Safety
+// `inout_res`, `out_affected`, `out_err` NULL or valid.
+pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
+                                  const struct pgpool_stmt *stmt,
+                                  const struct pgpool_params *params,
+                                  struct pgpool_result **inout_res,
+                                  uint64_t *out_affected,
+                                  struct pgpool_error **out_err);
+
+// Acquires a connection from `pool` (waiting per `timeout_ms`: negative = the pool's
+// `acquire_timeout_ms`, 0 = only an idle one, positive = milliseconds), runs `stmt` (or,
+// when `stmt` is NULL, `sql`) as `pgpool_conn_exec_stmt` / `pgpool_conn_exec` do, and
+// releases the connection: one call for the whole round (one crossing for cgo callers).
+//
+// Returns: as `pgpool_conn_exec`, plus PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
+// idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
+// error), PGPOOL_ERR_TIMEOUT (no connection in time).
+//
+// # Safety
+// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
+pgpool_code pgpool_pool_exec(struct pgpool_pool *pool,
+                             int64_t timeout_ms,
+                             const struct pgpool_stmt *stmt,
+                             const char *sql,
+                             const struct pgpool_params *params,
+                             struct pgpool_result **inout_res,
+                             uint64_t *out_affected,
+                             struct pgpool_error **out_err);
+
 // Routes the library's log records at `max_level` or more severe (1 error … 5 trace; 0 or
 // a NULL `callback` switches the callback off) to `callback`.
 //
@@ -728,6 +952,179 @@ pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
                                     void *user_data,
                                     int32_t max_level,
                                     struct pgpool_error **out_err);
+
+// Waits for a notification on `conn` (after `LISTEN channel` on it) and stores it in
+// `*out_notification`. `timeout_ms`: negative = wait without limit, 0 = only one already
+// received (`PGPOOL_ERR_WOULD_BLOCK` otherwise), positive = milliseconds
+// (`PGPOOL_ERR_TIMEOUT` when none arrived). Notifications that arrive during other
+// statements are kept and returned first, in order.
+//
+// Blocking: up to `timeout_ms`.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_USAGE (a COPY in progress);
+// PGPOOL_ERR_BROKEN.
+//
+// # Safety
+// `out_notification` and `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_conn_wait_notification(struct pgpool_conn *conn,
+                                          int64_t timeout_ms,
+                                          struct pgpool_notification **out_notification,
+                                          struct pgpool_error **out_err);
+
+// The channel name (owned by the notification); NULL for a NULL or invalid handle.
+const char *pgpool_notification_channel(const struct pgpool_notification *n);
+
+// The payload (owned by the notification; empty if none was given); NULL for a NULL or
+// invalid handle.
+const char *pgpool_notification_payload(const struct pgpool_notification *n);
+
+// The notifying backend's process id; 0 for a NULL or invalid handle.
+int32_t pgpool_notification_process_id(const struct pgpool_notification *n);
+
+// Frees a notification and its strings. NULL is a no-op.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_notification_free(struct pgpool_notification *n);
+
+// Creates an empty parameter list in `*out_params`.
+//
+// Thread safety: a list may be filled and used from any thread, one at a time.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`out_params` is NULL).
+//
+// # Safety
+// `out_params` and `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_new(struct pgpool_params **out_params, struct pgpool_error **out_err);
+
+// Frees a parameter list. NULL is a no-op.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a parameter list).
+pgpool_code pgpool_params_free(struct pgpool_params *params);
+
+// Appends SQL NULL (for a parameter of any type).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_null(struct pgpool_params *params, struct pgpool_error **out_err);
+
+// Appends a boolean (for a `bool` parameter).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_bool(struct pgpool_params *params,
+                                   bool value,
+                                   struct pgpool_error **out_err);
+
+// Appends a 16-bit integer (for any integer, float or numeric parameter it fits).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_int16(struct pgpool_params *params,
+                                    int16_t value,
+                                    struct pgpool_error **out_err);
+
+// Appends a 32-bit integer (for any integer, float or numeric parameter it fits).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_int32(struct pgpool_params *params,
+                                    int32_t value,
+                                    struct pgpool_error **out_err);
+
+// Appends a 64-bit integer (for any integer, float or numeric parameter it fits).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_int64(struct pgpool_params *params,
+                                    int64_t value,
+                                    struct pgpool_error **out_err);
+
+// Appends a 4-byte float (for a float4, float8 or numeric parameter).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_float4(struct pgpool_params *params,
+                                     float value,
+                                     struct pgpool_error **out_err);
+
+// Appends an 8-byte float (for a float4, float8 or numeric parameter).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_add_float8(struct pgpool_params *params,
+                                     double value,
+                                     struct pgpool_error **out_err);
+
+// Appends text: `len` bytes at `text` (UTF-8, not necessarily NUL-terminated; `len` may
+// be 0). For a text-like parameter it is the value; for any other type it is that type's
+// text input form (`'2024-01-31'`, `'{1,2}'`, `'12.50'`), parsed by the server. The bytes
+// are copied.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `text` with `len` > 0);
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more
+// than 65535 parameters).
+//
+// # Safety
+// `text` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
+pgpool_code pgpool_params_add_text(struct pgpool_params *params,
+                                   const char *text,
+                                   size_t len,
+                                   struct pgpool_error **out_err);
+
+// Appends binary data for a `bytea` parameter: `len` bytes at `data` (copied).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `data` with `len` > 0);
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `data` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
+pgpool_code pgpool_params_add_bytea(struct pgpool_params *params,
+                                    const uint8_t *data,
+                                    size_t len,
+                                    struct pgpool_error **out_err);
+
+// Appends a value in its type's text input form, with the type's OID (what `PQexecParams`
+// offers for any type): `text` is NUL-terminated UTF-8, copied. The server parses it as
+// the parameter's type; a nonzero OID declares that type in a one-call statement (as
+// `PQexecParams`' `paramTypes` do; a `pgpool_stmt` declares its types itself).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+//
+// # Safety
+// `text` must be NULL or a NUL-terminated string; `out_err` NULL or valid for one pointer.
+pgpool_code pgpool_params_add_typed_text(struct pgpool_params *params,
+                                         uint32_t type_oid,
+                                         const char *text,
+                                         struct pgpool_error **out_err);
+
+// Removes every parameter (the list's memory is kept for reuse).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+//
+// # Safety
+// `out_err` must be NULL or valid for writing one pointer.
+pgpool_code pgpool_params_clear(struct pgpool_params *params, struct pgpool_error **out_err);
 
 // Creates a pool for `conninfo` (a URL `postgres://user:pass@host:port/db?opt=val` or a
 // `key=value` string) with the options in `cfg` (NULL: all defaults; `cfg` is copied and
@@ -856,7 +1253,8 @@ pgpool_code pgpool_pool_free(struct pgpool_pool *pool);
 
 // Stores the number of rows in `*out`.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -866,7 +1264,8 @@ pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
 
 // Stores the number of columns in `*out` (also known when there are no rows).
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -874,11 +1273,11 @@ pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
                                 uint32_t *out,
                                 struct pgpool_error **out_err);
 
-// Stores the number of rows the command affected in `*out`, as the server reported it: for
-// `SELECT` the rows returned, for `UPDATE`/`INSERT`/`DELETE` (with or without `RETURNING`)
-// the rows changed.
+// Stores the number of rows the command affected in `*out` (`INSERT`/`UPDATE`/`DELETE`
+// counts; for `SELECT` the number of rows).
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -886,10 +1285,11 @@ pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
                                         uint64_t *out,
                                         struct pgpool_error **out_err);
 
-// Stores column `col`'s name (NUL-terminated UTF-8) in `*out`. The string belongs to the
-// result and is valid until `pgpool_result_free(res)`.
+// Stores a pointer to column `col`'s name (NUL-terminated, owned by the result) in `*out`.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -898,9 +1298,11 @@ pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
                                       const char **out,
                                       struct pgpool_error **out_err);
 
-// Stores column `col`'s type OID (`pg_type.oid`: 23 int4, 25 text, 1700 numeric, ...).
+// Stores column `col`'s type OID in `*out` (`pg_type.oid`: 23 int4, 25 text, …).
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -909,10 +1311,12 @@ pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
                                       uint32_t *out,
                                       struct pgpool_error **out_err);
 
-// Stores column `col`'s type name (`"int4"`, `"text"`, ...), valid until the result is
-// freed.
+// Stores a pointer to column `col`'s type name (`"int4"`, `"text"`, …; owned by the
+// result) in `*out`.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -921,9 +1325,11 @@ pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
                                            const char **out,
                                            struct pgpool_error **out_err);
 
-// Stores whether the value at (`row`, `col`) is SQL NULL.
+// Stores whether the value at (`row`, `col`) is SQL NULL in `*out`.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE.
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -933,14 +1339,16 @@ pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
                                   bool *out,
                                   struct pgpool_error **out_err);
 
-// The value at (`row`, `col`) as text, in PostgreSQL's text output format (`timestamptz`
-// and `timetz` in UTC). On success `*out_text` points to NUL-terminated UTF-8 of
-// `*out_len` bytes, valid until `pgpool_result_free(res)`; for SQL NULL `*out_text` is NULL,
-// `*out_len` 0 and `*out_is_null` true.
+// The value at (`row`, `col`) as text, for every type: `*out_text` points to NUL-terminated
+// UTF-8 owned by the result (numeric exact, timestamps ISO 8601, arrays and records in
+// PostgreSQL's text form), `*out_len` its length without the NUL, `*out_is_null` false. For
+// SQL NULL: `*out_text` NULL, `*out_len` 0 and `*out_is_null` true. Rendered on first use
+// and kept.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range,
-// `PGPOOL_ERR_UNSUPPORTED_TYPE` naming a type the library cannot render (cast it to text in
-// SQL).
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_UNSUPPORTED_TYPE (a type the library cannot render:
+// cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value).
 //
 // # Safety
 // The three output pointers must be NULL or valid for writing; `out_err` NULL or valid for
@@ -953,11 +1361,49 @@ pgpool_code pgpool_result_value(const struct pgpool_result *res,
                                 bool *out_is_null,
                                 struct pgpool_error **out_err);
 
-// The value at (`row`, `col`) as a 64-bit integer; the column must be int2, int4, int8 or
-// oid.
+// The value at (`row`, `col`) as text without copying when it can: for text, varchar,
+// char, name, json, xml and enum columns `*out_text` points into the received row (NOT
+// NUL-terminated: use `*out_len`); for other types it is the rendered text of
+// `pgpool_result_value`. Owned by the result.
 //
-// Thread-safe, non-blocking. Errors: NULL argument, invalid handle, out of range,
-// `PGPOOL_ERR_TYPE_MISMATCH` for another type, `PGPOOL_ERR_NULL_VALUE` for SQL NULL.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_NULL_VALUE (SQL NULL: check with
+// `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE.
+//
+// # Safety
+// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
+// writing one pointer.
+pgpool_code pgpool_result_get_text(const struct pgpool_result *res,
+                                   uint64_t row,
+                                   uint32_t col,
+                                   const char **out_text,
+                                   size_t *out_len,
+                                   struct pgpool_error **out_err);
+
+// The bytes of a `bytea` value: `*out_data` points into the received row (owned by the
+// result), `*out_len` is its length.
+//
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE.
+//
+// # Safety
+// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
+// writing one pointer.
+pgpool_code pgpool_result_get_bytea(const struct pgpool_result *res,
+                                    uint64_t row,
+                                    uint32_t col,
+                                    const uint8_t **out_data,
+                                    size_t *out_len,
+                                    struct pgpool_error **out_err);
+
+// Stores an integer value (int2, int4, int8, oid) in `*out`, decoded from binary.
+//
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
+// PGPOOL_ERR_USAGE (a malformed value).
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -967,10 +1413,13 @@ pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
                                     int64_t *out,
                                     struct pgpool_error **out_err);
 
-// The value at (`row`, `col`) as a double; the column must be float4, float8, numeric (which
-// may lose precision), int2, int4 or int8.
+// Stores a number (float4, float8, int2, int4, int8, or numeric converted to the nearest
+// double; exact numeric text: `pgpool_result_value`) in `*out`.
 //
-// Thread-safe, non-blocking. Errors: as `pgpool_result_get_int64`.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
+// PGPOOL_ERR_USAGE (a malformed value).
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -980,9 +1429,12 @@ pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
                                      double *out,
                                      struct pgpool_error **out_err);
 
-// The value at (`row`, `col`) as a bool; the column must be bool.
+// Stores a `bool` value in `*out`.
 //
-// Thread-safe, non-blocking. Errors: as `pgpool_result_get_int64`.
+// Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
+// PGPOOL_ERR_USAGE (a malformed value).
 //
 // # Safety
 // `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -992,9 +1444,26 @@ pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
                                    bool *out,
                                    struct pgpool_error **out_err);
 
-// Frees a result. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
-// `PGPOOL_ERR_INVALID_HANDLE`. Strings obtained from the result become invalid.
+// Stores a `timestamp` or `timestamptz` value as microseconds since the Unix epoch
+// (1970-01-01 00:00:00 UTC; for `timestamp` without time zone, as if it were UTC) in
+// `*out`. `infinity` and `-infinity` are INT64_MAX and INT64_MIN.
+//
 // Thread-safe, non-blocking.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
+// PGPOOL_ERR_USAGE (a malformed value).
+//
+// # Safety
+// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
+pgpool_code pgpool_result_get_timestamp(const struct pgpool_result *res,
+                                        uint64_t row,
+                                        uint32_t col,
+                                        int64_t *out,
+                                        struct pgpool_error **out_err);
+
+// Frees a result and every string read from it. NULL is a no-op.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a result).
 pgpool_code pgpool_result_free(struct pgpool_result *res);
 
 #ifdef __cplusplus

@@ -225,7 +225,10 @@ impl Config {
             if t > INT_MAX_MS || t < ONE_MS {
                 return Err(Error::config(
                     "statement_timeout",
-                    format!("{} ms is outside 1..=2147483647 ms (PostgreSQL's range)", t.as_millis()),
+                    format!(
+                        "{} ms is outside 1..=2147483647 ms (PostgreSQL's range)",
+                        t.as_millis()
+                    ),
                 ));
             }
         }

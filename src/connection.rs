@@ -63,6 +63,16 @@ pub struct PgConnection {
     default_query_timeout: Option<Duration>,
 }
 
+/// The statement cache's key: the text, plus the declared parameter types when there are
+/// any (NUL cannot occur in a statement's text).
+fn cache_key<'a>(sql: &'a str, types: &[u32]) -> std::borrow::Cow<'a, str> {
+    if types.is_empty() {
+        std::borrow::Cow::Borrowed(sql)
+    } else {
+        std::borrow::Cow::Owned(format!("{sql}\0{types:?}"))
+    }
+}
+
 /// SQLSTATEs after which a cached statement is stale: "prepared statement does not exist"
 /// (after `DEALLOCATE`) and "cached plan must not change result type" (after DDL).
 fn stale_statement(err: &Error) -> bool {
@@ -243,16 +253,23 @@ impl PgConnection {
 
     /// The cached prepared statement for `sql`, preparing (one round trip) on a miss.
     pub fn prepare_cached(&mut self, sql: &str) -> Result<Statement, Error> {
+        self.prepare_cached_typed(sql, &[])
+    }
+
+    /// As [`prepare_cached`](Self::prepare_cached), declaring parameter types by OID (0: let
+    /// the server infer); cached per statement text and types.
+    pub fn prepare_cached_typed(&mut self, sql: &str, types: &[u32]) -> Result<Statement, Error> {
         if self.mode == StatementMode::Unnamed {
-            return self.call(|s| s.prepare("", sql));
+            return self.call(|s| s.prepare_typed("", sql, types));
         }
-        if let Some(hit) = self.cache.get(sql) {
+        let key = cache_key(sql, types);
+        if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
         let name = self.new_statement_name();
-        let statement = self.call(|s| s.prepare(&name, sql))?;
+        let statement = self.call(|s| s.prepare_typed(&name, sql, types))?;
         if self.cache.capacity() > 0 {
-            if let Some(evicted) = self.cache.insert(sql, statement.clone()) {
+            if let Some(evicted) = self.cache.insert(&key, statement.clone()) {
                 self.session.queue_close(evicted.name());
             }
         }
@@ -282,15 +299,26 @@ impl PgConnection {
         &mut self,
         sql: &str,
         params: Params<'_>,
+        rows: Option<&mut (dyn RowSink + '_)>,
+    ) -> Result<u64, Error> {
+        self.run_sql_typed(sql, &[], params, rows)
+    }
+
+    /// [`run_sql`](Self::run_sql) with declared parameter types.
+    pub(crate) fn run_sql_typed(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: Params<'_>,
         mut rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
-        let statement = self.prepare_cached(sql)?;
+        let statement = self.prepare_cached_typed(sql, types)?;
         match self.run_statement(&statement, params, rows.as_deref_mut()) {
             Err(e) if stale_statement(&e) && !statement.name().is_empty() => {
-                self.cache.remove(sql);
+                self.cache.remove(&cache_key(sql, types));
                 let nothing_delivered = rows.as_deref().is_none_or(|r| r.is_empty());
                 if self.session.status() == TransactionStatus::Idle && nothing_delivered {
-                    let statement = self.prepare_cached(sql)?;
+                    let statement = self.prepare_cached_typed(sql, types)?;
                     self.run_statement(&statement, params, rows)
                 } else {
                     Err(e)
@@ -341,28 +369,9 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<(Vec<Row>, u64), Error> {
         let mut rows = Vec::new();
-        let affected = self.run_statement(statement, params, Some(&mut rows as &mut dyn RowSink))?;
+        let affected =
+            self.run_statement(statement, params, Some(&mut rows as &mut dyn RowSink))?;
         Ok((rows, affected))
-    }
-
-    /// Runs `sql` through the cache, rows into `sink` (the C ABI's reusable results).
-    pub(crate) fn query_sql_into(
-        &mut self,
-        sql: &str,
-        params: Params<'_>,
-        sink: &mut dyn RowSink,
-    ) -> Result<u64, Error> {
-        self.run_sql(sql, params, Some(sink))
-    }
-
-    /// Runs a prepared statement, rows into `sink`.
-    pub(crate) fn query_statement_into(
-        &mut self,
-        statement: &Statement,
-        params: Params<'_>,
-        sink: &mut dyn RowSink,
-    ) -> Result<u64, Error> {
-        self.run_statement(statement, params, Some(sink))
     }
 
     /// Runs a prepared statement and returns the number of rows affected.

@@ -37,6 +37,14 @@ fn every_function_and_error_path_from_c() {
 }
 
 #[test]
+fn typed_parameters_results_copy_notify_cancel_and_transactions_from_c() {
+    let url = common::url();
+    let program = build("typed");
+    let out = c_support::run(&program, &[&url]);
+    assert!(out.contains("TYPED OK"), "{out}");
+}
+
+#[test]
 fn thirty_two_threads_share_a_pool_of_eight() {
     let url = common::url();
     let program = build("stress");
@@ -57,6 +65,9 @@ fn c_programs_are_clean_under_valgrind() {
     let api = build("api");
     let out = c_support::valgrind(&api, &api_args(&url));
     assert!(out.contains("ALL OK"), "{out}");
+    let typed = build("typed");
+    let out = c_support::valgrind(&typed, &[&url]);
+    assert!(out.contains("TYPED OK"), "{out}");
     // Fewer cycles: valgrind serialises threads and runs code ~50x slower.
     let stress = build("stress");
     let out = c_support::valgrind(&stress, &[&url, "8", "50"]);

@@ -26,6 +26,10 @@ pub(crate) trait RowSink {
     fn push(&mut self, statement: &Statement, body: DataRowBody) -> Result<(), Error>;
     /// True when no row was delivered yet (a failed statement may then be retried).
     fn is_empty(&self) -> bool;
+    /// Called once before the rows of `statement` arrive (also when none do).
+    fn begin(&mut self, statement: &Statement) {
+        let _ = statement;
+    }
 }
 
 impl RowSink for Vec<Row> {
@@ -69,7 +73,18 @@ impl Session {
     /// parameter and column types. One round trip, plus one per type the client has not
     /// seen before (user-defined types).
     pub(crate) fn prepare(&mut self, name: &str, sql: &str) -> Result<Statement, Error> {
-        frontend::parse(name, sql, std::iter::empty(), &mut self.wbuf).map_err(encode_err)?;
+        self.prepare_typed(name, sql, &[])
+    }
+
+    /// As [`prepare`](Self::prepare), declaring the first `types.len()` parameter types
+    /// (0 = let the server infer).
+    pub(crate) fn prepare_typed(
+        &mut self,
+        name: &str,
+        sql: &str,
+        types: &[u32],
+    ) -> Result<Statement, Error> {
+        frontend::parse(name, sql, types.iter().copied(), &mut self.wbuf).map_err(encode_err)?;
         frontend::describe(b'S', name, &mut self.wbuf).map_err(encode_err)?;
         frontend::sync(&mut self.wbuf);
         self.send()?;
@@ -209,6 +224,9 @@ impl Session {
         mut rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let mut count = 0;
+        if let Some(rows) = rows.as_deref_mut() {
+            rows.begin(statement);
+        }
         loop {
             match self.read_message()? {
                 Message::ParseComplete | Message::BindComplete | Message::CloseComplete => {}

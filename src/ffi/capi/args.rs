@@ -89,3 +89,27 @@ pub(crate) unsafe fn params<'a>(
         })
         .collect()
 }
+
+/// `len` bytes at `ptr` (which may be NULL only when `len` is 0).
+///
+/// # Safety
+/// When `len > 0`, `ptr` must be valid for reading `len` bytes for `'a`.
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::null(name));
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::invalid(format!(
+            "argument `{name}`: length {len} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes for 'a.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}

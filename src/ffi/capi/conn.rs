@@ -25,33 +25,83 @@ pub struct pgpool_conn {
     _private: (),
 }
 
-type Slot = Mutex<Option<PooledConnection>>;
+/// Where a COPY started through the C ABI stands (the Rust API keeps this in `CopyIn` /
+/// `CopyOut` borrows, which cannot cross calls).
+pub(crate) enum CopyState {
+    None,
+    In,
+    Out {
+        /// Data received but not yet handed to the caller.
+        pending: bytes::Bytes,
+        /// The row count, once the COPY has ended.
+        rows: Option<u64>,
+    },
+}
+
+pub(crate) struct SlotState {
+    guard: Option<PooledConnection>,
+    pub(crate) copy: CopyState,
+}
+
+/// A connection handle's entry: the guard behind a per-handle lock, and the session's
+/// cancel key outside it, so a cancel works while another thread runs a statement.
+pub(crate) struct Slot {
+    state: Mutex<SlotState>,
+    cancel: Option<crate::CancelToken>,
+}
 
 static CONNS: Registry<Slot> = Registry::new(0xC1, "pgpool_conn");
 
 /// Registers a checked-out connection and returns its handle.
 pub(crate) fn publish_conn(guard: PooledConnection) -> Result<*mut pgpool_conn, FfiError> {
-    Ok(CONNS.insert(Mutex::new(Some(guard)))? as *mut pgpool_conn)
+    let cancel = guard.cancel_token();
+    let slot = Slot {
+        state: Mutex::new(SlotState {
+            guard: Some(guard),
+            copy: CopyState::None,
+        }),
+        cancel,
+    };
+    Ok(CONNS.insert(slot)? as *mut pgpool_conn)
 }
 
-/// Runs `f` on the connection behind `conn`.
-fn with_conn<T>(
+fn busy() -> FfiError {
+    FfiError::new(
+        pgpool_code::PGPOOL_ERR_BUSY,
+        "the connection handle is in use by another thread",
+    )
+}
+
+fn released() -> FfiError {
+    FfiError::invalid_handle("invalid pgpool_conn handle: already released".into())
+}
+
+/// Runs `f` on the connection behind `conn` and its COPY state.
+pub(crate) fn with_copy<T>(
+    conn: *mut pgpool_conn,
+    f: impl FnOnce(&mut PgConnection, &mut CopyState) -> Result<T, FfiError>,
+) -> Result<T, FfiError> {
+    let slot = CONNS.get(args::handle(conn, "conn")?)?;
+    let mut state = slot.state.try_lock().ok_or_else(busy)?;
+    let SlotState { guard, copy } = &mut *state;
+    match guard.as_mut() {
+        Some(pooled) => f(pooled, copy),
+        None => Err(released()),
+    }
+}
+
+/// Runs `f` on the connection behind `conn` (not while a COPY is in progress on it).
+pub(crate) fn with_conn<T>(
     conn: *mut pgpool_conn,
     f: impl FnOnce(&mut PgConnection) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
-    let slot = CONNS.get(args::handle(conn, "conn")?)?;
-    let mut guard = slot.try_lock().ok_or_else(|| {
-        FfiError::new(
-            pgpool_code::PGPOOL_ERR_BUSY,
-            "the connection handle is in use by another thread",
-        )
-    })?;
-    match guard.as_mut() {
-        Some(pooled) => f(pooled),
-        None => Err(FfiError::invalid_handle(
-            "invalid pgpool_conn handle: already released".into(),
+    with_copy(conn, |c, copy| match copy {
+        CopyState::None => f(c),
+        _ => Err(FfiError::usage(
+            "a COPY is in progress on this connection: finish it first \
+             (pgpool_conn_copy_in_end / _abort, or pgpool_conn_copy_out_read to the end)",
         )),
-    }
+    })
 }
 
 /// Ends the handle and hands the connection to `finish` (once any concurrent use is over).
@@ -60,11 +110,44 @@ fn take_conn(
     finish: impl FnOnce(PooledConnection),
 ) -> Result<(), FfiError> {
     let slot = CONNS.remove(args::handle(conn, "conn")?)?;
-    let taken = slot.lock().take();
+    let taken = slot.state.lock().guard.take();
     if let Some(pooled) = taken {
         finish(pooled);
     }
     Ok(())
+}
+
+/// Asks the server to cancel the statement running on `conn`. The one function that may be
+/// called while another thread is using the handle (that is its point: a watchdog, or a Go
+/// context being cancelled). The running call then returns `PGPOOL_ERR_SERVER` with SQLSTATE
+/// 57014, and the connection stays usable. A cancel that arrives when nothing runs is ignored
+/// by the server and never affects a later statement (this call returns once the server has
+/// taken the request).
+///
+/// Blocking: one connection to the server, at most 5 s.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
+/// PGPOOL_ERR_USAGE (the server sent no cancel key); PGPOOL_ERR_BROKEN or
+/// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_cancel(
+    conn: *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantee.
+    unsafe {
+        boundary(out_err, || {
+            let slot = CONNS.get(args::handle(conn, "conn")?)?;
+            let token = slot
+                .cancel
+                .clone()
+                .ok_or_else(|| FfiError::usage("the server sent no cancel key for this session"))?;
+            token.cancel()?;
+            Ok(())
+        })
+    }
 }
 
 /// Gives the connection back to the pool (rolled back first if a transaction may be open).
@@ -354,6 +437,74 @@ pub unsafe extern "C" fn pgpool_conn_transaction_status(
             })?;
             args::write(out_status, status);
             Ok(())
+        })
+    }
+}
+
+/// The callback of `pgpool_conn_transaction`: runs statements on `conn` (inside the
+/// transaction) and returns 0 to commit, anything else to roll back.
+#[allow(non_camel_case_types)]
+pub type pgpool_tx_fn =
+    Option<unsafe extern "C" fn(conn: *mut pgpool_conn, user_data: *mut std::ffi::c_void) -> i32>;
+
+/// Runs `callback(conn, user_data)` between BEGIN and COMMIT: 0 from the callback commits;
+/// anything else rolls back and returns PGPOOL_ERR_ROLLED_BACK, with the callback's value
+/// in `*out_callback_result` (may be NULL). A COMMIT the server turns into a rollback (a
+/// statement in the transaction failed) returns PGPOOL_ERR_SERVER with SQLSTATE 25P02, never
+/// PGPOOL_OK. The handle is free for the callback's own calls while it runs.
+///
+/// Blocking: BEGIN and COMMIT/ROLLBACK round trips plus the callback.
+/// Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a transaction or COPY
+/// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+///
+/// # Safety
+/// `callback` must be safe to call with these arguments; `out_callback_result` and
+/// `out_err` NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_transaction(
+    conn: *mut pgpool_conn,
+    callback: pgpool_tx_fn,
+    user_data: *mut std::ffi::c_void,
+    out_callback_result: *mut i32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantees; the callback is the caller's.
+    unsafe {
+        boundary(out_err, || {
+            let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
+            with_conn(conn, |c| {
+                if c.transaction_status() != crate::TransactionStatus::Idle {
+                    return Err(FfiError::usage(
+                        "a transaction is already open on this connection",
+                    ));
+                }
+                Ok(c.begin()?)
+            })?;
+            // The handle is unlocked while the callback runs, so it can use `conn`.
+            let rc = callback(conn, user_data);
+            if !out_callback_result.is_null() {
+                args::write(out_callback_result, rc);
+            }
+            with_conn(conn, |c| {
+                if rc != 0 {
+                    c.rollback()?;
+                    return Err(FfiError::new(
+                        pgpool_code::PGPOOL_ERR_ROLLED_BACK,
+                        format!("the callback returned {rc}: rolled back"),
+                    ));
+                }
+                if c.transaction_status() == crate::TransactionStatus::Failed {
+                    c.rollback()?;
+                    let mut e = FfiError::new(
+                        pgpool_code::PGPOOL_ERR_SERVER,
+                        "a statement in the transaction failed: rolled back, not committed",
+                    );
+                    e.sqlstate = Some("25P02".into());
+                    return Err(e);
+                }
+                Ok(c.commit()?)
+            })
         })
     }
 }

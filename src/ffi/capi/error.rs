@@ -56,6 +56,8 @@ pub enum pgpool_code {
     PGPOOL_ERR_PANIC = 18,
     /// Any other misuse or driver-level failure; the message explains.
     PGPOOL_ERR_USAGE = 19,
+    /// A transaction callback asked for a rollback (returned nonzero); it was rolled back.
+    PGPOOL_ERR_ROLLED_BACK = 20,
 }
 
 use pgpool_code::*;
@@ -84,6 +86,7 @@ impl pgpool_code {
             PGPOOL_ERR_BUSY => c"busy",
             PGPOOL_ERR_PANIC => c"panic",
             PGPOOL_ERR_USAGE => c"usage",
+            PGPOOL_ERR_ROLLED_BACK => c"rolled_back",
         }
     }
 }
@@ -308,7 +311,7 @@ pub extern "C" fn pgpool_code_name(code: i32) -> *const c_char {
     })
 }
 
-const ALL_CODES: [pgpool_code; 20] = [
+const ALL_CODES: [pgpool_code; 21] = [
     PGPOOL_OK,
     PGPOOL_ERR_NULL_ARGUMENT,
     PGPOOL_ERR_INVALID_UTF8,
@@ -329,4 +332,5 @@ const ALL_CODES: [pgpool_code; 20] = [
     PGPOOL_ERR_BUSY,
     PGPOOL_ERR_PANIC,
     PGPOOL_ERR_USAGE,
+    PGPOOL_ERR_ROLLED_BACK,
 ];

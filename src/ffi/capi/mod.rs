@@ -10,11 +10,15 @@
 mod args;
 mod config;
 mod conn;
+mod copy;
 mod datetime;
 mod error;
+mod exec;
 mod handle;
 mod log;
+mod notify;
 mod panic;
+mod params;
 mod pool;
 mod query;
 mod render;

@@ -28,7 +28,7 @@ pub struct pgpool_pool {
 
 static POOLS: Registry<Pool> = Registry::new(0x90, "pgpool_pool");
 
-fn pool_of(pool: *const pgpool_pool) -> Result<std::sync::Arc<Pool>, FfiError> {
+pub(crate) fn pool_of(pool: *const pgpool_pool) -> Result<std::sync::Arc<Pool>, FfiError> {
     POOLS.get(args::handle(pool, "pool")?)
 }
 
@@ -121,10 +121,7 @@ pub unsafe extern "C" fn pgpool_pool_acquire(
         boundary(out_err, || {
             let pool = pool_of(pool)?;
             args::out(out_conn, "out_conn")?;
-            let guard = match u64::try_from(timeout_ms) {
-                Ok(ms) => pool.get_timeout(Duration::from_millis(ms))?,
-                Err(_) => pool.get()?,
-            };
+            let guard = super::exec::acquire(&pool, timeout_ms)?;
             args::write(out_conn, publish_conn(guard)?);
             Ok(())
         })

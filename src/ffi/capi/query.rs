@@ -6,6 +6,7 @@ use postgres::types::{Format, IsNull, ToSql, Type};
 use crate::connection::PgConnection;
 
 use super::error::FfiError;
+use super::params::Param;
 use super::result::QueryResult;
 use super::test_hooks;
 
@@ -46,20 +47,17 @@ impl ToSql for TextParam<'_> {
     }
 }
 
-/// Prepares (or finds in the cache) `sql`, checks the parameter count, and runs it with
-/// `run`.
-fn with_params<T>(
+/// Checks the parameter count against the (cached) statement, then runs `sql` through the
+/// cache, which prepares it again if the server dropped it.
+fn run(
     conn: &mut PgConnection,
     sql: &str,
-    params: &[Option<&str>],
-    run: impl FnOnce(
-        &mut PgConnection,
-        &crate::client::Statement,
-        &[&(dyn ToSql + Sync)],
-    ) -> Result<T, FfiError>,
-) -> Result<T, FfiError> {
+    types: &[u32],
+    params: &[&(dyn ToSql + Sync)],
+    sink: Option<&mut QueryResult>,
+) -> Result<u64, FfiError> {
     test_hooks::maybe_panic(sql);
-    let statement = conn.prepare_cached(sql)?;
+    let statement = conn.prepare_cached_typed(sql, types)?;
     let expected = statement.params().len();
     if expected != params.len() {
         return Err(FfiError::invalid(format!(
@@ -67,30 +65,50 @@ fn with_params<T>(
             params.len()
         )));
     }
-    let text: Vec<TextParam<'_>> = params.iter().map(|p| TextParam(*p)).collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = text.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    run(conn, &statement, &refs)
+    let affected = match sink {
+        Some(result) => {
+            let affected = conn.run_sql_typed(sql, types, params, Some(&mut *result))?;
+            result.set_affected(affected);
+            affected
+        }
+        None => conn.run_sql_typed(sql, types, params, None)?,
+    };
+    Ok(affected)
 }
 
-/// Runs a statement and renders its rows.
+/// Runs a statement with text parameters and returns its rows.
 pub(crate) fn query(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Option<&str>],
 ) -> Result<QueryResult, FfiError> {
-    with_params(conn, sql, params, |conn, statement, refs| {
-        let (rows, affected) = conn.query_prepared(statement, refs)?;
-        Ok(QueryResult::build(statement, &rows, affected))
-    })
+    let text: Vec<TextParam<'_>> = params.iter().map(|p| TextParam(*p)).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = text.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    let mut result = QueryResult::default();
+    run(conn, sql, &[], &refs, Some(&mut result))?;
+    Ok(result)
 }
 
-/// Runs a statement and returns the rows it affected.
+/// Runs a statement with text parameters and returns the rows it affected.
 pub(crate) fn execute(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Option<&str>],
 ) -> Result<u64, FfiError> {
-    with_params(conn, sql, params, |conn, statement, refs| {
-        Ok(conn.execute_prepared(statement, refs)?)
-    })
+    let text: Vec<TextParam<'_>> = params.iter().map(|p| TextParam(*p)).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = text.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    run(conn, sql, &[], &refs, None)
+}
+
+/// Runs a statement with typed parameters (declared `types`, may be empty), rows into
+/// `sink` when given; the affected-row count.
+pub(crate) fn exec_typed(
+    conn: &mut PgConnection,
+    sql: &str,
+    types: &[u32],
+    params: &[Param],
+    sink: Option<&mut QueryResult>,
+) -> Result<u64, FfiError> {
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    run(conn, sql, types, &refs, sink)
 }
