@@ -22,10 +22,10 @@ fn version_macros() -> String {
          #define PGPOOL_VERSION_MINOR {minor}\n\
          #define PGPOOL_VERSION_PATCH {patch}\n\
          #define PGPOOL_VERSION_STRING \"{}\"\n\
-         /* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */\n\
+         /* MAJOR * 1000000 + MINOR * 1000 + PATCH (each component below 1000), for #if. */\n\
          #define PGPOOL_VERSION_NUMBER {}\n",
         get("CARGO_PKG_VERSION"),
-        number(&major) * 10_000 + number(&minor) * 100 + number(&patch),
+        number(&major) * 1_000_000 + number(&minor) * 1_000 + number(&patch),
     )
 }
 
@@ -49,10 +49,13 @@ fn main() {
         .with_src(capi.join("mod.rs"))
         .generate()
         .expect("cbindgen generates the header");
-    let mut generated = Vec::new();
-    bindings.write(&mut generated);
+    let mut raw = Vec::new();
+    bindings.write(&mut raw);
+    let generated = c_comments(&String::from_utf8(raw).expect("UTF-8 header")).into_bytes();
 
-    let out = PathBuf::from(env::var("OUT_DIR").expect("set by Cargo")).join("pgpool.h");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by Cargo"));
+    write_returns_table(&capi, &out_dir);
+    let out = out_dir.join("pgpool.h");
     fs::write(&out, &generated).expect("write $OUT_DIR/pgpool.h");
 
     let committed = root.join("include/pgpool.h");
@@ -69,4 +72,156 @@ fn main() {
             );
         }
     }
+}
+
+/// One exported function of the C ABI whose result is a `pgpool_code`, and the codes its
+/// doc comment lists after `Returns:`.
+struct Exported {
+    file: String,
+    name: String,
+    first_line: usize,
+    last_line: usize,
+    codes: Vec<String>,
+}
+
+/// Reads every `#[no_mangle]` function returning `pgpool_code` in `src/ffi/capi`, with the
+/// line span of its body and the codes of its `Returns:` paragraph.
+fn exported_functions(capi: &std::path::Path) -> Vec<Exported> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = fs::read_dir(capi)
+        .expect("read src/ffi/capi")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = fs::read_to_string(&path).expect("read a capi file");
+        let lines: Vec<&str> = text.lines().collect();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut starts = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() == "#[no_mangle]" {
+                starts.push(i);
+            }
+        }
+        for (k, &at) in starts.iter().enumerate() {
+            // The signature: from the attribute to the opening brace.
+            let mut sig = String::new();
+            let mut j = at + 1;
+            while j < lines.len() {
+                sig.push_str(lines[j]);
+                sig.push(' ');
+                if lines[j].trim_end().ends_with('{') {
+                    break;
+                }
+                j += 1;
+            }
+            if !sig.contains("-> pgpool_code") {
+                continue;
+            }
+            let name = sig
+                .split("fn ")
+                .nth(1)
+                .and_then(|s| s.split('(').next())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            // The doc comment above the attribute.
+            let mut doc = Vec::new();
+            let mut d = at;
+            while d > 0 && lines[d - 1].trim_start().starts_with("///") {
+                d -= 1;
+                doc.push(lines[d].trim_start().trim_start_matches("///").trim());
+            }
+            doc.reverse();
+            let mut codes = Vec::new();
+            let mut in_returns = false;
+            for line in &doc {
+                if line.starts_with("Returns:") {
+                    in_returns = true;
+                } else if line.is_empty() || line.starts_with('#') {
+                    in_returns = false;
+                }
+                if in_returns {
+                    for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                        if word.starts_with("PGPOOL_") && !codes.iter().any(|c| c == word) {
+                            codes.push(word.to_string());
+                        }
+                    }
+                }
+            }
+            let last_line = starts.get(k + 1).copied().unwrap_or(lines.len());
+            out.push(Exported {
+                file: file.clone(),
+                name,
+                first_line: at + 1,
+                last_line,
+                codes,
+            });
+        }
+    }
+    out
+}
+
+/// `$OUT_DIR/returns.rs`: the table the test-hooks build checks every returned code against.
+/// A function without a `Returns:` list is a build error.
+fn write_returns_table(capi: &std::path::Path, out_dir: &std::path::Path) {
+    let mut table = String::from(
+        "// Generated by build.rs from the `Returns:` lists of src/ffi/capi.\n\
+         pub(crate) static RETURNS: &[(&str, u32, u32, &str, &[pgpool_code])] = &[\n",
+    );
+    let mut missing = Vec::new();
+    for f in exported_functions(capi) {
+        if f.codes.is_empty() {
+            missing.push(format!("{} ({})", f.name, f.file));
+        }
+        let codes: Vec<String> = f
+            .codes
+            .iter()
+            .map(|c| format!("pgpool_code::{c}"))
+            .collect();
+        table.push_str(&format!(
+            "    ({:?}, {}, {}, {:?}, &[{}]),\n",
+            f.file,
+            f.first_line,
+            f.last_line,
+            f.name,
+            codes.join(", ")
+        ));
+    }
+    table.push_str("];\n");
+    if !missing.is_empty() {
+        table.push_str(&format!(
+            "compile_error!(\"C functions without a `Returns:` list in their doc comment: {}\");\n",
+            missing.join(", ")
+        ));
+    }
+    fs::write(out_dir.join("returns.rs"), table).expect("write returns.rs");
+}
+
+/// The header speaks C: the Rust `# Safety` sections (the preamble states the pointer rules
+/// once) are dropped from the doc comments, with the blank comment line before them.
+fn c_comments(header: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut skipping = false;
+    for line in header.lines() {
+        let trimmed = line.trim_start();
+        if trimmed == "// # Safety" {
+            skipping = true;
+            if out.last().is_some_and(|l| l.trim() == "//") {
+                out.pop();
+            }
+            continue;
+        }
+        if skipping {
+            if trimmed.starts_with("//") {
+                continue;
+            }
+            skipping = false;
+        }
+        out.push(line);
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
 }

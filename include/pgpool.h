@@ -1,25 +1,48 @@
 /*
  * pgpool.h - the C API of libpgpool, a blocking, thread-based PostgreSQL connection pool.
  *
- * Conventions (they hold for every function below unless its comment says otherwise):
+ * The rules below hold for every function; a function's comment states only what is
+ * particular to it.
  *
- * Errors: every fallible function returns a pgpool_code (PGPOOL_OK = 0; numbers never
- *   change). Its last argument `pgpool_error **out_err` may be NULL; when it is not, it is
- *   set to NULL on success and to a new detail object on failure (message, SQLSTATE,
- *   category, outcome-unknown and retry-safe flags) that the caller frees with
+ * Naming: pgpool_<object>_<verb>; objects are config, pool, conn, stmt, params, result,
+ *   notification, error, log, code. pgpool_version() is the library's own.
+ * Results: every fallible function returns a pgpool_code (PGPOOL_OK = 0; numbers never
+ *   change, new codes are only added). Its comment lists, after "Returns:", every code it
+ *   can return; PGPOOL_ERR_PANIC (a panic caught inside the library, which stays usable) can
+ *   come from any of them and is not repeated. The last argument `pgpool_error **out_err`
+ *   may be NULL; when it is not, it is set to NULL on success and to a new detail object on
+ *   failure (message, SQLSTATE, category, outcome-unknown and retry-safe flags), freed with
  *   pgpool_error_free. There is no thread-local "last error".
- * Ownership: every object the library returns (config, pool, connection, result, error,
- *   and strings read from them) is owned by the library and freed only by the matching
- *   library function. Strings read from an object stay valid until that object is freed.
- *   Freeing NULL is a no-op; freeing twice, or using a freed/released handle, returns
- *   PGPOOL_ERR_INVALID_HANDLE (handles are generation-checked, never dereferenced).
- * Thread safety: a pool handle is shared freely across threads; a connection handle may
- *   move between threads but is used by one thread at a time (concurrent use returns
- *   PGPOOL_ERR_BUSY); config, result and error objects may be read from any thread.
+ * Outputs: on failure, output arguments are left untouched (the exceptions say so:
+ *   pgpool_pool_health fills its report either way; a result passed in for reuse is left
+ *   empty).
+ * Timeouts: every `timeout_ms` that bounds a wait means: negative = the pool's configured
+ *   value, 0 = do not wait (PGPOOL_ERR_WOULD_BLOCK when the call would have to), positive =
+ *   milliseconds (PGPOOL_ERR_TIMEOUT when they pass). Configuration durations (`*_ms`
+ *   setters) and pgpool_conn_set_query_timeout say per function what negative and 0 mean.
+ * Limits: 0 means unlimited only where a function says so.
+ * Sizes: structs that grow (pgpool_stats, pgpool_health) start with `size`: set it to
+ *   sizeof(the struct) as your program knows it; the library fills min(size, its own) bytes
+ *   and stores that count in `size`, so old programs and new libraries (and the other way
+ *   round) work together.
+ * const: a pointer argument is const exactly when the call does not change the object.
+ * Ownership: every object the library returns (config, pool, connection, statement,
+ *   parameters, result, notification, error, and strings read from them) is owned by the
+ *   library and freed only by the matching library function. Strings and bytes read from
+ *   an object stay valid until that object is freed (or, for a result, reused), whatever
+ *   happens to the connection or the pool. Input strings and buffers are copied, never
+ *   retained. Freeing NULL is a no-op; freeing twice, or using a freed or released handle,
+ *   returns PGPOOL_ERR_INVALID_HANDLE (handles are generation-checked numbers, never
+ *   dereferenced by the library).
+ * Threads: a pool handle is shared freely across threads; a connection handle may move
+ *   between threads but is used by one thread at a time (a concurrent call returns
+ *   PGPOOL_ERR_BUSY), except pgpool_conn_cancel, which is meant to be called from another
+ *   thread; config, statement, parameter, result, notification and error objects may be
+ *   read from any thread (a parameter list or result is changed by one thread at a time).
  * Blocking: functions that talk to the server or wait for a connection say how long they
  *   may block; the others never block beyond a short internal lock.
- * Panics: none crosses the boundary; a panic inside the library returns PGPOOL_ERR_PANIC and
- *   the pool stays usable.
+ * fork(): a child process must neither use nor free any object created before the fork
+ *   (the sessions belong to the parent); it creates its own pool. The parent is unaffected.
  * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
  *   callback with pgpool_log_set_callback.
  */
@@ -41,8 +64,8 @@
 #define PGPOOL_VERSION_MINOR 1
 #define PGPOOL_VERSION_PATCH 0
 #define PGPOOL_VERSION_STRING "0.1.0"
-/* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
-#define PGPOOL_VERSION_NUMBER 100
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH (each component below 1000), for #if. */
+#define PGPOOL_VERSION_NUMBER 1000
 
 
 // Capacity of the text fields of `pgpool_health`, NUL included.
@@ -105,6 +128,33 @@ typedef int32_t pgpool_code;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Log levels, for `pgpool_log_set_callback`'s `max_level` and the callback's `level`.
+enum pgpool_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No logging (as `max_level`: switches the callback off).
+  PGPOOL_LOG_OFF = 0,
+  // Failures.
+  PGPOOL_LOG_ERROR = 1,
+  // Problems the pool recovered from (a failed background connect, a dead idle session).
+  PGPOOL_LOG_WARN = 2,
+  // Rare lifecycle events.
+  PGPOOL_LOG_INFO = 3,
+  // Connects, closes, notices.
+  PGPOOL_LOG_DEBUG = 4,
+  // Every acquire and release.
+  PGPOOL_LOG_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgpool_log_level pgpool_log_level;
+#else
+typedef int32_t pgpool_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
 // May be used from any thread; setters on one config from several threads are serialised.
 typedef struct pgpool_config pgpool_config;
@@ -142,7 +192,7 @@ typedef struct pgpool_stmt pgpool_stmt;
 // transaction) and returns 0 to commit, anything else to roll back.
 typedef int32_t (*pgpool_tx_fn)(struct pgpool_conn *conn, void *user_data);
 
-// A log callback: `level` is 1 (error) to 5 (trace), `message` a NUL-terminated UTF-8
+// A log callback: `level` is a `pgpool_log_level` (PGPOOL_LOG_ERROR … PGPOOL_LOG_TRACE), `message` a NUL-terminated UTF-8
 // string valid only during the call, `user_data` what was passed at registration.
 //
 // It may be called from any thread (including the pool's background threads), concurrently,
@@ -250,13 +300,14 @@ const char *pgpool_version(void);
 // `pgpool_config_free`. Thread-safe, non-blocking.
 // Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
 //
-// # Safety
-// `out_cfg` must be NULL or valid for writing one pointer; likewise `out_err`.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_USAGE (too many live configs).
 pgpool_code pgpool_config_new(struct pgpool_config **out_cfg, struct pgpool_error **out_err);
 
 // Frees a configuration. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
 // `PGPOOL_ERR_INVALID_HANDLE`. Pools created from it are unaffected. Thread-safe,
 // non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_free(struct pgpool_config *cfg);
 
 // Sets `max_size`: Most connections open at once (default 10; 1..=10000).
@@ -265,8 +316,7 @@ pgpool_code pgpool_config_free(struct pgpool_config *cfg);
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_size(struct pgpool_config *cfg,
                                        uint32_t value,
                                        struct pgpool_error **out_err);
@@ -277,8 +327,7 @@ pgpool_code pgpool_config_set_max_size(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_min_idle(struct pgpool_config *cfg,
                                        uint32_t value,
                                        struct pgpool_error **out_err);
@@ -289,8 +338,7 @@ pgpool_code pgpool_config_set_min_idle(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_idle(struct pgpool_config *cfg,
                                        uint32_t value,
                                        struct pgpool_error **out_err);
@@ -301,8 +349,7 @@ pgpool_code pgpool_config_set_max_idle(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_lifetime_ms(struct pgpool_config *cfg,
                                               int64_t value,
                                               struct pgpool_error **out_err);
@@ -313,8 +360,7 @@ pgpool_code pgpool_config_set_max_lifetime_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_idle_timeout_ms(struct pgpool_config *cfg,
                                               int64_t value,
                                               struct pgpool_error **out_err);
@@ -325,8 +371,8 @@ pgpool_code pgpool_config_set_idle_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_acquire_timeout_ms(struct pgpool_config *cfg,
                                                  int64_t value,
                                                  struct pgpool_error **out_err);
@@ -337,8 +383,8 @@ pgpool_code pgpool_config_set_acquire_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_connect_timeout_ms(struct pgpool_config *cfg,
                                                  int64_t value,
                                                  struct pgpool_error **out_err);
@@ -349,8 +395,7 @@ pgpool_code pgpool_config_set_connect_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_uses(struct pgpool_config *cfg,
                                        uint64_t value,
                                        struct pgpool_error **out_err);
@@ -361,8 +406,7 @@ pgpool_code pgpool_config_set_max_uses(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_validate_on_acquire(struct pgpool_config *cfg,
                                                   bool value,
                                                   struct pgpool_error **out_err);
@@ -373,8 +417,8 @@ pgpool_code pgpool_config_set_validate_on_acquire(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_validation_skip_window_ms(struct pgpool_config *cfg,
                                                         int64_t value,
                                                         struct pgpool_error **out_err);
@@ -385,8 +429,8 @@ pgpool_code pgpool_config_set_validation_skip_window_ms(struct pgpool_config *cf
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_validation_timeout_ms(struct pgpool_config *cfg,
                                                     int64_t value,
                                                     struct pgpool_error **out_err);
@@ -397,8 +441,7 @@ pgpool_code pgpool_config_set_validation_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_keepalive_interval_ms(struct pgpool_config *cfg,
                                                     int64_t value,
                                                     struct pgpool_error **out_err);
@@ -409,8 +452,8 @@ pgpool_code pgpool_config_set_keepalive_interval_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_reaper_interval_ms(struct pgpool_config *cfg,
                                                  int64_t value,
                                                  struct pgpool_error **out_err);
@@ -421,8 +464,7 @@ pgpool_code pgpool_config_set_reaper_interval_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_waiters(struct pgpool_config *cfg,
                                           uint64_t value,
                                           struct pgpool_error **out_err);
@@ -433,8 +475,8 @@ pgpool_code pgpool_config_set_max_waiters(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_close_timeout_ms(struct pgpool_config *cfg,
                                                int64_t value,
                                                struct pgpool_error **out_err);
@@ -445,8 +487,7 @@ pgpool_code pgpool_config_set_close_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_statement_timeout_ms(struct pgpool_config *cfg,
                                                    int64_t value,
                                                    struct pgpool_error **out_err);
@@ -457,8 +498,7 @@ pgpool_code pgpool_config_set_statement_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_statement_cache_capacity(struct pgpool_config *cfg,
                                                        uint64_t value,
                                                        struct pgpool_error **out_err);
@@ -469,8 +509,7 @@ pgpool_code pgpool_config_set_statement_cache_capacity(struct pgpool_config *cfg
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_tcp_user_timeout_ms(struct pgpool_config *cfg,
                                                   int64_t value,
                                                   struct pgpool_error **out_err);
@@ -481,8 +520,8 @@ pgpool_code pgpool_config_set_tcp_user_timeout_ms(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 pgpool_code pgpool_config_set_tcp_keepalive_idle_ms(struct pgpool_config *cfg,
                                                     int64_t value,
                                                     struct pgpool_error **out_err);
@@ -493,9 +532,8 @@ pgpool_code pgpool_config_set_tcp_keepalive_idle_ms(struct pgpool_config *cfg,
 // Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
 // for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
 //
-// # Safety
-// `value` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
-// pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
                                                const char *value,
                                                struct pgpool_error **out_err);
@@ -508,8 +546,7 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
 // for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 // happen in `pgpool_pool_create`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_query_timeout_ms(struct pgpool_config *cfg,
                                                int64_t value,
                                                struct pgpool_error **out_err);
@@ -520,8 +557,7 @@ pgpool_code pgpool_config_set_query_timeout_ms(struct pgpool_config *cfg,
 // Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 // for a bad `cfg`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
                                          bool value,
                                          struct pgpool_error **out_err);
@@ -532,8 +568,7 @@ pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
 // Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 // for a bad `cfg`.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
                                                   bool value,
                                                   struct pgpool_error **out_err);
@@ -549,9 +584,6 @@ pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
 // PGPOOL_ERR_USAGE (the server sent no cancel key); PGPOOL_ERR_BROKEN or
 // PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Gives the connection back to the pool (rolled back first if a transaction may be open).
@@ -564,8 +596,7 @@ pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **o
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
 pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Closes the connection instead of returning it (after a session change the next user must
@@ -577,8 +608,7 @@ pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
 pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Runs `sql` with `nparams` parameters in text form (`params[i]` is `$i+1`, NULL for SQL
@@ -595,9 +625,11 @@ pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
-// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
+// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
+// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_USAGE (too
+// many live results).
 pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
                               const char *sql,
                               size_t nparams,
@@ -613,8 +645,10 @@ pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
+// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
+// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
                                 const char *sql,
                                 size_t nparams,
@@ -628,8 +662,9 @@ pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a COPY in progress or started
+// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
                               const char *sql,
                               struct pgpool_error **out_err);
@@ -640,8 +675,9 @@ pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+// timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
@@ -650,8 +686,9 @@ pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **ou
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+// timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
@@ -660,8 +697,9 @@ pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **o
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+// timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
@@ -670,9 +708,8 @@ pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error *
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_pid` and `out_err` must be NULL or valid for writing.
-pgpool_code pgpool_conn_backend_pid(struct pgpool_conn *conn,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+pgpool_code pgpool_conn_backend_pid(const struct pgpool_conn *conn,
                                     int32_t *out_pid,
                                     struct pgpool_error **out_err);
 
@@ -687,8 +724,7 @@ pgpool_code pgpool_conn_backend_pid(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
 pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
                                           int64_t timeout_ms,
                                           struct pgpool_error **out_err);
@@ -701,9 +737,8 @@ pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// # Safety
-// `out_status` and `out_err` must be NULL or valid for writing.
-pgpool_code pgpool_conn_transaction_status(struct pgpool_conn *conn,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+pgpool_code pgpool_conn_transaction_status(const struct pgpool_conn *conn,
                                            int32_t *out_status,
                                            struct pgpool_error **out_err);
 
@@ -717,10 +752,6 @@ pgpool_code pgpool_conn_transaction_status(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a transaction or COPY
 // already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `callback` must be safe to call with these arguments; `out_callback_result` and
-// `out_err` NULL or valid for writing.
 pgpool_code pgpool_conn_transaction(struct pgpool_conn *conn,
                                     pgpool_tx_fn callback,
                                     void *user_data,
@@ -735,9 +766,6 @@ pgpool_code pgpool_conn_transaction(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY FROM STDIN, or a
 // COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
                                       const char *sql,
                                       struct pgpool_error **out_err);
@@ -747,9 +775,6 @@ pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
 // Blocking: only while the socket's send buffer is full.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `data` valid for reading `len` bytes; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
                                       const void *data,
                                       size_t len,
@@ -761,9 +786,6 @@ pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_SERVER (bad data: nothing
 // was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `out_rows` and `out_err` NULL or valid for writing.
 pgpool_code pgpool_conn_copy_in_end(struct pgpool_conn *conn,
                                     uint64_t *out_rows,
                                     struct pgpool_error **out_err);
@@ -774,9 +796,6 @@ pgpool_code pgpool_conn_copy_in_end(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM STDIN in
 // progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `reason` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_copy_in_abort(struct pgpool_conn *conn,
                                       const char *reason,
                                       struct pgpool_error **out_err);
@@ -788,9 +807,6 @@ pgpool_code pgpool_conn_copy_in_abort(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY TO STDOUT, or a
 // COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_copy_out_begin(struct pgpool_conn *conn,
                                        const char *sql,
                                        struct pgpool_error **out_err);
@@ -803,9 +819,6 @@ pgpool_code pgpool_conn_copy_out_begin(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`cap` 0);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY TO STDOUT in
 // progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `buf` valid for writing `cap` bytes; `out_len`, `out_rows`, `out_err` NULL or valid.
 pgpool_code pgpool_conn_copy_out_read(struct pgpool_conn *conn,
                                       void *buf,
                                       size_t cap,
@@ -815,8 +828,10 @@ pgpool_code pgpool_conn_copy_out_read(struct pgpool_conn *conn,
 
 // The result code this error was returned with.
 //
-// Returns `PGPOOL_ERR_NULL_ARGUMENT` for NULL and `PGPOOL_ERR_INVALID_HANDLE` for a freed or
-// unknown handle. Thread-safe, non-blocking.
+// Thread-safe, non-blocking.
+//
+// Returns: the code the error was returned with (never PGPOOL_OK); PGPOOL_OK for a NULL `err`
+// (there is no error); PGPOOL_ERR_INVALID_HANDLE for a freed or unknown handle.
 pgpool_code pgpool_error_code(const struct pgpool_error *err);
 
 // The human-readable message (UTF-8, NUL-terminated).
@@ -848,6 +863,8 @@ bool pgpool_error_retry_safe(const struct pgpool_error *err);
 // Frees an error object. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
 // `PGPOOL_ERR_INVALID_HANDLE`. Strings obtained from the object become invalid.
 // Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 pgpool_code pgpool_error_free(struct pgpool_error *err);
 
 // The stable name of a result code (`"ok"`, `"timeout"`, ...), or `"unknown"` for a number
@@ -862,10 +879,6 @@ const char *pgpool_code_name(int32_t code);
 // Non-blocking, thread-safe.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 types).
-//
-// # Safety
-// `sql` NULL or NUL-terminated; `param_types` valid for reading `ntypes` values;
-// `out_stmt`/`out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_stmt_new(const char *sql,
                             size_t ntypes,
                             const uint32_t *param_types,
@@ -892,10 +905,7 @@ pgpool_code pgpool_stmt_free(struct pgpool_stmt *stmt);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 // PGPOOL_ERR_USAGE (a parameter that does not fit its type, a COPY in progress or started
 // by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014);
-// PGPOOL_ERR_BROKEN; PGPOOL_ERR_PANIC.
-//
-// # Safety
-// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
+// PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_exec(struct pgpool_conn *conn,
                              const char *sql,
                              const struct pgpool_params *params,
@@ -906,10 +916,10 @@ pgpool_code pgpool_conn_exec(struct pgpool_conn *conn,
 // As `pgpool_conn_exec`, for a statement made with `pgpool_stmt_new` (its declared
 // parameter types apply).
 //
-// Returns: as `pgpool_conn_exec`.
-//
-// # Safety
-// `inout_res`, `out_affected`, `out_err` NULL or valid.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE (a parameter that does
+// not fit its type, a COPY in progress or started by the statement); PGPOOL_ERR_SERVER;
+// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
                                   const struct pgpool_stmt *stmt,
                                   const struct pgpool_params *params,
@@ -922,12 +932,12 @@ pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
 // when `stmt` is NULL, `sql`) as `pgpool_conn_exec_stmt` / `pgpool_conn_exec` do, and
 // releases the connection: one call for the whole round (one crossing for cgo callers).
 //
-// Returns: as `pgpool_conn_exec`, plus PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+// (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
+// PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 // idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
 // error), PGPOOL_ERR_TIMEOUT (no connection in time).
-//
-// # Safety
-// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
 pgpool_code pgpool_pool_exec(struct pgpool_pool *pool,
                              int64_t timeout_ms,
                              const struct pgpool_stmt *stmt,
@@ -944,10 +954,7 @@ pgpool_code pgpool_pool_exec(struct pgpool_pool *pool,
 // still be running on another thread for a record already in flight. Errors:
 // `PGPOOL_ERR_USAGE` when the process already has a different Rust `log` logger.
 //
-// # Safety
-// `callback` must be NULL or a function with the `pgpool_log_fn` signature that stays
-// callable (and `user_data` usable by it) until replaced; `out_err` NULL or valid for
-// writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_USAGE (another logger is installed in this process).
 pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
                                     void *user_data,
                                     int32_t max_level,
@@ -963,9 +970,6 @@ pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_USAGE (a COPY in progress);
 // PGPOOL_ERR_BROKEN.
-//
-// # Safety
-// `out_notification` and `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_conn_wait_notification(struct pgpool_conn *conn,
                                           int64_t timeout_ms,
                                           struct pgpool_notification **out_notification,
@@ -990,9 +994,6 @@ pgpool_code pgpool_notification_free(struct pgpool_notification *n);
 //
 // Thread safety: a list may be filled and used from any thread, one at a time.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`out_params` is NULL).
-//
-// # Safety
-// `out_params` and `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_new(struct pgpool_params **out_params, struct pgpool_error **out_err);
 
 // Frees a parameter list. NULL is a no-op.
@@ -1004,18 +1005,12 @@ pgpool_code pgpool_params_free(struct pgpool_params *params);
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_null(struct pgpool_params *params, struct pgpool_error **out_err);
 
 // Appends a boolean (for a `bool` parameter).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_bool(struct pgpool_params *params,
                                    bool value,
                                    struct pgpool_error **out_err);
@@ -1024,9 +1019,6 @@ pgpool_code pgpool_params_add_bool(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_int16(struct pgpool_params *params,
                                     int16_t value,
                                     struct pgpool_error **out_err);
@@ -1035,9 +1027,6 @@ pgpool_code pgpool_params_add_int16(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_int32(struct pgpool_params *params,
                                     int32_t value,
                                     struct pgpool_error **out_err);
@@ -1046,9 +1035,6 @@ pgpool_code pgpool_params_add_int32(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_int64(struct pgpool_params *params,
                                     int64_t value,
                                     struct pgpool_error **out_err);
@@ -1057,9 +1043,6 @@ pgpool_code pgpool_params_add_int64(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_float4(struct pgpool_params *params,
                                      float value,
                                      struct pgpool_error **out_err);
@@ -1068,9 +1051,6 @@ pgpool_code pgpool_params_add_float4(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_add_float8(struct pgpool_params *params,
                                      double value,
                                      struct pgpool_error **out_err);
@@ -1083,9 +1063,6 @@ pgpool_code pgpool_params_add_float8(struct pgpool_params *params,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `text` with `len` > 0);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more
 // than 65535 parameters).
-//
-// # Safety
-// `text` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
 pgpool_code pgpool_params_add_text(struct pgpool_params *params,
                                    const char *text,
                                    size_t len,
@@ -1095,9 +1072,6 @@ pgpool_code pgpool_params_add_text(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `data` with `len` > 0);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `data` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
 pgpool_code pgpool_params_add_bytea(struct pgpool_params *params,
                                     const uint8_t *data,
                                     size_t len,
@@ -1110,9 +1084,6 @@ pgpool_code pgpool_params_add_bytea(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
-//
-// # Safety
-// `text` must be NULL or a NUL-terminated string; `out_err` NULL or valid for one pointer.
 pgpool_code pgpool_params_add_typed_text(struct pgpool_params *params,
                                          uint32_t type_oid,
                                          const char *text,
@@ -1121,9 +1092,6 @@ pgpool_code pgpool_params_add_typed_text(struct pgpool_params *params,
 // Removes every parameter (the list's memory is kept for reuse).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
-//
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
 pgpool_code pgpool_params_clear(struct pgpool_params *params, struct pgpool_error **out_err);
 
 // Creates a pool for `conninfo` (a URL `postgres://user:pass@host:port/db?opt=val` or a
@@ -1137,8 +1105,9 @@ pgpool_code pgpool_params_clear(struct pgpool_params *params, struct pgpool_erro
 // for a freed `cfg`; `PGPOOL_ERR_CONFIG` naming an invalid option or an unparsable
 // connection string.
 //
-// # Safety
-// `conninfo` must be NULL or NUL-terminated; `out_pool`/`out_err` NULL or valid for writing.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE (a freed `cfg`); PGPOOL_ERR_CONFIG (an invalid option or
+// connection string, naming it); PGPOOL_ERR_USAGE (too many live pools).
 pgpool_code pgpool_pool_create(const char *conninfo,
                                const struct pgpool_config *cfg,
                                struct pgpool_pool **out_pool,
@@ -1151,8 +1120,9 @@ pgpool_code pgpool_pool_create(const char *conninfo,
 // for a permanent connect error (bad password, unknown database); `PGPOOL_ERR_TIMEOUT` with
 // the last connect error; `PGPOOL_ERR_INVALID_ARGUMENT` for a negative timeout.
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error).
 pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
                                    int64_t timeout_ms,
                                    struct pgpool_error **out_err);
@@ -1167,9 +1137,11 @@ pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
 // connect error); `PGPOOL_ERR_CLOSED`; `PGPOOL_ERR_OVERLOADED`; `PGPOOL_ERR_CONNECT` for a
 // permanent connect error.
 //
-// # Safety
-// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
-pgpool_code pgpool_pool_acquire(const struct pgpool_pool *pool,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
+// PGPOOL_ERR_USAGE (too many live connection handles).
+pgpool_code pgpool_pool_acquire(struct pgpool_pool *pool,
                                 int64_t timeout_ms,
                                 struct pgpool_conn **out_conn,
                                 struct pgpool_error **out_err);
@@ -1180,9 +1152,10 @@ pgpool_code pgpool_pool_acquire(const struct pgpool_pool *pool,
 // Ownership and errors as `pgpool_pool_acquire`. Thread-safe; does not wait for other
 // callers (a hand-out check may cost one bounded round trip).
 //
-// # Safety
-// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
-pgpool_code pgpool_pool_try_acquire(const struct pgpool_pool *pool,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error);
+// PGPOOL_ERR_USAGE (too many live connection handles).
+pgpool_code pgpool_pool_try_acquire(struct pgpool_pool *pool,
                                     struct pgpool_conn **out_conn,
                                     struct pgpool_error **out_err);
 
@@ -1194,10 +1167,12 @@ pgpool_code pgpool_pool_try_acquire(const struct pgpool_pool *pool,
 // Thread-safe; blocks for the acquire plus the statement (bounded by `statement_timeout`).
 // Errors: as `pgpool_pool_acquire` and `pgpool_conn_query`.
 //
-// # Safety
-// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
-// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
-pgpool_code pgpool_pool_query(const struct pgpool_pool *pool,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+// (a COPY statement, or too many live results); PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error).
+pgpool_code pgpool_pool_query(struct pgpool_pool *pool,
                               const char *sql,
                               size_t nparams,
                               const char *const *params,
@@ -1210,9 +1185,8 @@ pgpool_code pgpool_pool_query(const struct pgpool_pool *pool,
 // Thread-safe, non-blocking (takes the pool lock briefly). Errors: NULL argument, bad
 // handle, `PGPOOL_ERR_INVALID_ARGUMENT` when `out->size` is too small.
 //
-// # Safety
-// `out` must be NULL or point to a writable `pgpool_stats` whose `size` field is set;
-// `out_err` NULL or valid for writing one pointer.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
 pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
                               struct pgpool_stats *out,
                               struct pgpool_error **out_err);
@@ -1225,8 +1199,9 @@ pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
 // `*out_err`), `*out` still filled with `ok = false`. Thread-safe; blocks for at most the
 // configured `acquire_timeout` plus one round trip.
 //
-// # Safety
-// As `pgpool_pool_stats`, for `pgpool_health`.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
+// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
                                struct pgpool_health *out,
                                struct pgpool_error **out_err);
@@ -1239,9 +1214,10 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
 // Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
 // were still in use at the deadline (they close when released).
 //
-// # Safety
-// `out_err` must be NULL or valid for writing one pointer.
-pgpool_code pgpool_pool_close(const struct pgpool_pool *pool,
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
+// (connections still in use at the deadline; they close as they come back).
+pgpool_code pgpool_pool_close(struct pgpool_pool *pool,
                               int64_t timeout_ms,
                               struct pgpool_error **out_err);
 
@@ -1249,15 +1225,14 @@ pgpool_code pgpool_pool_close(const struct pgpool_pool *pool,
 // `PGPOOL_ERR_INVALID_HANDLE`. The pool closes (without waiting) when its last handle is
 // freed; connections still held stay usable and close when released.
 // Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 pgpool_code pgpool_pool_free(struct pgpool_pool *pool);
 
 // Stores the number of rows in `*out`.
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
                                 uint64_t *out,
                                 struct pgpool_error **out_err);
@@ -1266,9 +1241,6 @@ pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
                                 uint32_t *out,
                                 struct pgpool_error **out_err);
@@ -1278,9 +1250,6 @@ pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
                                         uint64_t *out,
                                         struct pgpool_error **out_err);
@@ -1290,9 +1259,6 @@ pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
                                       uint32_t col,
                                       const char **out,
@@ -1303,9 +1269,6 @@ pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
                                       uint32_t col,
                                       uint32_t *out,
@@ -1317,9 +1280,6 @@ pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
                                            uint32_t col,
                                            const char **out,
@@ -1330,9 +1290,6 @@ pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE.
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
                                   uint64_t row,
                                   uint32_t col,
@@ -1349,10 +1306,6 @@ pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_UNSUPPORTED_TYPE (a type the library cannot render:
 // cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value).
-//
-// # Safety
-// The three output pointers must be NULL or valid for writing; `out_err` NULL or valid for
-// writing one pointer.
 pgpool_code pgpool_result_value(const struct pgpool_result *res,
                                 uint64_t row,
                                 uint32_t col,
@@ -1370,10 +1323,6 @@ pgpool_code pgpool_result_value(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_NULL_VALUE (SQL NULL: check with
 // `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE.
-//
-// # Safety
-// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
-// writing one pointer.
 pgpool_code pgpool_result_get_text(const struct pgpool_result *res,
                                    uint64_t row,
                                    uint32_t col,
@@ -1387,10 +1336,6 @@ pgpool_code pgpool_result_get_text(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE.
-//
-// # Safety
-// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
-// writing one pointer.
 pgpool_code pgpool_result_get_bytea(const struct pgpool_result *res,
                                     uint64_t row,
                                     uint32_t col,
@@ -1404,9 +1349,6 @@ pgpool_code pgpool_result_get_bytea(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
 // PGPOOL_ERR_USAGE (a malformed value).
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
                                     uint64_t row,
                                     uint32_t col,
@@ -1420,9 +1362,6 @@ pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
 // PGPOOL_ERR_USAGE (a malformed value).
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
                                      uint64_t row,
                                      uint32_t col,
@@ -1435,9 +1374,6 @@ pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
 // PGPOOL_ERR_USAGE (a malformed value).
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
                                    uint64_t row,
                                    uint32_t col,
@@ -1452,9 +1388,6 @@ pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
 // PGPOOL_ERR_USAGE (a malformed value).
-//
-// # Safety
-// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
 pgpool_code pgpool_result_get_timestamp(const struct pgpool_result *res,
                                         uint64_t row,
                                         uint32_t col,

@@ -225,6 +225,15 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// The same error as a settings error (option `conninfo`), for settings that can only
+    /// be checked when they are loaded (certificate files).
+    pub(crate) fn into_config(self) -> Error {
+        let mut inner = Error::build(ErrorKind::Config, self.0.message.clone());
+        inner.option = Some("conninfo");
+        inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
     /// The same error as a connect failure (for errors met while opening a session).
     pub(crate) fn into_connect(self) -> Error {
         if self.0.kind == ErrorKind::Connect {

@@ -48,7 +48,10 @@ impl PgManager {
     /// pool's session settings.
     pub fn new(conninfo: &str, pool: &Config) -> Result<PgManager, Error> {
         let config = ConnConfig::parse(conninfo)?;
-        let tls = TlsConnector::new(&config)?.map(Arc::new);
+        // Unreadable or invalid certificate files are settings errors: report them now.
+        let tls = TlsConnector::new(&config)
+            .map_err(Error::into_config)?
+            .map(Arc::new);
         let timeout = match config.connect_timeout {
             Some(t) => t.min(pool.connect_timeout),
             None => pool.connect_timeout,

@@ -73,3 +73,20 @@ fn c_programs_are_clean_under_valgrind() {
     let out = c_support::valgrind(&stress, &[&url, "8", "50"]);
     assert!(out.contains("STRESS OK"), "{out}");
 }
+
+#[test]
+fn a_code_missing_from_a_functions_documentation_is_caught() {
+    if !cfg!(feature = "test-hooks") {
+        eprintln!("note: built without `test-hooks`: the code check is not compiled in");
+        return;
+    }
+    let program = build("unlisted");
+    let output = std::process::Command::new(&program).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the process was not aborted");
+    assert!(
+        stderr.contains("pgpool_config_set_application_name returned closed"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("NOT ABORTED"));
+}

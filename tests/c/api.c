@@ -72,7 +72,8 @@ static void config_paths(void) {
   EXPECT_MSG("conninfo");
   EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));
   EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(pool, 10000, &err));
-  EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_pool_wait_ready(pool, -1, &err));
+  EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(pool, -1, &err));
+  EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(pool, 0, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_pool_wait_ready(NULL, 10, &err));
   EXPECT_RC(PGPOOL_OK, pgpool_pool_free(pool));
   EXPECT_RC(PGPOOL_OK, pgpool_config_free(cfg));
@@ -438,7 +439,7 @@ static void overload_paths(void) {
 }
 
 static void error_object_paths(void) {
-  CHECK(pgpool_error_code(NULL) == PGPOOL_ERR_NULL_ARGUMENT);
+  CHECK(pgpool_error_code(NULL) == PGPOOL_OK); /* no error object: no error */
   CHECK(pgpool_error_message(NULL) != NULL);
   CHECK(pgpool_error_sqlstate(NULL) == NULL);
   CHECK(strcmp(pgpool_error_category(NULL), "invalid_handle") == 0);
@@ -484,6 +485,18 @@ static void close_paths(pgpool_pool *pool) {
   memset(&stats, 0, sizeof stats);
   EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_pool_stats(pool, &stats, &err));
   EXPECT_MSG("sizeof");
+  /* An older, smaller struct: the library fills what it has room for and says so. */
+  memset(&stats, 0xAB, sizeof stats);
+  stats.size = 16;
+  EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &stats, &err));
+  CHECK(stats.size == 16 && stats.max_size == 2);
+  CHECK(((unsigned char *)&stats)[16] == 0xAB); /* beyond its size: untouched */
+  /* A newer, larger one: filled up to the library's own size. */
+  struct { pgpool_stats s; char extra[32]; } bigger;
+  memset(&bigger, 0, sizeof bigger);
+  bigger.s.size = sizeof bigger;
+  EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &bigger.s, &err));
+  CHECK(bigger.s.size == sizeof(pgpool_stats));
   stats.size = sizeof stats;
   EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &stats, &err));
   CHECK(stats.size == sizeof stats && stats.max_size == 2 && stats.acquires > 0);

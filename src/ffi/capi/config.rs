@@ -50,6 +50,7 @@ fn optional_millis(value: i64) -> Option<Duration> {
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
+#[track_caller]
 unsafe fn update(
     cfg: *mut pgpool_config,
     out_err: *mut *mut pgpool_error,
@@ -74,6 +75,8 @@ unsafe fn update(
 /// `pgpool_config_free`. Thread-safe, non-blocking.
 /// Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_USAGE (too many live configs).
+///
 /// # Safety
 /// `out_cfg` must be NULL or valid for writing one pointer; likewise `out_err`.
 #[no_mangle]
@@ -96,6 +99,8 @@ pub unsafe extern "C" fn pgpool_config_new(
 /// Frees a configuration. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
 /// `PGPOOL_ERR_INVALID_HANDLE`. Pools created from it are unaffected. Thread-safe,
 /// non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE.
 #[no_mangle]
 pub extern "C" fn pgpool_config_free(cfg: *mut pgpool_config) -> pgpool_code {
     // SAFETY: a NULL `out_err` is always valid.
@@ -115,6 +120,8 @@ pub extern "C" fn pgpool_config_free(cfg: *mut pgpool_config) -> pgpool_code {
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -132,6 +139,8 @@ pub unsafe extern "C" fn pgpool_config_set_max_size(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -151,6 +160,8 @@ pub unsafe extern "C" fn pgpool_config_set_min_idle(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -168,6 +179,8 @@ pub unsafe extern "C" fn pgpool_config_set_max_idle(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -187,6 +200,8 @@ pub unsafe extern "C" fn pgpool_config_set_max_lifetime_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -204,6 +219,9 @@ pub unsafe extern "C" fn pgpool_config_set_idle_timeout_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -227,6 +245,9 @@ pub unsafe extern "C" fn pgpool_config_set_acquire_timeout_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -248,6 +269,8 @@ pub unsafe extern "C" fn pgpool_config_set_connect_timeout_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -271,6 +294,8 @@ pub unsafe extern "C" fn pgpool_config_set_max_uses(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -288,6 +313,9 @@ pub unsafe extern "C" fn pgpool_config_set_validate_on_acquire(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -311,6 +339,9 @@ pub unsafe extern "C" fn pgpool_config_set_validation_skip_window_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -332,6 +363,8 @@ pub unsafe extern "C" fn pgpool_config_set_validation_timeout_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -355,6 +388,9 @@ pub unsafe extern "C" fn pgpool_config_set_keepalive_interval_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -376,6 +412,8 @@ pub unsafe extern "C" fn pgpool_config_set_reaper_interval_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -399,6 +437,9 @@ pub unsafe extern "C" fn pgpool_config_set_max_waiters(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -420,6 +461,8 @@ pub unsafe extern "C" fn pgpool_config_set_close_timeout_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -443,6 +486,8 @@ pub unsafe extern "C" fn pgpool_config_set_statement_timeout_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -464,6 +509,8 @@ pub unsafe extern "C" fn pgpool_config_set_statement_cache_capacity(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -487,6 +534,9 @@ pub unsafe extern "C" fn pgpool_config_set_tcp_user_timeout_ms(
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -509,6 +559,9 @@ pub unsafe extern "C" fn pgpool_config_set_tcp_keepalive_idle_ms(
 /// Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
 /// for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
 /// pointer.
@@ -523,6 +576,7 @@ pub unsafe extern "C" fn pgpool_config_set_application_name(
         update(cfg, out_err, |b| {
             let name = args::string(value, "value")?;
             super::test_hooks::maybe_panic(name);
+            super::test_hooks::maybe_unlisted(name)?;
             Ok(b.application_name(name))
         })
     }
@@ -535,6 +589,8 @@ pub unsafe extern "C" fn pgpool_config_set_application_name(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
 /// happen in `pgpool_pool_create`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -560,6 +616,8 @@ pub unsafe extern "C" fn pgpool_config_set_query_timeout_ms(
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -577,6 +635,8 @@ pub unsafe extern "C" fn pgpool_config_set_full_reset(
 ///
 /// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
 /// for a bad `cfg`.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.

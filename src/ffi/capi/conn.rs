@@ -78,7 +78,7 @@ fn released() -> FfiError {
 
 /// Runs `f` on the connection behind `conn` and its COPY state.
 pub(crate) fn with_copy<T>(
-    conn: *mut pgpool_conn,
+    conn: *const pgpool_conn,
     f: impl FnOnce(&mut PgConnection, &mut CopyState) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
     let slot = CONNS.get(args::handle(conn, "conn")?)?;
@@ -160,6 +160,8 @@ pub unsafe extern "C" fn pgpool_conn_cancel(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -179,6 +181,8 @@ pub unsafe extern "C" fn pgpool_conn_release(
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -204,6 +208,12 @@ pub unsafe extern "C" fn pgpool_conn_discard(
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
+/// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
+/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_USAGE (too
+/// many live results).
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
@@ -238,6 +248,11 @@ pub unsafe extern "C" fn pgpool_conn_query(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
+/// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
+/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
+///
 /// # Safety
 /// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
 #[no_mangle]
@@ -268,6 +283,10 @@ pub unsafe extern "C" fn pgpool_conn_execute(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a COPY in progress or started
+/// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN.
+///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
 #[no_mangle]
@@ -289,6 +308,7 @@ pub unsafe extern "C" fn pgpool_conn_batch(
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
+#[track_caller]
 unsafe fn control(
     conn: *mut pgpool_conn,
     run: fn(&mut PgConnection) -> Result<(), crate::Error>,
@@ -303,6 +323,10 @@ unsafe fn control(
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+/// timeout); PGPOOL_ERR_BROKEN.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -321,6 +345,10 @@ pub unsafe extern "C" fn pgpool_conn_begin(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+/// timeout); PGPOOL_ERR_BROKEN.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -337,6 +365,10 @@ pub unsafe extern "C" fn pgpool_conn_commit(
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
+/// timeout); PGPOOL_ERR_BROKEN.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -355,11 +387,13 @@ pub unsafe extern "C" fn pgpool_conn_rollback(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+///
 /// # Safety
 /// `out_pid` and `out_err` must be NULL or valid for writing.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_conn_backend_pid(
-    conn: *mut pgpool_conn,
+    conn: *const pgpool_conn,
     out_pid: *mut i32,
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
@@ -367,7 +401,7 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
     unsafe {
         boundary(out_err, || {
             args::out(out_pid, "out_pid")?;
-            let pid = with_conn(conn, |c| Ok(c.backend_pid()))?;
+            let pid = with_copy(conn, |c, _| Ok(c.backend_pid()))?;
             args::write(out_pid, pid);
             Ok(())
         })
@@ -385,6 +419,8 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -396,7 +432,7 @@ pub unsafe extern "C" fn pgpool_conn_set_query_timeout(
     // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
     unsafe {
         boundary(out_err, || {
-            with_conn(conn, |c| {
+            with_copy(conn, |c, _| {
                 match timeout_ms {
                     t if t < 0 => c.restore_query_timeout(),
                     0 => c.set_query_timeout(None),
@@ -416,11 +452,13 @@ pub unsafe extern "C" fn pgpool_conn_set_query_timeout(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+///
 /// # Safety
 /// `out_status` and `out_err` must be NULL or valid for writing.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_conn_transaction_status(
-    conn: *mut pgpool_conn,
+    conn: *const pgpool_conn,
     out_status: *mut i32,
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
@@ -428,7 +466,7 @@ pub unsafe extern "C" fn pgpool_conn_transaction_status(
     unsafe {
         boundary(out_err, || {
             args::out(out_status, "out_status")?;
-            let status = with_conn(conn, |c| {
+            let status = with_copy(conn, |c, _| {
                 Ok(match c.transaction_status() {
                     crate::TransactionStatus::Idle => 0,
                     crate::TransactionStatus::InTransaction => 1,

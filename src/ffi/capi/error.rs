@@ -213,13 +213,15 @@ fn lookup<R>(err: *const pgpool_error, f: impl FnOnce(&ErrorObj) -> R) -> Option
 
 /// The result code this error was returned with.
 ///
-/// Returns `PGPOOL_ERR_NULL_ARGUMENT` for NULL and `PGPOOL_ERR_INVALID_HANDLE` for a freed or
-/// unknown handle. Thread-safe, non-blocking.
+/// Thread-safe, non-blocking.
+///
+/// Returns: the code the error was returned with (never PGPOOL_OK); PGPOOL_OK for a NULL `err`
+/// (there is no error); PGPOOL_ERR_INVALID_HANDLE for a freed or unknown handle.
 #[no_mangle]
 pub extern "C" fn pgpool_error_code(err: *const pgpool_error) -> pgpool_code {
     boundary_value(PGPOOL_ERR_PANIC, || {
         if err.is_null() {
-            return PGPOOL_ERR_NULL_ARGUMENT;
+            return PGPOOL_OK;
         }
         lookup(err, |e| e.code).unwrap_or(PGPOOL_ERR_INVALID_HANDLE)
     })
@@ -286,6 +288,8 @@ pub extern "C" fn pgpool_error_retry_safe(err: *const pgpool_error) -> bool {
 /// Frees an error object. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
 /// `PGPOOL_ERR_INVALID_HANDLE`. Strings obtained from the object become invalid.
 /// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 #[no_mangle]
 pub extern "C" fn pgpool_error_free(err: *mut pgpool_error) -> pgpool_code {
     boundary_value(PGPOOL_ERR_PANIC, || {

@@ -143,7 +143,7 @@ unsafe fn exec_on(
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 /// PGPOOL_ERR_USAGE (a parameter that does not fit its type, a COPY in progress or started
 /// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014);
-/// PGPOOL_ERR_BROKEN; PGPOOL_ERR_PANIC.
+/// PGPOOL_ERR_BROKEN.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
@@ -172,7 +172,10 @@ pub unsafe extern "C" fn pgpool_conn_exec(
 /// As `pgpool_conn_exec`, for a statement made with `pgpool_stmt_new` (its declared
 /// parameter types apply).
 ///
-/// Returns: as `pgpool_conn_exec`.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE (a parameter that does
+/// not fit its type, a COPY in progress or started by the statement); PGPOOL_ERR_SERVER;
+/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
 ///
 /// # Safety
 /// `inout_res`, `out_affected`, `out_err` NULL or valid.
@@ -202,7 +205,10 @@ pub unsafe extern "C" fn pgpool_conn_exec_stmt(
 /// when `stmt` is NULL, `sql`) as `pgpool_conn_exec_stmt` / `pgpool_conn_exec` do, and
 /// releases the connection: one call for the whole round (one crossing for cgo callers).
 ///
-/// Returns: as `pgpool_conn_exec`, plus PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+/// (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
+/// PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 /// idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
 /// error), PGPOOL_ERR_TIMEOUT (no connection in time).
 ///

@@ -15,7 +15,25 @@ use parking_lot::RwLock;
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::panic::boundary;
 
-/// A log callback: `level` is 1 (error) to 5 (trace), `message` a NUL-terminated UTF-8
+/// Log levels, for `pgpool_log_set_callback`'s `max_level` and the callback's `level`.
+#[allow(non_camel_case_types, dead_code)]
+#[repr(i32)]
+pub enum pgpool_log_level {
+    /// No logging (as `max_level`: switches the callback off).
+    PGPOOL_LOG_OFF = 0,
+    /// Failures.
+    PGPOOL_LOG_ERROR = 1,
+    /// Problems the pool recovered from (a failed background connect, a dead idle session).
+    PGPOOL_LOG_WARN = 2,
+    /// Rare lifecycle events.
+    PGPOOL_LOG_INFO = 3,
+    /// Connects, closes, notices.
+    PGPOOL_LOG_DEBUG = 4,
+    /// Every acquire and release.
+    PGPOOL_LOG_TRACE = 5,
+}
+
+/// A log callback: `level` is a `pgpool_log_level` (PGPOOL_LOG_ERROR … PGPOOL_LOG_TRACE), `message` a NUL-terminated UTF-8
 /// string valid only during the call, `user_data` what was passed at registration.
 ///
 /// It may be called from any thread (including the pool's background threads), concurrently,
@@ -130,6 +148,8 @@ pub(crate) fn init_from_env() {
 /// Thread-safe; replaces any previous callback. After it returns, the previous callback may
 /// still be running on another thread for a record already in flight. Errors:
 /// `PGPOOL_ERR_USAGE` when the process already has a different Rust `log` logger.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_USAGE (another logger is installed in this process).
 ///
 /// # Safety
 /// `callback` must be NULL or a function with the `pgpool_log_fn` signature that stays

@@ -17,7 +17,7 @@ use super::log;
 use super::panic::boundary;
 use super::query;
 use super::result::{self, pgpool_result};
-use super::stats::{check_size, pgpool_health, pgpool_stats};
+use super::stats::{pgpool_health, pgpool_stats, write_sized};
 
 /// Opaque pool handle. Thread-safe: share it freely between threads. Freed with
 /// `pgpool_pool_free`.
@@ -42,6 +42,10 @@ pub(crate) fn pool_of(pool: *const pgpool_pool) -> Result<std::sync::Arc<Pool>, 
 /// Errors: NULL `conninfo`/`out_pool`; `PGPOOL_ERR_INVALID_UTF8`; `PGPOOL_ERR_INVALID_HANDLE`
 /// for a freed `cfg`; `PGPOOL_ERR_CONFIG` naming an invalid option or an unparsable
 /// connection string.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE (a freed `cfg`); PGPOOL_ERR_CONFIG (an invalid option or
+/// connection string, naming it); PGPOOL_ERR_USAGE (too many live pools).
 ///
 /// # Safety
 /// `conninfo` must be NULL or NUL-terminated; `out_pool`/`out_err` NULL or valid for writing.
@@ -78,6 +82,10 @@ pub unsafe extern "C" fn pgpool_pool_create(
 /// for a permanent connect error (bad password, unknown database); `PGPOOL_ERR_TIMEOUT` with
 /// the last connect error; `PGPOOL_ERR_INVALID_ARGUMENT` for a negative timeout.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
@@ -90,9 +98,18 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
     unsafe {
         boundary(out_err, || {
             let pool = pool_of(pool)?;
-            let ms = u64::try_from(timeout_ms)
-                .map_err(|_| FfiError::invalid("timeout_ms must not be negative"))?;
-            Ok(pool.wait_ready(Duration::from_millis(ms))?)
+            let wait = match timeout_ms {
+                t if t < 0 => pool.config().acquire_timeout,
+                0 => Duration::from_millis(1),
+                t => Duration::from_millis(t as u64),
+            };
+            match pool.wait_ready(wait) {
+                Err(e) if timeout_ms == 0 && e.is_timeout() => Err(FfiError::new(
+                    pgpool_code::PGPOOL_ERR_WOULD_BLOCK,
+                    format!("not ready yet (timeout 0: not waiting): {e}"),
+                )),
+                other => Ok(other?),
+            }
         })
     }
 }
@@ -107,11 +124,16 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
 /// connect error); `PGPOOL_ERR_CLOSED`; `PGPOOL_ERR_OVERLOADED`; `PGPOOL_ERR_CONNECT` for a
 /// permanent connect error.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
+/// PGPOOL_ERR_USAGE (too many live connection handles).
+///
 /// # Safety
 /// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_pool_acquire(
-    pool: *const pgpool_pool,
+    pool: *mut pgpool_pool,
     timeout_ms: i64,
     out_conn: *mut *mut pgpool_conn,
     out_err: *mut *mut pgpool_error,
@@ -134,11 +156,15 @@ pub unsafe extern "C" fn pgpool_pool_acquire(
 /// Ownership and errors as `pgpool_pool_acquire`. Thread-safe; does not wait for other
 /// callers (a hand-out check may cost one bounded round trip).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error);
+/// PGPOOL_ERR_USAGE (too many live connection handles).
+///
 /// # Safety
 /// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_pool_try_acquire(
-    pool: *const pgpool_pool,
+    pool: *mut pgpool_pool,
     out_conn: *mut *mut pgpool_conn,
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
@@ -169,12 +195,18 @@ pub unsafe extern "C" fn pgpool_pool_try_acquire(
 /// Thread-safe; blocks for the acquire plus the statement (bounded by `statement_timeout`).
 /// Errors: as `pgpool_pool_acquire` and `pgpool_conn_query`.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+/// (a COPY statement, or too many live results); PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error).
+///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
 /// NUL-terminated; `out_result`/`out_err` NULL or valid for writing.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_pool_query(
-    pool: *const pgpool_pool,
+    pool: *mut pgpool_pool,
     sql: *const c_char,
     nparams: usize,
     params: *const *const c_char,
@@ -203,6 +235,9 @@ pub unsafe extern "C" fn pgpool_pool_query(
 /// Thread-safe, non-blocking (takes the pool lock briefly). Errors: NULL argument, bad
 /// handle, `PGPOOL_ERR_INVALID_ARGUMENT` when `out->size` is too small.
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
+///
 /// # Safety
 /// `out` must be NULL or point to a writable `pgpool_stats` whose `size` field is set;
 /// `out_err` NULL or valid for writing one pointer.
@@ -217,10 +252,7 @@ pub unsafe extern "C" fn pgpool_pool_stats(
         boundary(out_err, || {
             let pool = pool_of(pool)?;
             args::out(out, "out")?;
-            let size = std::ptr::addr_of!((*out).size).read();
-            check_size(size, std::mem::size_of::<pgpool_stats>(), "pgpool_stats")?;
-            args::write(out, pgpool_stats::from(&pool.stats()));
-            Ok(())
+            write_sized(out, &pgpool_stats::from(&pool.stats()), "pgpool_stats")
         })
     }
 }
@@ -232,6 +264,10 @@ pub unsafe extern "C" fn pgpool_pool_stats(
 /// Returns `PGPOOL_OK` when healthy; otherwise the failure's code (with its detail in
 /// `*out_err`), `*out` still filled with `ok = false`. Thread-safe; blocks for at most the
 /// configured `acquire_timeout` plus one round trip.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
+/// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN.
 ///
 /// # Safety
 /// As `pgpool_pool_stats`, for `pgpool_health`.
@@ -246,10 +282,13 @@ pub unsafe extern "C" fn pgpool_pool_health(
         boundary(out_err, || {
             let pool = pool_of(pool)?;
             args::out(out, "out")?;
-            let size = std::ptr::addr_of!((*out).size).read();
-            check_size(size, std::mem::size_of::<pgpool_health>(), "pgpool_health")?;
+            if (out.cast::<u32>().read_unaligned() as usize) < 8 {
+                return Err(FfiError::invalid(
+                    "pgpool_health.size is below 8: set it to sizeof(pgpool_health) before the call",
+                ));
+            }
             let health = pool.health();
-            args::write(out, pgpool_health::from(&health));
+            write_sized(out, &pgpool_health::from(&health), "pgpool_health")?;
             match health.error {
                 Some(e) => Err(e.into()),
                 None => Ok(()),
@@ -266,11 +305,15 @@ pub unsafe extern "C" fn pgpool_pool_health(
 /// Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
 /// were still in use at the deadline (they close when released).
 ///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
+/// (connections still in use at the deadline; they close as they come back).
+///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn pgpool_pool_close(
-    pool: *const pgpool_pool,
+    pool: *mut pgpool_pool,
     timeout_ms: i64,
     out_err: *mut *mut pgpool_error,
 ) -> pgpool_code {
@@ -284,6 +327,14 @@ pub unsafe extern "C" fn pgpool_pool_close(
             };
             if drained {
                 Ok(())
+            } else if timeout_ms == 0 {
+                Err(FfiError::new(
+                    pgpool_code::PGPOOL_ERR_WOULD_BLOCK,
+                    format!(
+                        "pool closed; connections still in use close as they come back ({})",
+                        pool.state_line()
+                    ),
+                ))
             } else {
                 Err(FfiError::new(
                     pgpool_code::PGPOOL_ERR_TIMEOUT,
@@ -301,6 +352,8 @@ pub unsafe extern "C" fn pgpool_pool_close(
 /// `PGPOOL_ERR_INVALID_HANDLE`. The pool closes (without waiting) when its last handle is
 /// freed; connections still held stay usable and close when released.
 /// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 #[no_mangle]
 pub extern "C" fn pgpool_pool_free(pool: *mut pgpool_pool) -> pgpool_code {
     // SAFETY: a NULL `out_err` is always valid.

@@ -268,6 +268,7 @@ pub(crate) unsafe fn fill_into(
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing one `T`; `out_err` NULL or valid for one pointer.
+#[track_caller]
 unsafe fn read<T>(
     res: *const pgpool_result,
     out: *mut T,

@@ -23,3 +23,28 @@ pub(crate) fn maybe_panic(value: &str) {
 pub(crate) fn maybe_panic(value: &str) {
     let _ = value == PANIC_MAGIC;
 }
+
+/// The value that makes a function return a code its documentation does not list, so tests
+/// can check that the test build's code check catches it.
+pub(crate) const UNLISTED_MAGIC: &str = "pgpool-test-unlisted-code";
+
+/// An unlisted code (`PGPOOL_ERR_CLOSED`) when `value` is [`UNLISTED_MAGIC`] (test builds
+/// only).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn maybe_unlisted(value: &str) -> Result<(), super::error::FfiError> {
+    if value == UNLISTED_MAGIC {
+        return Err(super::error::FfiError::new(
+            super::error::pgpool_code::PGPOOL_ERR_CLOSED,
+            "injected unlisted code",
+        ));
+    }
+    Ok(())
+}
+
+/// No-op outside test builds.
+#[cfg(not(feature = "test-hooks"))]
+#[inline]
+pub(crate) fn maybe_unlisted(value: &str) -> Result<(), super::error::FfiError> {
+    let _ = value == UNLISTED_MAGIC;
+    Ok(())
+}
