@@ -25,34 +25,29 @@ static int report(const char *what, int rc, pgpool_error *err) {
 }
 
 /* README:BEGIN c */
-/* One transfer in a transaction; returns a pgpool_code. */
-static int transfer(pgpool_conn *conn, int from, int to, int amount) {
-  char a[16], f[16], t[16];
-  snprintf(a, sizeof a, "%d", amount);
-  snprintf(f, sizeof f, "%d", from);
-  snprintf(t, sizeof t, "%d", to);
-  const char *debit[] = {a, f};
-  const char *credit[] = {a, t};
-  pgpool_error *err = NULL;
-  uint64_t rows = 0;
+struct transfer {
+  int from, to, amount;
+};
+
+/* The body of one transfer, run by pgpool_conn_transaction between BEGIN and COMMIT:
+ * typed parameters, sent in binary; returning nonzero rolls back. */
+static int32_t move_money(pgpool_conn *conn, void *arg) {
+  const struct transfer *t = arg;
   /* Lock rows in id order so concurrent transfers cannot deadlock. */
-  const char *sql_debit = "UPDATE c_accounts SET balance = balance - $1 WHERE id = $2";
-  const char *sql_credit = "UPDATE c_accounts SET balance = balance + $1 WHERE id = $2";
-  int debit_first = from < to;
-  int rc = pgpool_conn_begin(conn, &err);
-  if (rc == PGPOOL_OK)
-    rc = pgpool_conn_execute(conn, debit_first ? sql_debit : sql_credit, 2,
-                             debit_first ? debit : credit, &rows, &err);
-  if (rc == PGPOOL_OK)
-    rc = pgpool_conn_execute(conn, debit_first ? sql_credit : sql_debit, 2,
-                             debit_first ? credit : debit, &rows, &err);
-  if (rc == PGPOOL_OK) rc = pgpool_conn_commit(conn, &err);
-  if (rc != PGPOOL_OK) {
-    report("transfer", rc, err);
-    pgpool_conn_rollback(conn, NULL);
-    return rc;
+  int first = t->from < t->to ? t->from : t->to, second = t->from < t->to ? t->to : t->from;
+  int ids[2] = {first, second};
+  pgpool_params *params = NULL;
+  int32_t rc = pgpool_params_new(&params, NULL);
+  for (int i = 0; i < 2 && rc == PGPOOL_OK; i++) {
+    int64_t delta = ids[i] == t->from ? -t->amount : t->amount;
+    pgpool_params_clear(params, NULL);
+    pgpool_params_add_int64(params, delta, NULL);
+    pgpool_params_add_int32(params, ids[i], NULL);
+    rc = pgpool_conn_exec(conn, "UPDATE c_accounts SET balance = balance + $1 WHERE id = $2",
+                          params, NULL, NULL, NULL);
   }
-  return PGPOOL_OK;
+  pgpool_params_free(params);
+  return rc;
 }
 
 static void *worker(void *arg) {
@@ -62,9 +57,11 @@ static void *worker(void *arg) {
     pgpool_error *err = NULL;
     int rc = pgpool_pool_acquire(pool, 5000, &conn, &err);
     if (report("acquire", rc, err) != PGPOOL_OK) continue;
-    int from = (int)(rand_r(&seed) % 10) + 1, to = from % 10 + 1 + (int)(rand_r(&seed) % 9);
-    if (to > 10) to -= 10;
-    transfer(conn, from, to, (int)(rand_r(&seed) % 50) + 1);
+    struct transfer t = {(int)(rand_r(&seed) % 10) + 1, 0, (int)(rand_r(&seed) % 50) + 1};
+    t.to = t.from % 10 + 1 + (int)(rand_r(&seed) % 9);
+    if (t.to > 10) t.to -= 10;
+    rc = pgpool_conn_transaction(conn, move_money, &t, NULL, &err);
+    report("transfer", rc, err);
     pgpool_conn_release(conn, NULL);
   }
   return NULL;
