@@ -389,8 +389,13 @@ impl PgConnection {
         self.batch_execute("BEGIN")
     }
 
-    /// `COMMIT`: commits the open transaction.
+    /// `COMMIT`: commits the open transaction. When a statement in it had failed, the server
+    /// can only roll it back: that is an error (SQLSTATE `25P02`), never a success.
     pub fn commit(&mut self) -> Result<(), Error> {
+        if self.session.status() == TransactionStatus::Failed {
+            self.batch_execute("ROLLBACK")?;
+            return Err(Error::rolled_back());
+        }
         self.batch_execute("COMMIT")
     }
 
@@ -498,6 +503,11 @@ impl PgConnection {
             }
         };
         match outcome {
+            Ok(Ok(_)) if self.session.status() == TransactionStatus::Failed => {
+                // The closure swallowed a statement's error: committing would roll back.
+                undo_work(self);
+                Err(Error::rolled_back().into())
+            }
             Ok(Ok(value)) => {
                 self.batch_execute(&commit)?;
                 Ok(value)

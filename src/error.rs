@@ -96,9 +96,14 @@ fn sqlstate_breaks_session(code: &str) -> bool {
 }
 
 /// Connect errors that no amount of retrying will fix: bad password, no such role or
-/// authorization failure, unknown database.
+/// authorization failure, unknown database, a startup option the server rejects
+/// (`options='-c statement_timeout=abc'`: 22023, or an unknown parameter: 42704), and no
+/// privilege to connect to the database (42501).
 fn sqlstate_is_permanent_connect(code: &str) -> bool {
-    matches!(code, "28P01" | "28000" | "3D000")
+    matches!(
+        code,
+        "28P01" | "28000" | "3D000" | "22023" | "42704" | "42501"
+    )
 }
 
 impl Error {
@@ -244,6 +249,18 @@ impl Error {
         inner.permanent = self.0.permanent;
         inner.db = self.0.db.clone();
         inner.source = self.0.source.clone();
+        Error(Arc::new(inner))
+    }
+
+    /// A COMMIT of a transaction the server had already failed: it was rolled back.
+    pub(crate) fn rolled_back() -> Error {
+        let mut inner = Error::build(
+            ErrorKind::Server,
+            "the transaction was rolled back, not committed: a statement in it had failed \
+             (SQLSTATE 25P02)"
+                .to_string(),
+        );
+        inner.sqlstate = Some("25P02".to_string());
         Error(Arc::new(inner))
     }
 

@@ -621,3 +621,56 @@ fn passwords_never_show_in_debug_errors_or_stats() {
     let pool = builder(&app).build(&url_form).unwrap();
     assert!(!format!("{:?}", pool.manager()).contains(secret));
 }
+
+#[test]
+fn a_commit_the_server_turns_into_a_rollback_is_an_error() {
+    let app = common::app_name("failed_commit");
+    let table = unique_table(&app);
+    let pool = builder(&app).max_size(1).build(&url()).unwrap();
+    let mut conn = pool.get().unwrap();
+    conn.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)"
+    ))
+    .unwrap();
+    conn.begin().unwrap();
+    conn.execute(&format!("INSERT INTO {table} VALUES (1)"), &[])
+        .unwrap();
+    let _ignored = conn.execute("SELECT 1/0", &[]);
+    let err = conn.commit().unwrap_err();
+    assert_eq!(err.sqlstate(), Some("25P02"), "{err}");
+    assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
+    // The same through the helper, whose closure swallows the error.
+    let result: Result<(), pgpool::Error> = conn.transaction(|tx| {
+        tx.execute(&format!("INSERT INTO {table} VALUES (2)"), &[])?;
+        let _ = tx.execute("SELECT 1/0", &[]);
+        Ok(())
+    });
+    assert_eq!(result.unwrap_err().sqlstate(), Some("25P02"));
+    let n: i64 = conn
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing was written");
+    conn.batch_execute(&format!("DROP TABLE {table}")).unwrap();
+}
+
+#[test]
+fn a_startup_option_the_server_rejects_fails_the_acquire_at_once() {
+    let app = common::app_name("bad_option");
+    let config: postgres::Config = url().parse().unwrap();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let pool = builder(&app)
+        .acquire_timeout(Duration::from_secs(10))
+        .build(&format!(
+            "host=127.0.0.1 port={port} user=postgres dbname=postgres options='-c statement_timeout=abc'"
+        ))
+        .unwrap();
+    let start = Instant::now();
+    let err = pool.get().unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("statement_timeout"), "{err}");
+}
