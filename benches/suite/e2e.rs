@@ -132,6 +132,22 @@ fn raw_client(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
     })
 }
 
+/// pgpool's own client with no pool: one session per thread (`PgManager::open`), the
+/// statement prepared once, the same loop as the raw driver.
+fn pgpool_client(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
+    let settings = pgpool::Pool::builder().application_name("pgpool-bench");
+    let manager = pgpool::PgManager::new(&ep.conninfo, settings.config()).expect("PgManager");
+    run_threads(threads, plan.warmup, plan.window, |_| {
+        let mut conn = manager.open().expect("connect");
+        let statement = conn.prepare_cached(SQL).expect("prepare");
+        move || {
+            let (rows, _) = conn.query_prepared(&statement, &[&1i32]).expect("query");
+            assert_eq!(rows.len(), 1, "SELECT returned {} rows", rows.len());
+            check(rows[0].get(0));
+        }
+    })
+}
+
 /// No pool at all: connect, one simple-protocol `SELECT 1`, disconnect.
 fn connect_per_query(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
     let config = pg_config(&ep.conninfo);
@@ -168,6 +184,7 @@ pub const PGPOOL_C: &str = "pgpool C ABI";
 pub const R2D2_DEFAULT: &str = "r2d2 defaults";
 pub const R2D2_TUNED: &str = "r2d2 tuned";
 pub const RAW: &str = "raw postgres::Client";
+pub const CLIENT: &str = "pgpool-client (one per thread)";
 pub const PGBENCH_PREPARED: &str = "pgbench -M prepared";
 pub const PGBENCH_SIMPLE: &str = "pgbench -M simple";
 pub const CONNECT: &str = "connect per query";
@@ -205,6 +222,10 @@ pub fn run(plan: &Plan, setup: &Setup<'_>, rows: &mut Vec<Row>) {
                 ));
             }
             contenders.push((RAW.into(), Box::new(move || raw_client(plan, ep, threads))));
+            contenders.push((
+                CLIENT.into(),
+                Box::new(move || pgpool_client(plan, ep, threads)),
+            ));
             let script = setup.select1_script.as_path();
             let bindir = setup.bindir;
             for (name, mode) in [(PGBENCH_PREPARED, "prepared"), (PGBENCH_SIMPLE, "simple")] {
