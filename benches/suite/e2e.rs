@@ -263,3 +263,44 @@ pub fn run(plan: &Plan, setup: &Setup<'_>, rows: &mut Vec<Row>) {
         }
     }
 }
+
+/// For profiling (`scripts/profile.sh`): one session or pool on one thread runs `n` queries of
+/// the end-to-end loop after one warm-up query, then exits. `kind`: `client` (pgpool's own
+/// client, no pool), `raw` (`postgres::Client`), `pool` (the Rust API, pool of 8).
+pub fn profile_child(kind: &str, n: u64, conninfo: &str) {
+    match kind {
+        "client" => {
+            let settings = pgpool::Pool::builder().application_name("pgpool-bench");
+            let manager = pgpool::PgManager::new(conninfo, settings.config()).expect("PgManager");
+            let mut conn = manager.open().expect("connect");
+            let statement = conn.prepare_cached(SQL).expect("prepare");
+            for _ in 0..=n {
+                let (rows, _) = conn.query_prepared(&statement, &[&1i32]).expect("query");
+                assert_eq!(rows.len(), 1);
+                check(rows[0].get(0));
+            }
+        }
+        "raw" => {
+            let mut client = pg_config(conninfo).connect(NoTls).expect("connect");
+            let statement = client.prepare(SQL).expect("prepare");
+            for _ in 0..=n {
+                check(
+                    client
+                        .query_one(&statement, &[&1i32])
+                        .expect("query")
+                        .get(0),
+                );
+            }
+        }
+        "pool" => {
+            let pool = warm_pgpool(conninfo, 8);
+            for _ in 0..=n {
+                let mut conn = pool.get().expect("pgpool get");
+                check(conn.query_one(SQL, &[&1i32]).expect("query").get(0));
+            }
+            pool.close();
+        }
+        other => panic!("unknown profile contender {other} (client, raw or pool)"),
+    }
+    println!("{kind} queries={n}");
+}
