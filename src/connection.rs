@@ -51,7 +51,9 @@ pub(crate) enum StatementMode {
 /// # Ok(()) }
 /// ```
 pub struct PgConnection {
-    session: Session,
+    /// Boxed so that moving the connection (into and out of the pool's idle list, the
+    /// guard) copies a pointer, not the whole wire state.
+    session: Box<Session>,
     cache: StatementCache,
     mode: StatementMode,
     next_statement: u64,
@@ -73,7 +75,7 @@ impl PgConnection {
         mode: StatementMode,
     ) -> PgConnection {
         PgConnection {
-            session,
+            session: Box::new(session),
             cache: StatementCache::new(if mode == StatementMode::Unnamed {
                 0
             } else {
