@@ -293,8 +293,9 @@ fn select1_section(out: &mut String, rows: &[Row]) {
          `query_one` through its statement cache; C ABI: `pgpool_conn_query` with a text \
          parameter; r2d2 defaults: `query_one` with the SQL text, so a prepare per query plus \
          r2d2's checkout test; r2d2 tuned: `test_on_check_out(false)` and a statement prepared \
-         once per connection; raw `postgres::Client` and pgpool-client: one session per thread, no \
-         pool, the statement prepared once, `query_one` / `query_prepared` on it). pgbench runs a `SELECT 1;` script with `-c N -j min(N,2)`. \
+         once per connection; raw `postgres::Client` and pgpool-client: one session per \
+         thread, no pool, the statement prepared once, `query_one` / `query_prepared` on it). \
+         pgbench runs a `SELECT 1;` script with `-c N -j min(N,2)`. \
          Connect per query opens a session, runs `SELECT 1` (simple protocol) and closes it. \
          Latency is per query as the caller sees it (acquire included); mean = client \
          threads / q/s (Little's law) for every contender; p50/p99 are measured by the \
