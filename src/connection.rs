@@ -52,7 +52,9 @@ pub(crate) enum StatementMode {
 /// # Ok(()) }
 /// ```
 pub struct PgConnection {
-    session: Session,
+    /// Boxed so that moving the connection (into and out of the pool's idle list, the
+    /// guard) copies a pointer, not the whole wire state.
+    session: Box<Session>,
     cache: StatementCache,
     mode: StatementMode,
     next_statement: u64,
@@ -86,7 +88,7 @@ impl PgConnection {
         mode: StatementMode,
     ) -> PgConnection {
         PgConnection {
-            session,
+            session: Box::new(session),
             cache: StatementCache::new(if mode == StatementMode::Unnamed {
                 0
             } else {

@@ -2,9 +2,12 @@
  * Benchmark driver for the C ABI: THREADS threads share one pool of POOL connections and
  * repeat acquire, `SELECT $1::int4` with a text parameter (through the statement cache),
  * release, for SECONDS. Prints `queries=N seconds=S` and writes each query's latency in
- * nanoseconds, one per line, to LATENCY_FILE.
+ * nanoseconds, one per line, to LATENCY_FILE ("-": latencies are not taken).
  *
- * Usage: select1 CONNINFO THREADS POOL SECONDS LATENCY_FILE
+ * With QUERIES, each thread instead runs exactly QUERIES queries (SECONDS is ignored): the
+ * fixed-work mode scripts/profile.sh uses.
+ *
+ * Usage: select1 CONNINFO THREADS POOL SECONDS LATENCY_FILE [QUERIES]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -22,6 +25,8 @@
 static atomic_int phase; /* 1: measure, 2: stop */
 static struct pgpool_pool *pool;
 static size_t per_thread_cap;
+static uint64_t fixed_queries; /* 0: run for SECONDS */
+static int record_latency = 1;
 
 struct worker {
     pthread_t tid;
@@ -74,7 +79,25 @@ static int one_query(void) {
 
 static void *work(void *arg) {
     struct worker *w = arg;
+    if (fixed_queries > 0) {
+        for (uint64_t i = 0; i < fixed_queries; i++) {
+            if (one_query() != 0) {
+                w->failed = 1;
+                return NULL;
+            }
+            w->queries++;
+        }
+        return NULL;
+    }
     while (atomic_load_explicit(&phase, memory_order_relaxed) == 1) {
+        if (!record_latency) {
+            if (one_query() != 0) {
+                w->failed = 1;
+                return NULL;
+            }
+            w->queries++;
+            continue;
+        }
         uint64_t t0 = now_ns();
         if (one_query() != 0) {
             w->failed = 1;
@@ -90,14 +113,23 @@ static void *work(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s CONNINFO THREADS POOL SECONDS LATENCY_FILE\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s CONNINFO THREADS POOL SECONDS LATENCY_FILE [QUERIES]\n",
+                argv[0]);
         return 2;
+    }
+    record_latency = strcmp(argv[5], "-") != 0;
+    if (argc == 7) {
+        fixed_queries = strtoull(argv[6], NULL, 10);
+        if (fixed_queries == 0) {
+            fprintf(stderr, "bad QUERIES\n");
+            return 2;
+        }
     }
     int threads = atoi(argv[2]);
     int size = atoi(argv[3]);
     double seconds = atof(argv[4]);
-    if (threads < 1 || size < 1 || seconds <= 0) {
+    if (threads < 1 || size < 1 || (seconds <= 0 && fixed_queries == 0)) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }
@@ -115,27 +147,33 @@ int main(int argc, char **argv) {
     if ((rc = pgpool_pool_wait_ready(pool, 60000, &err)) != PGPOOL_OK)
         die("wait_ready", rc, err);
 
-    per_thread_cap = MAX_SAMPLES / (size_t)threads;
+    per_thread_cap = record_latency ? MAX_SAMPLES / (size_t)threads : 0;
     /* The window opens now: thread start-up counts against us, not for us. */
     uint64_t t0 = now_ns();
     atomic_store(&phase, 1);
     struct worker *ws = calloc((size_t)threads, sizeof *ws);
     for (int i = 0; i < threads; i++) {
-        ws[i].lat_ns = malloc(per_thread_cap * sizeof(uint32_t));
-        if (!ws[i].lat_ns || pthread_create(&ws[i].tid, NULL, work, &ws[i]) != 0) {
+        if (record_latency) {
+            ws[i].lat_ns = malloc(per_thread_cap * sizeof(uint32_t));
+        }
+        if ((record_latency && !ws[i].lat_ns) ||
+            pthread_create(&ws[i].tid, NULL, work, &ws[i]) != 0) {
             fprintf(stderr, "cannot start thread %d\n", i);
             return 1;
         }
     }
-    struct timespec sl = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    nanosleep(&sl, NULL);
-    atomic_store(&phase, 2);
+    if (fixed_queries == 0) {
+        struct timespec sl = {(time_t)seconds,
+                              (long)((seconds - (double)(time_t)seconds) * 1e9)};
+        nanosleep(&sl, NULL);
+        atomic_store(&phase, 2);
+    }
     double elapsed = (double)(now_ns() - t0) / 1e9;
 
     uint64_t total = 0;
     int failed = 0;
-    FILE *out = fopen(argv[5], "w");
-    if (!out) {
+    FILE *out = NULL;
+    if (record_latency && !(out = fopen(argv[5], "w"))) {
         perror(argv[5]);
         return 1;
     }
@@ -146,7 +184,12 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < ws[i].n_lat; k++) fprintf(out, "%u\n", ws[i].lat_ns[k]);
         free(ws[i].lat_ns);
     }
-    fclose(out);
+    if (fixed_queries > 0) {
+        elapsed = (double)(now_ns() - t0) / 1e9;
+    }
+    if (out) {
+        fclose(out);
+    }
     free(ws);
     pgpool_pool_close(pool, 5000, NULL);
     pgpool_pool_free(pool);

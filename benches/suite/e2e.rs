@@ -132,6 +132,22 @@ fn raw_client(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
     })
 }
 
+/// pgpool's own client with no pool: one session per thread (`PgManager::open`), the
+/// statement prepared once, the same loop as the raw driver.
+fn pgpool_client(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
+    let settings = pgpool::Pool::builder().application_name("pgpool-bench");
+    let manager = pgpool::PgManager::new(&ep.conninfo, settings.config()).expect("PgManager");
+    run_threads(threads, plan.warmup, plan.window, |_| {
+        let mut conn = manager.open().expect("connect");
+        let statement = conn.prepare_cached(SQL).expect("prepare");
+        move || {
+            let (rows, _) = conn.query_prepared(&statement, &[&1i32]).expect("query");
+            assert_eq!(rows.len(), 1, "SELECT returned {} rows", rows.len());
+            check(rows[0].get(0));
+        }
+    })
+}
+
 /// No pool at all: connect, one simple-protocol `SELECT 1`, disconnect.
 fn connect_per_query(plan: &Plan, ep: &Endpoint, threads: usize) -> Sample {
     let config = pg_config(&ep.conninfo);
@@ -168,6 +184,7 @@ pub const PGPOOL_C: &str = "pgpool C ABI";
 pub const R2D2_DEFAULT: &str = "r2d2 defaults";
 pub const R2D2_TUNED: &str = "r2d2 tuned";
 pub const RAW: &str = "raw postgres::Client";
+pub const CLIENT: &str = "pgpool-client (one per thread)";
 pub const PGBENCH_PREPARED: &str = "pgbench -M prepared";
 pub const PGBENCH_SIMPLE: &str = "pgbench -M simple";
 pub const CONNECT: &str = "connect per query";
@@ -205,6 +222,10 @@ pub fn run(plan: &Plan, setup: &Setup<'_>, rows: &mut Vec<Row>) {
                 ));
             }
             contenders.push((RAW.into(), Box::new(move || raw_client(plan, ep, threads))));
+            contenders.push((
+                CLIENT.into(),
+                Box::new(move || pgpool_client(plan, ep, threads)),
+            ));
             let script = setup.select1_script.as_path();
             let bindir = setup.bindir;
             for (name, mode) in [(PGBENCH_PREPARED, "prepared"), (PGBENCH_SIMPLE, "simple")] {
@@ -241,4 +262,45 @@ pub fn run(plan: &Plan, setup: &Setup<'_>, rows: &mut Vec<Row>) {
             }
         }
     }
+}
+
+/// For profiling (`scripts/profile.sh`): one session or pool on one thread runs `n` queries of
+/// the end-to-end loop after one warm-up query, then exits. `kind`: `client` (pgpool's own
+/// client, no pool), `raw` (`postgres::Client`), `pool` (the Rust API, pool of 8).
+pub fn profile_child(kind: &str, n: u64, conninfo: &str) {
+    match kind {
+        "client" => {
+            let settings = pgpool::Pool::builder().application_name("pgpool-bench");
+            let manager = pgpool::PgManager::new(conninfo, settings.config()).expect("PgManager");
+            let mut conn = manager.open().expect("connect");
+            let statement = conn.prepare_cached(SQL).expect("prepare");
+            for _ in 0..=n {
+                let (rows, _) = conn.query_prepared(&statement, &[&1i32]).expect("query");
+                assert_eq!(rows.len(), 1);
+                check(rows[0].get(0));
+            }
+        }
+        "raw" => {
+            let mut client = pg_config(conninfo).connect(NoTls).expect("connect");
+            let statement = client.prepare(SQL).expect("prepare");
+            for _ in 0..=n {
+                check(
+                    client
+                        .query_one(&statement, &[&1i32])
+                        .expect("query")
+                        .get(0),
+                );
+            }
+        }
+        "pool" => {
+            let pool = warm_pgpool(conninfo, 8);
+            for _ in 0..=n {
+                let mut conn = pool.get().expect("pgpool get");
+                check(conn.query_one(SQL, &[&1i32]).expect("query").get(0));
+            }
+            pool.close();
+        }
+        other => panic!("unknown profile contender {other} (client, raw or pool)"),
+    }
+    println!("{kind} queries={n}");
 }

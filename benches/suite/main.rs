@@ -6,8 +6,10 @@
 //! `--c-driver PATH` (the C driver linked to libpgpool.so), `--command TEXT` (recorded in
 //! the report), `--only SCENARIO[,SCENARIO]` (overhead, fairness, memory, select1, tpcb).
 //! `--rebuild-report DIR` rewrites DIR/PERFORMANCE.md from DIR/perf/results.json (after
-//! editing docs/perf/analysis.md, which the report embeds). For profiling one contender of scenario 1 alone: `--child-overhead pgpool|r2d2 THREADS
-//! SECONDS`.
+//! editing docs/perf/analysis.md, which the report embeds). For profiling one contender of
+//! scenario 1 alone: `--child-overhead pgpool|r2d2 THREADS SECONDS`; one of scenario 2 on one
+//! thread for a fixed number of queries: `--child-profile client|raw|pool QUERIES CONNINFO`
+//! (scripts/profile.sh).
 
 mod common;
 mod e2e;
@@ -68,6 +70,13 @@ fn parse_args() -> Args {
                 let threads = it.next().expect("threads").parse().expect("threads");
                 let secs = it.next().expect("seconds").parse().expect("seconds");
                 overhead::overhead_child(&contender, threads, secs);
+                std::process::exit(0);
+            }
+            "--child-profile" => {
+                let kind = it.next().expect("client|raw|pool");
+                let n = it.next().expect("queries").parse().expect("queries");
+                let conninfo = it.next().expect("conninfo");
+                e2e::profile_child(&kind, n, &conninfo);
                 std::process::exit(0);
             }
             // `cargo bench` passes `--bench`; anything else is ignored too.

@@ -16,7 +16,14 @@ use crate::external::{pgbench, Endpoint, PgbenchWork};
 /// connection is opened and closed first so one-time initialisation is not counted.
 pub fn memory_child(kind: &str, size: u32, conninfo: &str) {
     let config: postgres::Config = conninfo.parse().expect("connection string");
-    drop(config.connect(NoTls).expect("warm-up connection"));
+    // The warm-up goes through the client the pool under test uses.
+    if kind == "pgpool" {
+        let settings = pgpool::Pool::builder();
+        let manager = pgpool::PgManager::new(conninfo, settings.config()).expect("PgManager");
+        drop(manager.open().expect("warm-up connection"));
+    } else {
+        drop(config.connect(NoTls).expect("warm-up connection"));
+    }
     std::thread::sleep(Duration::from_millis(100));
     let before = rss_kib();
     let keep: Box<dyn std::any::Any> = match kind {
@@ -38,6 +45,10 @@ pub fn memory_child(kind: &str, size: u32, conninfo: &str) {
     println!("rss_before_kib={before} rss_after_kib={after}");
     drop(keep);
 }
+
+/// Scenario 4's contenders.
+pub const MEM_PGPOOL: &str = "pgpool";
+pub const MEM_R2D2: &str = "r2d2 + r2d2_postgres";
 
 /// Scenario 4: runs the child for each pool and size, alternating pgpool and r2d2.
 pub fn memory(plan: &Plan, ep: &Endpoint, rows: &mut Vec<Row>) {
@@ -67,9 +78,9 @@ pub fn memory(plan: &Plan, ep: &Endpoint, rows: &mut Vec<Row>) {
             let delta = deltas.iter().sum::<f64>() / deltas.len() as f64;
             let total = totals.iter().sum::<f64>() / totals.len() as f64;
             let name = if kind == "pgpool" {
-                "pgpool"
+                MEM_PGPOOL
             } else {
-                "r2d2 + r2d2_postgres"
+                MEM_R2D2
             };
             let row = Row::new("memory", &group, name).with(vec![
                 ("rss_kib", total),

@@ -61,11 +61,13 @@ fn affected(session: &mut Session, body: &CommandCompleteBody) -> Result<u64, Er
     if tag == "DISCARD ALL" || tag == "DEALLOCATE ALL" {
         session.statements_dropped = true;
     }
-    Ok(tag
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
+    // The word after the last space (the whole tag when there is none); a byte search is
+    // much cheaper than `rsplit` on this per-query path.
+    let count = match tag.as_bytes().iter().rposition(|&b| b == b' ') {
+        Some(space) => &tag[space + 1..],
+        None => tag,
+    };
+    Ok(count.parse().unwrap_or(0))
 }
 
 impl Session {
