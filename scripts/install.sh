@@ -12,12 +12,14 @@
 # are libpgpool.X.Y.Z.dylib, libpgpool.X.dylib and libpgpool.dylib.
 #
 #   scripts/install.sh [--prefix DIR] [--destdir DIR] [--libdir DIR] [--includedir DIR]
-#                      [--no-build]
+#                      [--no-build] [--no-ldconfig]
 #
 # --prefix     where the files will live at run time (default /usr/local); written into pgpool.pc
 # --destdir    a staging root prepended to every path (for packaging); not written anywhere
 # --libdir     default PREFIX/lib;  --includedir  default PREFIX/include
 # --no-build   install what target/release already holds instead of running cargo build
+# --no-ldconfig  skip refreshing the loader cache (done as root, without --destdir, when LIBDIR
+#              is one the system loader searches, e.g. /usr/local/lib on Debian)
 #
 # Needs cargo and a POSIX shell. Respects CARGO_TARGET_DIR. Running it again replaces the
 # files (each is copied under a temporary name and renamed into place, so programs using the
@@ -25,7 +27,7 @@
 set -eu
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -38,6 +40,7 @@ destdir=
 libdir=
 includedir=
 build=1
+ldconfig=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --includedir) [ $# -ge 2 ] || die "--includedir needs a directory"; includedir=$2; shift ;;
     --includedir=*) includedir=${1#*=} ;;
     --no-build) build=0 ;;
+    --no-ldconfig) ldconfig=0 ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -160,6 +164,22 @@ Cflags: -I\${includedir}
 PC
 chmod 644 "$pc_tmp"
 mv -f "$pc_tmp" "$pc_dest/pgpool.pc"
+
+# A new library in a directory of the loader's cache is found only once the cache is rebuilt.
+if [ "$ldconfig" -eq 1 ] && [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && [ "$(uname -s)" = Linux ] &&
+  command -v ldconfig >/dev/null 2>&1; then
+  case "$libdir" in
+    /lib | /usr/lib | /lib64 | /usr/lib64) cached=1 ;;
+    *) cached=0
+      if cat /etc/ld.so.conf /etc/ld.so.conf.d/*.conf 2>/dev/null | grep -qx "[[:space:]]*$libdir/\{0,1\}[[:space:]]*"; then
+        cached=1
+      fi ;;
+  esac
+  if [ "$cached" -eq 1 ]; then
+    echo "== ldconfig"
+    ldconfig || echo "install.sh: ldconfig failed; run it before using the library" >&2
+  fi
+fi
 
 echo "== installed pgpool $version (ABI $abi) into $destdir$prefix"
 echo "   $lib_dest/$real"

@@ -60,6 +60,7 @@ fn install(args: &[&str]) -> String {
     let mut cmd = Command::new("sh");
     cmd.arg(root().join("scripts/install.sh"))
         .args(args)
+        .arg("--no-ldconfig")
         .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("DESTDIR");
     if let Ok(cargo) = std::env::var("CARGO") {
