@@ -29,7 +29,23 @@ fn version_macros() -> String {
     )
 }
 
+/// The shared library's ABI version: the package's major version (0 until 1.0, so every 0.x
+/// release shares `libpgpool.so.0`; scripts/install.sh names the installed files the same way).
+/// Passed to the linker for the cdylib only; the rlib and the staticlib are unaffected.
+fn soname_link_args() {
+    let major =
+        env::var("CARGO_PKG_VERSION_MAJOR").expect("CARGO_PKG_VERSION_MAJOR is set by Cargo");
+    match env::var("CARGO_CFG_TARGET_OS").as_deref() {
+        Ok("macos") | Ok("ios") => {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libpgpool.{major}.dylib")
+        }
+        Ok("windows") | Err(_) => {}
+        Ok(_) => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpgpool.so.{major}"),
+    }
+}
+
 fn main() {
+    soname_link_args();
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by Cargo"));
     let capi = root.join("src/ffi/capi");
     println!("cargo:rerun-if-changed=build.rs");

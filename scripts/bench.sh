@@ -62,6 +62,10 @@ cargo bench --bench suite --no-run --quiet
 # The C driver links to libpgpool.so; without the C API header it is reported as skipped.
 driver_args=()
 if [ -f include/pgpool.h ] && [ -f "$target_dir/release/libpgpool.so" ]; then
+  # The driver loads the library by its SONAME, libpgpool.so.<major> (build.rs).
+  # shellcheck source=scripts/lib/version.sh
+  . scripts/lib/version.sh
+  ln -sf libpgpool.so "$target_dir/release/libpgpool.so.$(pgpool_abi)"
   cc -O2 -std=c11 -Wall -Wextra -Iinclude benches/c/select1.c \
     -L"$target_dir/release" -Wl,-rpath,"$target_dir/release" -lpgpool -lpthread \
     -o "$work/select1-c"

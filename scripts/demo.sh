@@ -15,7 +15,8 @@ fi
 [ "${1:-}" = "--" ] && shift
 
 bash scripts/setup.sh
-cargo build --release --quiet --bin pgpool --lib
+cargo build --release --quiet -p pgpool-cli
+cargo build --release --quiet --lib
 bin="${CARGO_TARGET_DIR:-target}/release/pgpool"
 
 if [ -z "$url" ]; then

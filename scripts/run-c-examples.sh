@@ -21,6 +21,12 @@ if [ ! -f "$lib/libpgpool.so" ] || [ -n "$(find "$root/src" "$root/Cargo.toml" -
   echo "== building libpgpool.so (release)"
   (cd "$root" && cargo build --release --lib)
 fi
+# Programs linked with -lpgpool load the library by its SONAME, libpgpool.so.<major> (build.rs),
+# which an installation provides as a symlink (scripts/install.sh); so does the build tree here.
+# shellcheck source=scripts/lib/version.sh
+. "$root/scripts/lib/version.sh"
+abi=$(cd "$root" && pgpool_abi)
+ln -sf libpgpool.so "$lib/libpgpool.so.$abi"
 
 cflags=(-I"$root/include" -L"$lib" -Wl,-rpath,"$lib" -lpgpool -lpthread -Wall -Wextra -O2)
 

@@ -13,8 +13,8 @@ bash scripts/setup.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 # Portability: the library must build where Linux-only calls are unavailable. FreeBSD is
 # checked when its standard library is installed (`rustup target add x86_64-unknown-freebsd`).
@@ -28,7 +28,7 @@ fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [ -z "${PGPOOL_TEST_URL:-}" ]; then
   echo "== starting a throwaway PostgreSQL for the tests"
-  cargo build --quiet --bin pgpool
+  cargo build --quiet -p pgpool-cli
   # shellcheck source=scripts/lib/temp-cluster.sh
   . scripts/lib/temp-cluster.sh
   start_temp_cluster "$target_dir/debug/pgpool"
@@ -37,12 +37,13 @@ if [ -z "${PGPOOL_TEST_URL:-}" ]; then
   echo "   $PGPOOL_TEST_URL"
 fi
 
-echo "== cargo test"
-# Library, binaries, integration tests and doc tests (benchmarks run below, in their smoke mode).
-# `test-hooks` adds an exported panic trigger so the C tests can check the panic boundary.
+echo "== cargo test --workspace"
+# The library, its integration and doc tests (among them the installation, tests/install.rs),
+# the test kit and the command-line program (crates/); benchmarks run below, in their smoke
+# mode. `test-hooks` adds an exported panic trigger so the C tests can check the panic boundary.
 log=$(mktemp)
 status=0
-cargo test --no-fail-fast --features test-hooks 2>&1 | tee "$log" || status=$?
+cargo test --workspace --no-fail-fast --features pgpool/test-hooks 2>&1 | tee "$log" || status=$?
 read -r passed failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
     if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   END { print p + 0, f + 0 }' "$log")

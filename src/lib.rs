@@ -16,15 +16,13 @@
 //!
 //! Module map: [`config`] (options and the builder), [`error`], [`event`] (hooks and close
 //! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
-//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`],
-//! [`cluster`] (a throwaway PostgreSQL for demos and tests). `docs/ARCHITECTURE.md` has the
-//! whole picture.
+//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`].
+//! `docs/ARCHITECTURE.md` has the whole picture.
 
 #![deny(unsafe_code)]
 
 pub mod client;
 mod clock;
-pub mod cluster;
 mod compat;
 pub mod config;
 pub mod connection;

@@ -594,7 +594,7 @@ fn passwords_never_show_in_debug_errors_or_stats() {
     let secret = "Sup3r-S3cret-Pw";
     let conninfo = format!(
         "host=127.0.0.1 port={port} user={} password={secret} dbname=postgres",
-        pgpool::cluster::SCRAM_USER
+        pgpool_testkit::SCRAM_USER
     );
     let pool = builder(&app)
         .acquire_timeout(Duration::from_secs(3))
@@ -616,7 +616,7 @@ fn passwords_never_show_in_debug_errors_or_stats() {
     }
     let url_form = format!(
         "postgresql://{}:{secret}@127.0.0.1:{port}/postgres",
-        pgpool::cluster::SCRAM_USER
+        pgpool_testkit::SCRAM_USER
     );
     let pool = builder(&app).build(&url_form).unwrap();
     assert!(!format!("{:?}", pool.manager()).contains(secret));

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use pgpool::cluster::TempCluster;
 use pgpool::{Error, ErrorKind, Event, PgManager, Pool};
+use pgpool_testkit::TempCluster;
 
 use common::wait_until;
 

@@ -7,8 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{backends, wait_until};
-use pgpool::cluster::{ClusterOptions, StopMode, TempCluster, SCRAM_PASSWORD};
 use pgpool::{CloseReason, ErrorKind, Pool};
+use pgpool_testkit::{ClusterOptions, StopMode, TempCluster, SCRAM_PASSWORD};
 
 const LONG: Duration = Duration::from_secs(15);
 
@@ -79,7 +79,7 @@ fn permanent_connect_errors_fail_at_once_with_the_servers_message() {
         .query_one("SELECT current_user::text", &[])
         .unwrap()
         .get(0);
-    assert_eq!(user, pgpool::cluster::SCRAM_USER);
+    assert_eq!(user, pgpool_testkit::SCRAM_USER);
 
     let bad = common::builder(&app)
         .acquire_timeout(Duration::from_secs(20))

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use pgpool::cluster::{ClusterOptions, ClusterTls, TempCluster};
 use pgpool::{Error, ErrorKind, Pool};
+use pgpool_testkit::{ClusterOptions, ClusterTls, TempCluster};
 
 use common::certs::{CertAndKey, TestCerts};
 

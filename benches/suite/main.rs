@@ -21,7 +21,7 @@ mod report;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pgpool::cluster::{ClusterOptions, TempCluster};
+use pgpool_testkit::{ClusterOptions, TempCluster};
 
 use common::{Plan, Row};
 use external::Endpoint;

@@ -28,7 +28,24 @@ pub fn lib_dir() -> PathBuf {
         "libpgpool.so not found in {} (cargo test builds it with the cdylib crate type)",
         dir.display()
     );
+    soname_link(&dir);
     dir
+}
+
+/// The library's SONAME is `libpgpool.so.<major>` (build.rs), so programs linked with
+/// `-lpgpool` ask the loader for that name: it is made a symlink to `libpgpool.so` in `dir`, as
+/// an installation has (scripts/install.sh). Created under a private name and renamed into
+/// place, so concurrent test processes never see a half-made link.
+pub fn soname_link(dir: &Path) {
+    let soname = format!("libpgpool.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
+    let link = dir.join(&soname);
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("libpgpool.so")) {
+        return;
+    }
+    let partial = dir.join(format!("{soname}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&partial);
+    std::os::unix::fs::symlink("libpgpool.so", &partial).expect("symlink the SONAME");
+    std::fs::rename(&partial, &link).expect("move the SONAME symlink into place");
 }
 
 /// The crate's root directory.

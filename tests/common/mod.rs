@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use pgpool::cluster::TempCluster;
+use pgpool_testkit::TempCluster;
 
 static SHARED: OnceLock<Result<TempCluster, String>> = OnceLock::new();
 static SEQ: AtomicU32 = AtomicU32::new(0);

@@ -19,7 +19,7 @@ use super::*;
 use crate::client::conninfo::{
     ChannelBinding, ConnConfig, Host, HostSpec, LoadBalanceHosts, SslMode, TargetSessionAttrs,
 };
-use crate::cluster::{ClusterOptions, ClusterTls, TempCluster};
+use pgpool_testkit::{ClusterOptions, ClusterTls, TempCluster};
 
 #[path = "../../../tests/common/certs.rs"]
 mod certs;

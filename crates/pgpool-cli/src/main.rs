@@ -10,7 +10,6 @@
 //!
 //! Errors are reported as one `pgpool: error: ...` line on stderr with exit code 1.
 
-#[path = "pgpool/demo.rs"]
 mod demo;
 
 use std::io::{self, Read, Write};
@@ -21,7 +20,7 @@ use std::sync::OnceLock;
 use clap::{Parser, Subcommand};
 use crossbeam_channel::Sender;
 
-use pgpool::cluster::TempCluster;
+use pgpool_testkit::TempCluster;
 
 /// Set by the first SIGINT/SIGTERM: long-running work stops early and cleans up.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);

@@ -15,7 +15,7 @@
 //! loopback address that `localhost` resolves to, so `host=localhost` reaches it.
 //!
 //! ```no_run
-//! let cluster = pgpool::cluster::TempCluster::start().expect("PostgreSQL server binaries");
+//! let cluster = pgpool_testkit::TempCluster::start().expect("PostgreSQL server binaries");
 //! let pool = pgpool::Pool::builder().build(&cluster.url()).unwrap();
 //! assert!(pool.health().ok);
 //! ```
