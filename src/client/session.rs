@@ -64,7 +64,10 @@ pub(crate) enum OnDeadline {
 /// How long reading may take after a cancel before the session is given up.
 pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
-const READ_CHUNK: usize = 16 * 1024;
+/// The first read buffer of a session: enough for small results, small for idle sessions
+/// (a pool keeps many). A read that fills it doubles it, up to `MAX_READ_CHUNK`.
+const READ_CHUNK: usize = 2 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 
 /// No backend message is larger: a row holds at most 1 GiB per value, and values beyond
 /// that cannot be sent. A larger length means a corrupt stream, not a big row.
@@ -245,6 +248,10 @@ impl Session {
                 }
                 Ok(n) => {
                     self.rbuf.extend_from_slice(&self.scratch[..n]);
+                    if n == self.scratch.len() && n < MAX_READ_CHUNK {
+                        // Big results come in big reads: fewer system calls next time.
+                        self.scratch = vec![0; n * 2].into_boxed_slice();
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
