@@ -15,7 +15,7 @@
  *   pgpool_error_free. There is no thread-local "last error".
  * Outputs: on failure, output arguments are left untouched (the exceptions say so:
  *   pgpool_pool_health fills its report either way; a result passed in for reuse is left
- *   empty).
+ *   empty; pgpool_conn_transaction reports the callback's value whenever it ran).
  * Timeouts: every `timeout_ms` that bounds a wait means: negative = the pool's configured
  *   value, 0 = do not wait (PGPOOL_ERR_WOULD_BLOCK when the call would have to), positive =
  *   milliseconds (PGPOOL_ERR_TIMEOUT when they pass). Configuration durations (`*_ms`
@@ -744,7 +744,8 @@ pgpool_code pgpool_conn_transaction_status(const struct pgpool_conn *conn,
 
 // Runs `callback(conn, user_data)` between BEGIN and COMMIT: 0 from the callback commits;
 // anything else rolls back and returns PGPOOL_ERR_ROLLED_BACK, with the callback's value
-// in `*out_callback_result` (may be NULL). A COMMIT the server turns into a rollback (a
+// in `*out_callback_result` (may be NULL; set whenever the callback ran, an exception to the
+// outputs rule). A COMMIT the server turns into a rollback (a
 // statement in the transaction failed) returns PGPOOL_ERR_SERVER with SQLSTATE 25P02, never
 // PGPOOL_OK. The handle is free for the callback's own calls while it runs.
 //

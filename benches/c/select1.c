@@ -49,31 +49,27 @@ static void die(const char *what, pgpool_code code, struct pgpool_error *err) {
     exit(1);
 }
 
+static struct pgpool_stmt *stmt;
+
+/* One acquire + `SELECT $1::int4` + release in one library call, with this thread's
+ * parameter list and result reused across queries (no allocation per query). */
 static int one_query(void) {
-    static const char *const params[] = {"1"};
-    struct pgpool_conn *conn = NULL;
-    struct pgpool_result *res = NULL;
+    static _Thread_local struct pgpool_params *params;
+    static _Thread_local struct pgpool_result *res;
     struct pgpool_error *err = NULL;
-    pgpool_code rc = pgpool_pool_acquire(pool, -1, &conn, &err);
-    if (rc != PGPOOL_OK) {
-        fprintf(stderr, "acquire: %s\n", err ? pgpool_error_message(err) : "");
-        pgpool_error_free(err);
-        return -1;
+    pgpool_code rc = PGPOOL_OK;
+    if (params == NULL) {
+        rc = pgpool_params_new(&params, &err);
+        if (rc == PGPOOL_OK) rc = pgpool_params_add_int32(params, 1, &err);
     }
-    rc = pgpool_conn_query(conn, "SELECT $1::int4", 1, params, &res, &err);
+    if (rc == PGPOOL_OK) rc = pgpool_pool_exec(pool, -1, stmt, NULL, params, &res, NULL, &err);
     int64_t v = 0;
-    if (rc == PGPOOL_OK) {
-        rc = pgpool_result_get_int64(res, 0, 0, &v, &err);
-    }
+    if (rc == PGPOOL_OK) rc = pgpool_result_get_int64(res, 0, 0, &v, &err);
     if (rc != PGPOOL_OK || v != 1) {
         fprintf(stderr, "query: %s\n", err ? pgpool_error_message(err) : "wrong value");
         pgpool_error_free(err);
-        pgpool_result_free(res);
-        pgpool_conn_release(conn, NULL);
         return -1;
     }
-    pgpool_result_free(res);
-    pgpool_conn_release(conn, NULL);
     return 0;
 }
 
@@ -144,6 +140,8 @@ int main(int argc, char **argv) {
     if ((rc = pgpool_pool_create(argv[1], cfg, &pool, &err)) != PGPOOL_OK)
         die("pool_create", rc, err);
     pgpool_config_free(cfg);
+    if ((rc = pgpool_stmt_new("SELECT $1::int4", 0, NULL, &stmt, &err)) != PGPOOL_OK)
+        die("stmt", rc, err);
     if ((rc = pgpool_pool_wait_ready(pool, 60000, &err)) != PGPOOL_OK)
         die("wait_ready", rc, err);
 

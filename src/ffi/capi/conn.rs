@@ -487,7 +487,8 @@ pub type pgpool_tx_fn =
 
 /// Runs `callback(conn, user_data)` between BEGIN and COMMIT: 0 from the callback commits;
 /// anything else rolls back and returns PGPOOL_ERR_ROLLED_BACK, with the callback's value
-/// in `*out_callback_result` (may be NULL). A COMMIT the server turns into a rollback (a
+/// in `*out_callback_result` (may be NULL; set whenever the callback ran, an exception to the
+/// outputs rule). A COMMIT the server turns into a rollback (a
 /// statement in the transaction failed) returns PGPOOL_ERR_SERVER with SQLSTATE 25P02, never
 /// PGPOOL_OK. The handle is free for the callback's own calls while it runs.
 ///
