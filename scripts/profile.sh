@@ -52,12 +52,17 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "profile: building (release)" >&2
-cargo build --release --quiet --lib --bin pgpool
+cargo build --release --quiet --lib
+cargo build --release --quiet -p pgpool-cli
 suite=$(cargo bench --bench suite --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*suite-[0-9a-f]*\)).*/\1/p' | tail -n 1)
 if [ ! -x "$suite" ]; then
   echo "profile: cannot find the suite's executable" >&2
   exit 1
 fi
+# The driver loads the library by its SONAME, libpgpool.so.<major> (build.rs).
+# shellcheck source=scripts/lib/version.sh
+. scripts/lib/version.sh
+ln -sf libpgpool.so "$target_dir/release/libpgpool.so.$(pgpool_abi)"
 cc -O2 -std=c11 -Wall -Wextra -Iinclude benches/c/select1.c \
   -L"$target_dir/release" -Wl,-rpath,"$target_dir/release" -lpgpool -lpthread \
   -o "$out/select1-c"
