@@ -298,7 +298,6 @@ const char *pgpool_version(void);
 //
 // Ownership: on success `*out_cfg` receives a new handle the caller frees with
 // `pgpool_config_free`. Thread-safe, non-blocking.
-// Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_USAGE (too many live configs).
 pgpool_code pgpool_config_new(struct pgpool_config **out_cfg, struct pgpool_error **out_err);
@@ -312,9 +311,7 @@ pgpool_code pgpool_config_free(struct pgpool_config *cfg);
 
 // Sets `max_size`: Most connections open at once (default 10; 1..=10000).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_size(struct pgpool_config *cfg,
@@ -323,9 +320,7 @@ pgpool_code pgpool_config_set_max_size(struct pgpool_config *cfg,
 
 // Sets `min_idle`: Idle connections kept ready (default 0; at most `max_idle`).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_min_idle(struct pgpool_config *cfg,
@@ -334,9 +329,7 @@ pgpool_code pgpool_config_set_min_idle(struct pgpool_config *cfg,
 
 // Sets `max_idle`: Idle connections kept at most (default: `max_size`).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_idle(struct pgpool_config *cfg,
@@ -345,9 +338,7 @@ pgpool_code pgpool_config_set_max_idle(struct pgpool_config *cfg,
 
 // Sets `max_lifetime_ms`: Close connections this old (default 30 min; negative: never; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_lifetime_ms(struct pgpool_config *cfg,
@@ -356,9 +347,7 @@ pgpool_code pgpool_config_set_max_lifetime_ms(struct pgpool_config *cfg,
 
 // Sets `idle_timeout_ms`: Close idle connections after this long (default 10 min; negative: never; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_idle_timeout_ms(struct pgpool_config *cfg,
@@ -367,9 +356,7 @@ pgpool_code pgpool_config_set_idle_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `acquire_timeout_ms`: Default wait of an acquire (default 30 s; must be > 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -379,9 +366,7 @@ pgpool_code pgpool_config_set_acquire_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `connect_timeout_ms`: Bound on one connection attempt (default 10 s; must be > 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -391,9 +376,7 @@ pgpool_code pgpool_config_set_connect_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `max_uses`: Retire a connection after this many checkouts (default 0: unlimited).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_uses(struct pgpool_config *cfg,
@@ -402,9 +385,7 @@ pgpool_code pgpool_config_set_max_uses(struct pgpool_config *cfg,
 
 // Sets `validate_on_acquire`: Check a connection with a round trip before handing it out (default true).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_validate_on_acquire(struct pgpool_config *cfg,
@@ -413,9 +394,7 @@ pgpool_code pgpool_config_set_validate_on_acquire(struct pgpool_config *cfg,
 
 // Sets `validation_skip_window_ms`: Skip that round trip for connections used this recently (default 500; >= 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -425,9 +404,7 @@ pgpool_code pgpool_config_set_validation_skip_window_ms(struct pgpool_config *cf
 
 // Sets `validation_timeout_ms`: Bound on a validation or keepalive round trip (default 5 s; must be > 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -437,9 +414,7 @@ pgpool_code pgpool_config_set_validation_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `keepalive_interval_ms`: How often idle connections are checked (default 60 s; negative: never; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_keepalive_interval_ms(struct pgpool_config *cfg,
@@ -448,9 +423,7 @@ pgpool_code pgpool_config_set_keepalive_interval_ms(struct pgpool_config *cfg,
 
 // Sets `reaper_interval_ms`: How often idle/lifetime limits are enforced (default 1 s; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -460,9 +433,7 @@ pgpool_code pgpool_config_set_reaper_interval_ms(struct pgpool_config *cfg,
 
 // Sets `max_waiters`: Fail acquires at once (`PGPOOL_ERR_OVERLOADED`) when this many callers wait (default 0: unbounded).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_max_waiters(struct pgpool_config *cfg,
@@ -471,9 +442,7 @@ pgpool_code pgpool_config_set_max_waiters(struct pgpool_config *cfg,
 
 // Sets `close_timeout_ms`: Default bound of a close waiting for connections in use (default 5 s; >= 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -483,9 +452,7 @@ pgpool_code pgpool_config_set_close_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `statement_timeout_ms`: `statement_timeout` of every session (default: server's; negative: server's; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_statement_timeout_ms(struct pgpool_config *cfg,
@@ -494,9 +461,7 @@ pgpool_code pgpool_config_set_statement_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `statement_cache_capacity`: Prepared statements cached per connection (default 256; 0: no cache).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_statement_cache_capacity(struct pgpool_config *cfg,
@@ -505,9 +470,7 @@ pgpool_code pgpool_config_set_statement_cache_capacity(struct pgpool_config *cfg
 
 // Sets `tcp_user_timeout_ms`: `TCP_USER_TIMEOUT` of every socket (default 10 s; negative: leave the system's).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_tcp_user_timeout_ms(struct pgpool_config *cfg,
@@ -516,9 +479,7 @@ pgpool_code pgpool_config_set_tcp_user_timeout_ms(struct pgpool_config *cfg,
 
 // Sets `tcp_keepalive_idle_ms`: TCP keepalive idle time of every socket (default 5 s; must be > 0).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -529,8 +490,7 @@ pgpool_code pgpool_config_set_tcp_keepalive_idle_ms(struct pgpool_config *cfg,
 // Sets `application_name` of every session (default: the connection string's, else
 // "pgpool"; shorter than 64 bytes). The string is copied.
 //
-// Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
-// for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE.
@@ -542,9 +502,7 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
 // server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
 // unbounded; negative: unbounded; at least 1).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-// happen in `pgpool_pool_create`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_query_timeout_ms(struct pgpool_config *cfg,
@@ -554,8 +512,7 @@ pgpool_code pgpool_config_set_query_timeout_ms(struct pgpool_config *cfg,
 // Sets `full_reset`: undo session state (SET, LISTEN, advisory locks, temporary tables) on
 // every release, in one extra round trip (default false).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
@@ -565,8 +522,7 @@ pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
 // Sets `transaction_pooling`: for a transaction-pooling proxy such as PgBouncer, no named
 // prepared statements and no session state assumed (default false).
 //
-// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-// for a bad `cfg`.
+// Thread-safe, non-blocking.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
@@ -577,8 +533,8 @@ pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
 // called while another thread is using the handle (that is its point: a watchdog, or a Go
 // context being cancelled). The running call then returns `PGPOOL_ERR_SERVER` with SQLSTATE
 // 57014, and the connection stays usable. A cancel that arrives when nothing runs is ignored
-// by the server and never affects a later statement (this call returns once the server has
-// taken the request).
+// by the server and never affects a later statement: this call returns once the server has
+// taken the request, and releasing the handle waits for a cancel in flight.
 //
 // Blocking: one connection to the server, at most 5 s.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
@@ -590,8 +546,7 @@ pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **o
 // The handle is dead afterwards.
 //
 // Blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent use of the
-// same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
-// released handle (double release).
+// same handle finishes.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -602,8 +557,7 @@ pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **
 // Closes the connection instead of returning it (after a session change the next user must
 // not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 //
-// Non-blocking (closing happens in the background). Errors: as
-// `pgpool_conn_release`.
+// Non-blocking (closing happens in the background).
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -617,10 +571,6 @@ pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **
 //
 // Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
 // Blocking: one or two round trips, bounded by `statement_timeout` when configured.
-// Errors: NULL argument; invalid UTF-8 in `sql` or a parameter; bad or busy handle;
-// `PGPOOL_ERR_INVALID_ARGUMENT` for a wrong parameter count; `PGPOOL_ERR_SERVER` with the
-// SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
-// `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -657,7 +607,7 @@ pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
                                 struct pgpool_error **out_err);
 
 // Runs one or more `;`-separated statements with the simple protocol (no parameters, no
-// rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
+// rows returned). Blocking: one round trip.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -670,7 +620,7 @@ pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
                               struct pgpool_error **out_err);
 
 // Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
-// back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
+// back before reuse. Blocking: one round trip.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -680,8 +630,7 @@ pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
 // timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
-// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
-// handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+// Commits the open transaction (`COMMIT`). Blocking: one round trip.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -691,8 +640,7 @@ pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **ou
 // timeout); PGPOOL_ERR_BROKEN.
 pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
-// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
-// busy handle, server errors.
+// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -703,7 +651,7 @@ pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **o
 pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
-// Non-blocking. Errors: NULL argument, bad or busy handle.
+// Non-blocking.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -719,7 +667,7 @@ pgpool_code pgpool_conn_backend_pid(const struct pgpool_conn *conn,
 // 5 s (otherwise it is closed and the call returns `PGPOOL_ERR_TIMEOUT` with the
 // `outcome_unknown` flag set). `timeout_ms`: positive = milliseconds; 0 = no limit;
 // negative = the pool's configured `query_timeout_ms`. Release restores the pool's value.
-// Non-blocking. Errors: NULL `conn`, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+// Non-blocking.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -731,8 +679,7 @@ pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
 
 // Stores the session's transaction status, as the server reported it after the last
 // statement, in `*out_status`: 0 = idle, 1 = in a transaction, 2 = in a failed transaction
-// (statements are rejected until ROLLBACK). Non-blocking, no round trip. Errors: NULL
-// argument, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+// (statements are rejected until ROLLBACK). Non-blocking, no round trip.
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -952,8 +899,7 @@ pgpool_code pgpool_pool_exec(struct pgpool_pool *pool,
 // a NULL `callback` switches the callback off) to `callback`.
 //
 // Thread-safe; replaces any previous callback. After it returns, the previous callback may
-// still be running on another thread for a record already in flight. Errors:
-// `PGPOOL_ERR_USAGE` when the process already has a different Rust `log` logger.
+// still be running on another thread for a record already in flight.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_USAGE (another logger is installed in this process).
 pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
@@ -1102,9 +1048,6 @@ pgpool_code pgpool_params_clear(struct pgpool_params *params, struct pgpool_erro
 // Returns at once: connections open in the background (`min_idle` of them) or on demand.
 // Ownership: on success `*out_pool` receives a handle the caller frees with
 // `pgpool_pool_free`. Thread-safe, non-blocking.
-// Errors: NULL `conninfo`/`out_pool`; `PGPOOL_ERR_INVALID_UTF8`; `PGPOOL_ERR_INVALID_HANDLE`
-// for a freed `cfg`; `PGPOOL_ERR_CONFIG` naming an invalid option or an unparsable
-// connection string.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE (a freed `cfg`); PGPOOL_ERR_CONFIG (an invalid option or
@@ -1114,12 +1057,10 @@ pgpool_code pgpool_pool_create(const char *conninfo,
                                struct pgpool_pool **out_pool,
                                struct pgpool_error **out_err);
 
-// Waits up to `timeout_ms` until `min_idle` connections are open, so a service can fail
-// fast at start-up.
+// Waits until `min_idle` connections are open, so a service can fail fast at start-up
+// (`timeout_ms` per the timeout rule: negative = the configured `acquire_timeout`).
 //
-// Thread-safe; blocks at most `timeout_ms`. Errors: bad handle; `PGPOOL_ERR_CONNECT` at once
-// for a permanent connect error (bad password, unknown database); `PGPOOL_ERR_TIMEOUT` with
-// the last connect error; `PGPOOL_ERR_INVALID_ARGUMENT` for a negative timeout.
+// Thread-safe; blocks at most `timeout_ms`.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
@@ -1128,15 +1069,13 @@ pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
                                    int64_t timeout_ms,
                                    struct pgpool_error **out_err);
 
-// Acquires a connection, waiting up to `timeout_ms` (negative: the configured
-// `acquire_timeout`; 0: do not wait, fail with `PGPOOL_ERR_TIMEOUT`).
+// Acquires a connection, waiting per `timeout_ms` (negative: the configured
+// `acquire_timeout`; 0: only an idle one, `PGPOOL_ERR_WOULD_BLOCK` otherwise; positive:
+// milliseconds).
 //
 // Ownership: on success `*out_conn` receives a handle the caller must give back with
 // `pgpool_conn_release` (or `pgpool_conn_discard`). Thread-safe; blocks at most the timeout
 // (plus one bounded validation round trip).
-// Errors: bad handle; `PGPOOL_ERR_TIMEOUT` (the message gives the pool's state and the last
-// connect error); `PGPOOL_ERR_CLOSED`; `PGPOOL_ERR_OVERLOADED`; `PGPOOL_ERR_CONNECT` for a
-// permanent connect error.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
@@ -1166,7 +1105,6 @@ pgpool_code pgpool_pool_try_acquire(struct pgpool_pool *pool,
 //
 // Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
 // Thread-safe; blocks for the acquire plus the statement (bounded by `statement_timeout`).
-// Errors: as `pgpool_pool_acquire` and `pgpool_conn_query`.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
@@ -1183,8 +1121,7 @@ pgpool_code pgpool_pool_query(struct pgpool_pool *pool,
 // Fills `*out` with a consistent snapshot of the pool's gauges and counters. Set
 // `out->size = sizeof(pgpool_stats)` first.
 //
-// Thread-safe, non-blocking (takes the pool lock briefly). Errors: NULL argument, bad
-// handle, `PGPOOL_ERR_INVALID_ARGUMENT` when `out->size` is too small.
+// Thread-safe, non-blocking (takes the pool lock briefly).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
@@ -1209,7 +1146,7 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
 
 // Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, waiters wake with it, idle
 // connections close, and the call waits up to `timeout_ms` (negative: the configured
-// `close_timeout`) for connections in use to come back. Idempotent. The handle stays valid
+// `close_timeout`; 0: not at all) for connections in use to come back. Idempotent. The handle stays valid
 // (stats still work) until `pgpool_pool_free`.
 //
 // Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections

@@ -232,7 +232,12 @@ impl Connector {
                 Ok(stream) => stream,
                 // libpq's rule: under sslmode=prefer a failed TLS negotiation is retried once
                 // without TLS (same deadline).
-                Err(e) if self.config.sslmode == SslMode::Prefer && e.db_error().is_none() => {
+                // (Not when the deadline is gone: then the TLS step's timeout is the answer.)
+                Err(e)
+                    if self.config.sslmode == SslMode::Prefer
+                        && e.db_error().is_none()
+                        && left(deadline).is_some() =>
+                {
                     log::debug!(target: "pgpool", "TLS failed under sslmode=prefer, retrying without TLS: {e}");
                     return self.attempt(spec, target, deadline, want, false);
                 }

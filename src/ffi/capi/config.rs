@@ -73,7 +73,6 @@ unsafe fn update(
 ///
 /// Ownership: on success `*out_cfg` receives a new handle the caller frees with
 /// `pgpool_config_free`. Thread-safe, non-blocking.
-/// Errors: `PGPOOL_ERR_NULL_ARGUMENT` when `out_cfg` is NULL.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_USAGE (too many live configs).
 ///
@@ -116,9 +115,7 @@ pub extern "C" fn pgpool_config_free(cfg: *mut pgpool_config) -> pgpool_code {
 
 /// Sets `max_size`: Most connections open at once (default 10; 1..=10000).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -136,9 +133,7 @@ pub unsafe extern "C" fn pgpool_config_set_max_size(
 
 /// Sets `min_idle`: Idle connections kept ready (default 0; at most `max_idle`).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -156,9 +151,7 @@ pub unsafe extern "C" fn pgpool_config_set_min_idle(
 
 /// Sets `max_idle`: Idle connections kept at most (default: `max_size`).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -176,9 +169,7 @@ pub unsafe extern "C" fn pgpool_config_set_max_idle(
 
 /// Sets `max_lifetime_ms`: Close connections this old (default 30 min; negative: never; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -196,9 +187,7 @@ pub unsafe extern "C" fn pgpool_config_set_max_lifetime_ms(
 
 /// Sets `idle_timeout_ms`: Close idle connections after this long (default 10 min; negative: never; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -216,9 +205,7 @@ pub unsafe extern "C" fn pgpool_config_set_idle_timeout_ms(
 
 /// Sets `acquire_timeout_ms`: Default wait of an acquire (default 30 s; must be > 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -241,9 +228,7 @@ pub unsafe extern "C" fn pgpool_config_set_acquire_timeout_ms(
 
 /// Sets `connect_timeout_ms`: Bound on one connection attempt (default 10 s; must be > 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -266,9 +251,7 @@ pub unsafe extern "C" fn pgpool_config_set_connect_timeout_ms(
 
 /// Sets `max_uses`: Retire a connection after this many checkouts (default 0: unlimited).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -290,9 +273,7 @@ pub unsafe extern "C" fn pgpool_config_set_max_uses(
 
 /// Sets `validate_on_acquire`: Check a connection with a round trip before handing it out (default true).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -310,9 +291,7 @@ pub unsafe extern "C" fn pgpool_config_set_validate_on_acquire(
 
 /// Sets `validation_skip_window_ms`: Skip that round trip for connections used this recently (default 500; >= 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -335,9 +314,7 @@ pub unsafe extern "C" fn pgpool_config_set_validation_skip_window_ms(
 
 /// Sets `validation_timeout_ms`: Bound on a validation or keepalive round trip (default 5 s; must be > 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -360,9 +337,7 @@ pub unsafe extern "C" fn pgpool_config_set_validation_timeout_ms(
 
 /// Sets `keepalive_interval_ms`: How often idle connections are checked (default 60 s; negative: never; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -384,9 +359,7 @@ pub unsafe extern "C" fn pgpool_config_set_keepalive_interval_ms(
 
 /// Sets `reaper_interval_ms`: How often idle/lifetime limits are enforced (default 1 s; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -409,9 +382,7 @@ pub unsafe extern "C" fn pgpool_config_set_reaper_interval_ms(
 
 /// Sets `max_waiters`: Fail acquires at once (`PGPOOL_ERR_OVERLOADED`) when this many callers wait (default 0: unbounded).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -433,9 +404,7 @@ pub unsafe extern "C" fn pgpool_config_set_max_waiters(
 
 /// Sets `close_timeout_ms`: Default bound of a close waiting for connections in use (default 5 s; >= 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -458,9 +427,7 @@ pub unsafe extern "C" fn pgpool_config_set_close_timeout_ms(
 
 /// Sets `statement_timeout_ms`: `statement_timeout` of every session (default: server's; negative: server's; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -482,9 +449,7 @@ pub unsafe extern "C" fn pgpool_config_set_statement_timeout_ms(
 
 /// Sets `statement_cache_capacity`: Prepared statements cached per connection (default 256; 0: no cache).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -506,9 +471,7 @@ pub unsafe extern "C" fn pgpool_config_set_statement_cache_capacity(
 
 /// Sets `tcp_user_timeout_ms`: `TCP_USER_TIMEOUT` of every socket (default 10 s; negative: leave the system's).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -530,9 +493,7 @@ pub unsafe extern "C" fn pgpool_config_set_tcp_user_timeout_ms(
 
 /// Sets `tcp_keepalive_idle_ms`: TCP keepalive idle time of every socket (default 5 s; must be > 0).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
@@ -556,8 +517,7 @@ pub unsafe extern "C" fn pgpool_config_set_tcp_keepalive_idle_ms(
 /// Sets `application_name` of every session (default: the connection string's, else
 /// "pgpool"; shorter than 64 bytes). The string is copied.
 ///
-/// Thread-safe, non-blocking. Errors: as the other setters, plus `PGPOOL_ERR_NULL_ARGUMENT`
-/// for a NULL `value` and `PGPOOL_ERR_INVALID_UTF8`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE.
@@ -586,9 +546,7 @@ pub unsafe extern "C" fn pgpool_config_set_application_name(
 /// server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
 /// unbounded; negative: unbounded; at least 1).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`; `PGPOOL_ERR_INVALID_ARGUMENT` for a value no option can take. Range checks
-/// happen in `pgpool_pool_create`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -613,8 +571,7 @@ pub unsafe extern "C" fn pgpool_config_set_query_timeout_ms(
 /// Sets `full_reset`: undo session state (SET, LISTEN, advisory locks, temporary tables) on
 /// every release, in one extra round trip (default false).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///
@@ -633,8 +590,7 @@ pub unsafe extern "C" fn pgpool_config_set_full_reset(
 /// Sets `transaction_pooling`: for a transaction-pooling proxy such as PgBouncer, no named
 /// prepared statements and no session state assumed (default false).
 ///
-/// Thread-safe, non-blocking. Errors: `PGPOOL_ERR_NULL_ARGUMENT`/`PGPOOL_ERR_INVALID_HANDLE`
-/// for a bad `cfg`.
+/// Thread-safe, non-blocking.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
 ///

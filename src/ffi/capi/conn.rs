@@ -47,7 +47,9 @@ pub(crate) struct SlotState {
 /// cancel key outside it, so a cancel works while another thread runs a statement.
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
-    cancel: Option<crate::CancelToken>,
+    /// Held shared while a cancel request is in flight; release takes it exclusively, so a
+    /// session never goes back to the pool (and to another holder) with a cancel on its way.
+    cancel: parking_lot::RwLock<Option<crate::CancelToken>>,
 }
 
 static CONNS: Registry<Slot> = Registry::new(0xC1, "pgpool_conn");
@@ -60,7 +62,7 @@ pub(crate) fn publish_conn(guard: PooledConnection) -> Result<*mut pgpool_conn, 
             guard: Some(guard),
             copy: CopyState::None,
         }),
-        cancel,
+        cancel: parking_lot::RwLock::new(cancel),
     };
     Ok(CONNS.insert(slot)? as *mut pgpool_conn)
 }
@@ -110,6 +112,8 @@ fn take_conn(
     finish: impl FnOnce(PooledConnection),
 ) -> Result<(), FfiError> {
     let slot = CONNS.remove(args::handle(conn, "conn")?)?;
+    // Wait for a cancel in flight (at most its 5 s bound), then no more can start.
+    slot.cancel.write().take();
     let taken = slot.state.lock().guard.take();
     if let Some(pooled) = taken {
         finish(pooled);
@@ -121,8 +125,8 @@ fn take_conn(
 /// called while another thread is using the handle (that is its point: a watchdog, or a Go
 /// context being cancelled). The running call then returns `PGPOOL_ERR_SERVER` with SQLSTATE
 /// 57014, and the connection stays usable. A cancel that arrives when nothing runs is ignored
-/// by the server and never affects a later statement (this call returns once the server has
-/// taken the request).
+/// by the server and never affects a later statement: this call returns once the server has
+/// taken the request, and releasing the handle waits for a cancel in flight.
 ///
 /// Blocking: one connection to the server, at most 5 s.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
@@ -140,10 +144,12 @@ pub unsafe extern "C" fn pgpool_conn_cancel(
     unsafe {
         boundary(out_err, || {
             let slot = CONNS.get(args::handle(conn, "conn")?)?;
-            let token = slot
-                .cancel
-                .clone()
-                .ok_or_else(|| FfiError::usage("the server sent no cancel key for this session"))?;
+            let token = slot.cancel.read();
+            let token = token.as_ref().ok_or_else(|| {
+                FfiError::usage(
+                    "the server sent no cancel key for this session (or it was released)",
+                )
+            })?;
             token.cancel()?;
             Ok(())
         })
@@ -154,8 +160,7 @@ pub unsafe extern "C" fn pgpool_conn_cancel(
 /// The handle is dead afterwards.
 ///
 /// Blocks for at most one bounded `ROLLBACK` round trip, and until a concurrent use of the
-/// same handle finishes. Errors: NULL `conn`; `PGPOOL_ERR_INVALID_HANDLE` for a
-/// released handle (double release).
+/// same handle finishes.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -176,8 +181,7 @@ pub unsafe extern "C" fn pgpool_conn_release(
 /// Closes the connection instead of returning it (after a session change the next user must
 /// not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 ///
-/// Non-blocking (closing happens in the background). Errors: as
-/// `pgpool_conn_release`.
+/// Non-blocking (closing happens in the background).
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -201,10 +205,6 @@ pub unsafe extern "C" fn pgpool_conn_discard(
 ///
 /// Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
 /// Blocking: one or two round trips, bounded by `statement_timeout` when configured.
-/// Errors: NULL argument; invalid UTF-8 in `sql` or a parameter; bad or busy handle;
-/// `PGPOOL_ERR_INVALID_ARGUMENT` for a wrong parameter count; `PGPOOL_ERR_SERVER` with the
-/// SQLSTATE (syntax error `42601`, invalid input `22P02`, out of range `22003`, ...);
-/// `PGPOOL_ERR_BROKEN` when the connection died (outcome may be unknown).
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -278,7 +278,7 @@ pub unsafe extern "C" fn pgpool_conn_execute(
 }
 
 /// Runs one or more `;`-separated statements with the simple protocol (no parameters, no
-/// rows returned). Blocking: one round trip. Errors: as `pgpool_conn_query`.
+/// rows returned). Blocking: one round trip.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -319,7 +319,7 @@ unsafe fn control(
 }
 
 /// Starts a transaction (`BEGIN`). A connection released with a transaction open is rolled
-/// back before reuse. Blocking: one round trip. Errors: bad or busy handle, server errors.
+/// back before reuse. Blocking: one round trip.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -339,8 +339,7 @@ pub unsafe extern "C" fn pgpool_conn_begin(
     unsafe { control(conn, PgConnection::begin, out_err) }
 }
 
-/// Commits the open transaction (`COMMIT`). Blocking: one round trip. Errors: bad or busy
-/// handle, server errors (e.g. a deferred constraint, SQLSTATE in the detail object).
+/// Commits the open transaction (`COMMIT`). Blocking: one round trip.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -360,8 +359,7 @@ pub unsafe extern "C" fn pgpool_conn_commit(
     unsafe { control(conn, PgConnection::commit, out_err) }
 }
 
-/// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip. Errors: bad or
-/// busy handle, server errors.
+/// Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -382,7 +380,7 @@ pub unsafe extern "C" fn pgpool_conn_rollback(
 }
 
 /// Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
-/// Non-blocking. Errors: NULL argument, bad or busy handle.
+/// Non-blocking.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -414,7 +412,7 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
 /// 5 s (otherwise it is closed and the call returns `PGPOOL_ERR_TIMEOUT` with the
 /// `outcome_unknown` flag set). `timeout_ms`: positive = milliseconds; 0 = no limit;
 /// negative = the pool's configured `query_timeout_ms`. Release restores the pool's value.
-/// Non-blocking. Errors: NULL `conn`, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+/// Non-blocking.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -446,8 +444,7 @@ pub unsafe extern "C" fn pgpool_conn_set_query_timeout(
 
 /// Stores the session's transaction status, as the server reported it after the last
 /// statement, in `*out_status`: 0 = idle, 1 = in a transaction, 2 = in a failed transaction
-/// (statements are rejected until ROLLBACK). Non-blocking, no round trip. Errors: NULL
-/// argument, `PGPOOL_ERR_INVALID_HANDLE`, `PGPOOL_ERR_BUSY`.
+/// (statements are rejected until ROLLBACK). Non-blocking, no round trip.
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).

@@ -146,8 +146,7 @@ pub(crate) fn init_from_env() {
 /// a NULL `callback` switches the callback off) to `callback`.
 ///
 /// Thread-safe; replaces any previous callback. After it returns, the previous callback may
-/// still be running on another thread for a record already in flight. Errors:
-/// `PGPOOL_ERR_USAGE` when the process already has a different Rust `log` logger.
+/// still be running on another thread for a record already in flight.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_USAGE (another logger is installed in this process).
 ///

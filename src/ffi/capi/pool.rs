@@ -39,9 +39,6 @@ pub(crate) fn pool_of(pool: *const pgpool_pool) -> Result<std::sync::Arc<Pool>, 
 /// Returns at once: connections open in the background (`min_idle` of them) or on demand.
 /// Ownership: on success `*out_pool` receives a handle the caller frees with
 /// `pgpool_pool_free`. Thread-safe, non-blocking.
-/// Errors: NULL `conninfo`/`out_pool`; `PGPOOL_ERR_INVALID_UTF8`; `PGPOOL_ERR_INVALID_HANDLE`
-/// for a freed `cfg`; `PGPOOL_ERR_CONFIG` naming an invalid option or an unparsable
-/// connection string.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE (a freed `cfg`); PGPOOL_ERR_CONFIG (an invalid option or
@@ -75,12 +72,10 @@ pub unsafe extern "C" fn pgpool_pool_create(
     }
 }
 
-/// Waits up to `timeout_ms` until `min_idle` connections are open, so a service can fail
-/// fast at start-up.
+/// Waits until `min_idle` connections are open, so a service can fail fast at start-up
+/// (`timeout_ms` per the timeout rule: negative = the configured `acquire_timeout`).
 ///
-/// Thread-safe; blocks at most `timeout_ms`. Errors: bad handle; `PGPOOL_ERR_CONNECT` at once
-/// for a permanent connect error (bad password, unknown database); `PGPOOL_ERR_TIMEOUT` with
-/// the last connect error; `PGPOOL_ERR_INVALID_ARGUMENT` for a negative timeout.
+/// Thread-safe; blocks at most `timeout_ms`.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
@@ -114,15 +109,13 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
     }
 }
 
-/// Acquires a connection, waiting up to `timeout_ms` (negative: the configured
-/// `acquire_timeout`; 0: do not wait, fail with `PGPOOL_ERR_TIMEOUT`).
+/// Acquires a connection, waiting per `timeout_ms` (negative: the configured
+/// `acquire_timeout`; 0: only an idle one, `PGPOOL_ERR_WOULD_BLOCK` otherwise; positive:
+/// milliseconds).
 ///
 /// Ownership: on success `*out_conn` receives a handle the caller must give back with
 /// `pgpool_conn_release` (or `pgpool_conn_discard`). Thread-safe; blocks at most the timeout
 /// (plus one bounded validation round trip).
-/// Errors: bad handle; `PGPOOL_ERR_TIMEOUT` (the message gives the pool's state and the last
-/// connect error); `PGPOOL_ERR_CLOSED`; `PGPOOL_ERR_OVERLOADED`; `PGPOOL_ERR_CONNECT` for a
-/// permanent connect error.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
@@ -193,7 +186,6 @@ pub unsafe extern "C" fn pgpool_pool_try_acquire(
 ///
 /// Ownership: on success `*out_result` receives a result freed with `pgpool_result_free`.
 /// Thread-safe; blocks for the acquire plus the statement (bounded by `statement_timeout`).
-/// Errors: as `pgpool_pool_acquire` and `pgpool_conn_query`.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
@@ -232,8 +224,7 @@ pub unsafe extern "C" fn pgpool_pool_query(
 /// Fills `*out` with a consistent snapshot of the pool's gauges and counters. Set
 /// `out->size = sizeof(pgpool_stats)` first.
 ///
-/// Thread-safe, non-blocking (takes the pool lock briefly). Errors: NULL argument, bad
-/// handle, `PGPOOL_ERR_INVALID_ARGUMENT` when `out->size` is too small.
+/// Thread-safe, non-blocking (takes the pool lock briefly).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
@@ -299,7 +290,7 @@ pub unsafe extern "C" fn pgpool_pool_health(
 
 /// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, waiters wake with it, idle
 /// connections close, and the call waits up to `timeout_ms` (negative: the configured
-/// `close_timeout`) for connections in use to come back. Idempotent. The handle stays valid
+/// `close_timeout`; 0: not at all) for connections in use to come back. Idempotent. The handle stays valid
 /// (stats still work) until `pgpool_pool_free`.
 ///
 /// Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
