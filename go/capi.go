@@ -26,7 +26,7 @@ const (
 // parameter list and result object, the encoded SQL and parameters, and the decoded row.
 type execState struct {
 	params *C.pgpool_params
-	res    *C.pgpool_result
+	box    *resultBox
 	meta   C.gp_meta
 	buf    []byte
 	sqlLen int
@@ -35,12 +35,17 @@ type execState struct {
 	names  []*C.char
 }
 
+// resultBox holds the result pointer in an allocation of its own: cgo checks everything a
+// pointer argument points into, and the state itself holds Go pointers.
+type resultBox struct{ res *C.pgpool_result }
+
 const initialCols = 16
 
 var states = sync.Pool{New: func() any { return newExecState() }}
 
 func newExecState() *execState {
 	st := &execState{
+		box:   &resultBox{},
 		buf:   make([]byte, 0, 256),
 		types: make([]C.uint32_t, initialCols),
 		cells: make([]C.gp_cell, initialCols),
@@ -51,9 +56,9 @@ func newExecState() *execState {
 }
 
 func (st *execState) free() {
-	C.pgpool_result_free(st.res)
+	C.pgpool_result_free(st.box.res)
 	C.pgpool_params_free(st.params)
-	st.res, st.params = nil, nil
+	st.box.res, st.params = nil, nil
 }
 
 func getState() *execState { return states.Get().(*execState) }
@@ -88,16 +93,16 @@ func (st *execState) cargs() (sql *C.char, buf *C.uchar, n C.size_t) {
 // redescribe grows the column arrays when a result has more columns than they hold.
 func (st *execState) redescribe() {
 	n := int(st.meta.ncols)
-	if st.meta.described != 0 || st.res == nil {
+	if st.meta.described != 0 || st.box.res == nil {
 		return
 	}
 	st.types = make([]C.uint32_t, n)
 	st.cells = make([]C.gp_cell, n)
-	C.gp_describe(st.res, &st.meta, &st.types[0], C.uint32_t(n), &st.cells[0])
+	C.gp_describe(st.box.res, &st.meta, &st.types[0], C.uint32_t(n), &st.cells[0])
 }
 
 func (st *execState) fetch(row uint64) {
-	C.gp_fetch_row(st.res, C.uint64_t(row), st.meta.ncols, &st.types[0], &st.cells[0])
+	C.gp_fetch_row(st.box.res, C.uint64_t(row), st.meta.ncols, &st.types[0], &st.cells[0])
 }
 
 func (st *execState) columnNames() []string {
@@ -109,7 +114,7 @@ func (st *execState) columnNames() []string {
 		st.names = make([]*C.char, n)
 	}
 	names := st.names[:n]
-	C.gp_column_names(st.res, C.uint32_t(n), &names[0])
+	C.gp_column_names(st.box.res, C.uint32_t(n), &names[0])
 	out := make([]string, n)
 	for i, p := range names {
 		if p != nil {
@@ -124,7 +129,7 @@ func (st *execState) columnTypeNames() []string {
 	out := make([]string, n)
 	for i := 0; i < n; i++ {
 		var p *C.char
-		if C.pgpool_result_column_type_name(st.res, C.uint32_t(i), &p, nil) == C.PGPOOL_OK && p != nil {
+		if C.pgpool_result_column_type_name(st.box.res, C.uint32_t(i), &p, nil) == C.PGPOOL_OK && p != nil {
 			out[i] = C.GoString(p)
 		}
 	}

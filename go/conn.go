@@ -80,7 +80,7 @@ func (c *Conn) runState(ctx context.Context, st *execState, wantRows bool) error
 	csql, cbuf, n := st.cargs()
 	var resp **C.pgpool_result
 	if wantRows {
-		resp = &st.res
+		resp = &st.box.res
 	}
 	stop := watch(ctx, h)
 	var detail *C.pgpool_error

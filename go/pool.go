@@ -387,7 +387,7 @@ func (p *Pool) run(ctx context.Context, sql string, args []any, wantRows bool) (
 	csql, cbuf, n := st.cargs()
 	var resp **C.pgpool_result
 	if wantRows {
-		resp = &st.res
+		resp = &st.box.res
 	}
 	var detail *C.pgpool_error
 	rc := C.gp_pool_exec(p.p, -1, csql, st.params, cbuf, n, resp, &st.meta,

@@ -115,7 +115,7 @@ func (r *Rows) current() error {
 
 // Scan copies the current row's columns into dest: pointers to int, int8..int64, uint..,
 // float32/64, bool, string, []byte, time.Time, any, a sql.Scanner (sql.NullInt64, ...), or
-// a pointer to one of those pointers (set to nil for NULL). A nil dest skips its column.
+// a pointer to one of those pointers (set to nil for NULL; a []byte is set to nil too). A nil dest skips its column.
 func (r *Rows) Scan(dest ...any) error {
 	if err := r.current(); err != nil {
 		return err
@@ -294,6 +294,15 @@ func scanCell(c *C.gp_cell, oid uint32, dest any) error {
 	case *bool:
 		if c.kind == kindBool {
 			*d = c.i != 0
+			return nil
+		}
+	case *[]byte:
+		if null {
+			*d = nil
+			return nil
+		}
+		if c.kind == kindBytes || c.kind == kindText {
+			*d = cellBytes(c)
 			return nil
 		}
 	case *any:
