@@ -190,14 +190,14 @@ func (r *Row) Scan(dest ...any) error {
 }
 
 const (
-	oidBool        = 16
-	oidBytea       = 17
-	oidInt8        = 20
-	oidInt2        = 21
-	oidInt4        = 23
-	oidFloat4      = 700
-	oidDate        = 1082
-	oidTimestamp   = 1114
+	oidBool      = 16
+	oidBytea     = 17
+	oidInt8      = 20
+	oidInt2      = 21
+	oidInt4      = 23
+	oidFloat4    = 700
+	oidDate      = 1082
+	oidTimestamp = 1114
 )
 
 func cellText(c *C.gp_cell) string {
