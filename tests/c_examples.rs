@@ -1,5 +1,6 @@
-//! The example programs in examples-c/ (C with pthreads, C++17 with RAII, Go with cgo) build
-//! against libpgpool.so and run against the throwaway PostgreSQL with the expected output.
+//! The example programs in examples-c/ (C with pthreads, C++17 with RAII, Go through the
+//! go/ module) build against libpgpool.so and run against the throwaway PostgreSQL with the
+//! expected output.
 
 mod c_support;
 mod common;
@@ -70,20 +71,21 @@ fn go_cgo_example() {
     let exe = dir.join("pgpool-go-example");
     let output = Command::new("go")
         .current_dir(c_support::root().join("examples-c/go"))
-        .args(["build", "-o"])
+        .args(["build", "-tags", "pgpool_nopkgconfig", "-o"])
         .arg(&exe)
-        .arg("main.go")
-        .env("GO111MODULE", "off")
+        .arg(".")
         .env("GOCACHE", dir.join("cache"))
-        .env("GOPATH", dir.join("path"))
-        .env("GOFLAGS", "")
+        .env("GOFLAGS", "-mod=mod")
         .env(
             "CGO_CFLAGS",
             format!("-I{}", c_support::root().join("include").display()),
         )
         .env(
             "CGO_LDFLAGS",
-            format!("-L{0} -Wl,--disable-new-dtags,-rpath,{0}", lib.display()),
+            format!(
+                "-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool",
+                lib.display()
+            ),
         )
         .output()
         .expect("run go build");

@@ -1,0 +1,3 @@
+module github.com/pgpool/pgpool/go
+
+go 1.21
