@@ -38,11 +38,13 @@ echo "== C++17: RAII wrapper (examples-c/raii.cpp)"
 c++ -std=c++17 "$root/examples-c/raii.cpp" -o "$out/raii" "${cflags[@]}"
 "$out/raii" "$url"
 
-echo "== Go: goroutines through cgo (examples-c/go/main.go)"
+echo "== Go: goroutines through the Go module (examples-c/go, module go/)"
 (
   cd "$root/examples-c/go"
-  GO111MODULE=off GOFLAGS= GOCACHE="$out/go-cache" GOPATH="$out/go-path" \
-    CGO_CFLAGS="-I$root/include" CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" \
-    go build -o "$out/pgpool-go-example" main.go
+  # The in-repo library instead of an installed one: pgpool_nopkgconfig takes the flags from
+  # CGO_CFLAGS/CGO_LDFLAGS (go/README.md).
+  GOFLAGS=-mod=mod GOCACHE="$out/go-cache" \
+    CGO_CFLAGS="-I$root/include" CGO_LDFLAGS="-L$lib -Wl,--disable-new-dtags,-rpath,$lib -lpgpool" \
+    go build -tags pgpool_nopkgconfig -o "$out/pgpool-go-example" .
 )
 "$out/pgpool-go-example" "$url"
