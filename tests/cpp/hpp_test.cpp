@@ -1,0 +1,768 @@
+// Exercises every class and member of pgpool.hpp against a server, error paths included.
+// Usage: hpp_test URL [panic]. Prints "HPP OK: N checks"; on the first failed check it
+// prints which and exits 1. With "panic" (a library built with the test-hooks feature) it also
+// checks that an injected panic inside the library becomes an Error.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "pgpool.hpp"
+
+using namespace std::chrono_literals;
+using pgpool::Error;
+
+static int checks = 0;
+
+#define CHECK(cond)                                                                     \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
+      std::fprintf(stderr, "FAILED %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::exit(1);                                                                     \
+    }                                                                                   \
+    checks++;                                                                           \
+  } while (0)
+
+// Runs `expr`, which must throw a pgpool::Error with `code`; evaluates to that Error.
+#define EXPECT_ERROR(code, expr) expect_error(__FILE__, __LINE__, #expr, code, [&] { (void)(expr); })
+
+template <typename F>
+static Error expect_error(const char *file, int line, const char *what, pgpool_code code, F f) {
+  try {
+    f();
+  } catch (const Error &e) {
+    if (e.code() != code) {
+      std::fprintf(stderr, "FAILED %s:%d: %s threw %s (%s), expected %s\n", file, line, what,
+                   pgpool_code_name(e.code()), e.what(), pgpool_code_name(code));
+      std::exit(1);
+    }
+    if (e.category() != pgpool::code_name(code)) {
+      std::fprintf(stderr, "FAILED %s:%d: %s: category %s for code %s\n", file, line, what,
+                   e.category().c_str(), pgpool_code_name(code));
+      std::exit(1);
+    }
+    checks++;
+    return e;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "FAILED %s:%d: %s threw a non-pgpool exception: %s\n", file, line, what,
+                 e.what());
+    std::exit(1);
+  }
+  std::fprintf(stderr, "FAILED %s:%d: %s did not throw (expected %s)\n", file, line, what,
+               pgpool_code_name(code));
+  std::exit(1);
+}
+
+static void section(const char *name) { std::printf("-- %s\n", name); }
+
+static_assert(!std::is_copy_constructible_v<pgpool::Config>);
+static_assert(!std::is_copy_constructible_v<pgpool::Pool>);
+static_assert(!std::is_copy_constructible_v<pgpool::Conn>);
+static_assert(!std::is_copy_constructible_v<pgpool::Result>);
+static_assert(!std::is_copy_constructible_v<pgpool::Stmt>);
+static_assert(!std::is_copy_constructible_v<pgpool::Params>);
+static_assert(!std::is_copy_constructible_v<pgpool::CopyIn>);
+static_assert(!std::is_copy_constructible_v<pgpool::Transaction>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Config>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Config>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Pool>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Pool>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Conn>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Conn>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Result>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Result>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Stmt>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Stmt>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Params>);
+static_assert(std::is_nothrow_move_assignable_v<pgpool::Params>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::CopyIn>);
+static_assert(std::is_nothrow_move_constructible_v<pgpool::Transaction>);
+static_assert(std::is_nothrow_destructible_v<pgpool::Conn>);
+static_assert(std::is_nothrow_destructible_v<pgpool::Transaction>);
+static_assert(std::is_nothrow_copy_constructible_v<pgpool::Error>);
+static_assert(std::is_base_of_v<std::runtime_error, pgpool::Error>);
+
+static void version_and_errors() {
+  section("version and Error");
+  CHECK(pgpool::version() == PGPOOL_VERSION_STRING);
+  CHECK(pgpool::code_name(PGPOOL_ERR_TIMEOUT) == "timeout");
+  Error made(PGPOOL_ERR_TYPE_MISMATCH, "made here", "22003");
+  CHECK(made.code() == PGPOOL_ERR_TYPE_MISMATCH && made.sqlstate() == "22003");
+  CHECK(made.message() == "made here" && std::string(made.what()) == "type_mismatch: made here");
+  CHECK(!made.retry_safe() && !made.outcome_unknown());
+  Error copy = made;  // shares the detail
+  CHECK(copy.sqlstate() == "22003" && copy.category() == "type_mismatch");
+  Error no_detail(PGPOOL_ERR_BROKEN, static_cast<const pgpool_error *>(nullptr));
+  CHECK(no_detail.code() == PGPOOL_ERR_BROKEN && no_detail.sqlstate().empty());
+}
+
+static void config(const std::string &url, bool panic) {
+  section("Config");
+  pgpool::Config cfg;
+  CHECK(static_cast<bool>(cfg) && cfg.get() != nullptr);
+  // Every setter, chained on an lvalue.
+  cfg.max_size(3)
+      .min_idle(1)
+      .max_idle(3)
+      .max_lifetime(30min)
+      .idle_timeout(10min)
+      .acquire_timeout(10s)
+      .connect_timeout(5s)
+      .max_uses(0)
+      .validate_on_acquire(true)
+      .validation_skip_window(500ms)
+      .validation_timeout(5s)
+      .keepalive_interval(60s)
+      .reaper_interval(1s)
+      .max_waiters(0)
+      .close_timeout(5s)
+      .statement_timeout(30s)
+      .statement_cache_capacity(64)
+      .tcp_user_timeout(10s)
+      .tcp_keepalive_idle(5s)
+      .application_name("hpp-test")
+      .query_timeout(pgpool::default_timeout)
+      .full_reset(false)
+      .transaction_pooling(false);
+  {
+    pgpool::Pool pool(url, cfg);
+    pool.wait_ready(10s);
+    auto conn = pool.acquire();
+    CHECK(conn.exec("SELECT current_setting('application_name')").get<std::string>(0, 0) ==
+          "hpp-test");
+    CHECK(conn.exec("SELECT current_setting('statement_timeout')").get<std::string>(0, 0) ==
+          "30s");
+  }
+  // Chained on a temporary, moved into a variable.
+  pgpool::Config tmp = pgpool::Config().max_size(2).application_name(std::string("hpp-tmp"));
+  CHECK(static_cast<bool>(tmp));
+  pgpool::Config moved = std::move(tmp);
+  CHECK(!tmp && moved);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, tmp.max_size(1));
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pgpool::Pool(url, tmp));
+  tmp = std::move(moved);
+  CHECK(tmp && !moved);
+  // Values the setters or the pool reject.
+  EXPECT_ERROR(PGPOOL_ERR_INVALID_UTF8, cfg.application_name("\xff"));
+  Error e = EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool(url, pgpool::Config().max_size(0)));
+  CHECK(e.message().find("max_size") != std::string::npos);
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool("postgres://[bad", cfg));
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pgpool::Pool(static_cast<const char *>(nullptr)));
+  if (panic) {
+    Error p = EXPECT_ERROR(PGPOOL_ERR_PANIC, cfg.application_name("pgpool-test-panic"));
+    CHECK(!p.message().empty());
+    cfg.application_name("hpp-after-panic");  // the config stays usable
+  }
+}
+
+static void values(pgpool::Conn &conn) {
+  section("parameters and typed getters");
+  const uint8_t blob[] = {0, 1, 255};
+  std::vector<uint8_t> vec = {9, 8, 7, 6};
+  std::optional<int32_t> none, some = 5;
+  std::string owned = "owned";
+  auto res = conn.exec(
+      "SELECT $1::int2 AS a, $2::int4, $3::int8, $4::float4, $5::float8, $6::bool, $7::text, "
+      "$8::text, $9::text, $10::bytea, $11::bytea, $12::int4, $13::int4, $14::int4, $15::int4, "
+      "$16::numeric, $17::int8, $18::numeric, $19::int4, $20::int8",
+      int16_t{-7}, int32_t{123456}, int64_t{1} << 40, 1.5f, 2.25, true, std::string_view("view"),
+      "literal", owned, pgpool::Bytea{blob, sizeof blob}, vec, std::nullopt, nullptr, none, some,
+      pgpool::Typed{1700, "12345678901234567890.125"}, uint32_t{4000000000u},
+      uint64_t{18446744073709551615ull}, uint8_t{200}, static_cast<const char *>(nullptr));
+  CHECK(res.rows() == 1 && res.columns() == 20 && res.affected() == 1);
+  CHECK(res.column_name(0) == "a" && res.column_type(0) == 21 && res.column_type_name(0) == "int2");
+  CHECK(res.column_index("a") == 0);
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.column_index("nope"));
+  CHECK(res.get<int16_t>(0, 0) == -7 && res.get<int>(0, 0) == -7);
+  CHECK(res.get<int16_t>(0, "a") == -7);
+  CHECK(res.get<int32_t>(0, 1) == 123456 && res.get<int64_t>(0, 1) == 123456);
+  CHECK(res.get<int64_t>(0, 2) == (int64_t{1} << 40) && res.get<uint64_t>(0, 2) == (uint64_t{1} << 40));
+  CHECK(res.get<float>(0, 3) == 1.5f && res.get<double>(0, 4) == 2.25);
+  CHECK(res.get<double>(0, 1) == 123456.0);  // integers convert to double
+  CHECK(res.get<bool>(0, 5));
+  CHECK(res.get<std::string_view>(0, 6) == "view" && res.get<std::string>(0, 7) == "literal");
+  CHECK(res.get<std::string>(0, 8) == "owned");
+  pgpool::Bytea b = res.get<pgpool::Bytea>(0, 9);
+  CHECK(b.size == 3 && b[0] == 0 && b[1] == 1 && b[2] == 255);
+  CHECK(res.get<std::vector<uint8_t>>(0, 10) == vec);
+  for (uint32_t c = 11; c <= 13; c++) {
+    CHECK(res.is_null(0, c));
+    CHECK(!res.get<std::optional<int32_t>>(0, c).has_value());
+    CHECK(!res.text(0, c).has_value());
+    EXPECT_ERROR(PGPOOL_ERR_NULL_VALUE, res.get<int32_t>(0, c));
+  }
+  CHECK(res.get<std::optional<int32_t>>(0, 14) == 5);
+  CHECK(res.get<std::optional<std::string>>(0, 6) == std::string("view"));
+  CHECK(res.get<std::string_view>(0, 15) == "12345678901234567890.125");
+  CHECK(*res.text(0, 15) == "12345678901234567890.125");
+  CHECK(res.get<uint32_t>(0, 16) == 4000000000u);
+  CHECK(res.get<std::string>(0, 17) == "18446744073709551615");  // sent as text
+  CHECK(res.get<int32_t>(0, 18) == 200);
+  CHECK(res.is_null(0, 19));
+  CHECK(res.get<std::string>(0, 1) == "123456");  // text form of any type
+  // Type and range errors.
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<int8_t>(0, 1));  // 123456 does not fit
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<int32_t>(0, 2));
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<uint16_t>(0, 0));  // negative
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<bool>(0, 1));
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<pgpool::Bytea>(0, 6));
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<std::chrono::microseconds>(0, 1));
+  EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<int64_t>(0, 6));
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.get<int32_t>(1, 0));
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.get<int32_t>(0, 99));
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.column_name(99));
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.column_type(99));
+  EXPECT_ERROR(PGPOOL_ERR_OUT_OF_RANGE, res.is_null(5, 0));
+  // Binder failures: a value that does not fit its parameter, a wrong count, bad UTF-8.
+  Error e = EXPECT_ERROR(PGPOOL_ERR_USAGE, conn.exec("SELECT $1::int2", int64_t{70000}));
+  CHECK(e.message().find("$1") != std::string::npos);
+  EXPECT_ERROR(PGPOOL_ERR_INVALID_ARGUMENT, conn.exec("SELECT $1::int4, $2::int4", 1));
+  EXPECT_ERROR(PGPOOL_ERR_INVALID_UTF8, conn.exec("SELECT $1::text", "\xff"));
+  // Server errors keep their SQLSTATE.
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec("SELEC 1"));
+  CHECK(e.sqlstate() == "42601" && e.category() == "server" && !e.retry_safe());
+  CHECK(std::string(e.what()).rfind("server: ", 0) == 0);
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec("SELECT $1::int4", "abc"));
+  CHECK(e.sqlstate() == "22P02");
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec("SELECT 1/0"));
+  CHECK(e.sqlstate() == "22012");
+  // A Params list built by hand, bound as is.
+  pgpool::Params p;
+  p.add(41).add("x").add_null().add(false);
+  auto r2 = conn.exec("SELECT $1::int4 + 1, $2::text, $3::int4, $4::bool", p);
+  CHECK(r2.get<int>(0, 0) == 42 && r2.get<std::string>(0, 1) == "x" && r2.is_null(0, 2) &&
+        !r2.get<bool>(0, 3));
+  p.clear().add(1);
+  CHECK(conn.exec("SELECT $1::int4", p).get<int>(0, 0) == 1);
+  pgpool::Params q(int64_t{5}, std::string("five"));
+  CHECK(conn.exec("SELECT $1::int8, $2::text", q).get<std::string>(0, 1) == "five");
+  pgpool::Params moved = std::move(q);
+  CHECK(!q && moved);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, q.add(1));
+  // Commands.
+  conn.batch("CREATE TEMP TABLE hpp_values (id int PRIMARY KEY, v text); "
+             "INSERT INTO hpp_values VALUES (1, 'one'), (2, 'two')");
+  CHECK(conn.execute("UPDATE hpp_values SET v = upper(v) WHERE id >= $1", 1) == 2);
+  CHECK(conn.exec("DELETE FROM hpp_values WHERE id = $1", 2).affected() == 1);
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.execute("INSERT INTO hpp_values VALUES (1, 'dup')"));
+  CHECK(e.sqlstate() == "23505");
+  EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.batch("NOT SQL"));
+}
+
+static void timestamps(pgpool::Conn &conn) {
+  section("timestamps");
+  using namespace std::chrono;
+  auto res = conn.exec(
+      "SELECT '2000-01-01 00:00:01+00'::timestamptz, 'infinity'::timestamptz, "
+      "'-infinity'::timestamp, '1969-12-31 23:59:59.5'::timestamp, '0044-03-15 12:00:00 BC'"
+      "::timestamptz, '2500-01-01 00:00:00+00'::timestamptz, NULL::timestamptz");
+  CHECK(res.get<microseconds>(0, 0).count() == 946684801000000LL);
+  auto tp = res.get<system_clock::time_point>(0, 0);
+  CHECK(duration_cast<seconds>(tp.time_since_epoch()).count() == 946684801);
+  CHECK(res.get<system_clock::time_point>(0, 1) == system_clock::time_point::max());
+  CHECK(res.get<microseconds>(0, 1).count() == INT64_MAX);
+  CHECK(res.get<system_clock::time_point>(0, 2) == system_clock::time_point::min());
+  CHECK(res.get<microseconds>(0, 3).count() == -500000);
+  auto secs = res.get<time_point<system_clock, seconds>>(0, 3);
+  CHECK(secs.time_since_epoch().count() == -1);  // floored
+  // Year 2500 does not fit a nanosecond time_point; it does in microseconds.
+  if (std::ratio_less_v<system_clock::period, std::micro>)
+    EXPECT_ERROR(PGPOOL_ERR_TYPE_MISMATCH, res.get<system_clock::time_point>(0, 5));
+  auto far = res.get<time_point<system_clock, microseconds>>(0, 5);
+  CHECK(far.time_since_epoch().count() == 16725225600000000LL);
+  CHECK(!res.get<std::optional<system_clock::time_point>>(0, 6).has_value());
+  // Time points bind as UTC timestamps, also before 1970 and BC.
+  const int64_t bc = res.get<microseconds>(0, 4).count();
+  auto back = conn.exec("SELECT $1::timestamptz, $2::timestamptz, $3::timestamptz, "
+                        "$4::timestamptz, $5::timestamp",
+                        tp, time_point<system_clock, microseconds>(microseconds(-500000)),
+                        time_point<system_clock, microseconds>(microseconds(bc)),
+                        system_clock::time_point::max(), time_point<system_clock, seconds>(seconds(86399)));
+  CHECK(back.get<microseconds>(0, 0).count() == 946684801000000LL);
+  CHECK(back.get<microseconds>(0, 1).count() == -500000);
+  CHECK(back.get<microseconds>(0, 2).count() == bc);
+  CHECK(back.get<microseconds>(0, 3).count() == INT64_MAX);
+  CHECK(back.get<std::string>(0, 4) == "1970-01-01 23:59:59");
+}
+
+static void iteration_and_reuse(pgpool::Pool &pool, pgpool::Conn &conn) {
+  section("rows, statements, result reuse");
+  auto res = conn.exec("SELECT g AS n, 'row ' || g AS label FROM generate_series(1, 5) g");
+  int64_t sum = 0;
+  uint64_t expected = 0;
+  for (auto row : res) {
+    CHECK(row.index() == expected++);
+    sum += row.get<int64_t>(0);
+    CHECK(row.get<std::string>("label") == "row " + std::to_string(row.get<int>(0)));
+    CHECK(!row.is_null(1));
+  }
+  CHECK(sum == 15 && expected == 5);
+  auto it = res.begin();
+  CHECK((*it).get<int>(0) == 1);
+  it++;
+  ++it;
+  CHECK((*it).get<int>(0) == 3 && it != res.end());
+  auto empty_rows = conn.exec("SELECT 1 WHERE false");
+  CHECK(empty_rows.begin() == empty_rows.end() && empty_rows.columns() == 1);
+  // A prepared statement; a Result reused in a loop of 1000 queries keeps its handle.
+  pgpool::Stmt stmt("SELECT $1 * 2 AS doubled", {20});
+  pgpool::Result reused;
+  CHECK(!reused);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, reused.rows());
+  pgpool_result *first = nullptr;
+  for (int64_t n = 0; n < 1000; n++) {
+    conn.exec(reused, stmt, n);
+    if (n == 0) first = reused.get();
+    CHECK(reused.get() == first);
+    CHECK(reused.get<int64_t>(0, 0) == 2 * n);
+  }
+  CHECK(reused.column_name(0) == "doubled" && reused.column_type(0) == 20);
+  for (int n = 0; n < 10; n++) {
+    CHECK(conn.exec(reused, "SELECT $1::int4 + 1", n).get<int>(0, 0) == n + 1);
+    CHECK(reused.get() == first);
+  }
+  // A failed exec leaves a reused result empty of rows.
+  EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec(reused, "SELEC"));
+  CHECK(reused.get() == first && reused.rows() == 0);
+  CHECK(conn.exec(stmt, int64_t{21}).get<int64_t>(0, 0) == 42);
+  CHECK(conn.execute(stmt, int64_t{1}) == 1);
+  pgpool::Stmt untyped(std::string("SELECT $1::text || '!'"));
+  CHECK(conn.exec(untyped, "hi").get<std::string>(0, 0) == "hi!");
+  pgpool::Stmt vec_typed("SELECT $1", std::vector<uint32_t>{25});
+  CHECK(conn.exec(vec_typed, "t").get<std::string>(0, 0) == "t");
+  pgpool::Stmt bad("SELEC $1");
+  CHECK(EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec(bad, 1)).sqlstate() == "42601");
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pgpool::Stmt(static_cast<const char *>(nullptr)));
+  pgpool::Stmt moved = std::move(bad);
+  CHECK(!bad && moved);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, conn.exec(bad));
+  // Values stay valid after the connection is gone, until the Result is destroyed.
+  pgpool::Result kept;
+  std::string_view big;
+  {
+    auto other = pool.acquire();
+    kept = other.exec("SELECT repeat('x', 100000)");
+    big = kept.get<std::string_view>(0, 0);
+    other.discard();
+    CHECK(!other);
+  }
+  CHECK(big.size() == 100000 && big.front() == 'x' && big.back() == 'x');
+  // Results move; the source becomes empty.
+  pgpool::Result taken = std::move(kept);
+  CHECK(!kept && taken && taken.get<std::string_view>(0, 0).size() == 100000);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, kept.get<int>(0, 0));
+  kept = std::move(taken);
+  CHECK(kept && !taken);
+  // One-call pool exec.
+  pgpool::Result pr;
+  pool.exec(pr, stmt, int64_t{4});
+  CHECK(pr.get<int64_t>(0, 0) == 8);
+  CHECK(pool.exec("SELECT $1::text", "p").get<std::string>(0, 0) == "p");
+  CHECK(pool.exec(stmt, int64_t{5}).get<int64_t>(0, 0) == 10);
+  CHECK(pool.exec(pr, "SELECT 7").get<int>(0, 0) == 7);
+  pgpool::Params pp(3);
+  CHECK(pool.exec("SELECT $1::int4", pp).get<int>(0, 0) == 3);
+  CHECK(pool.execute("SELECT 1") == 1);
+  CHECK(EXPECT_ERROR(PGPOOL_ERR_SERVER, pool.exec("SELEC")).sqlstate() == "42601");
+}
+
+struct Boom : std::runtime_error {
+  Boom() : std::runtime_error("boom") {}
+};
+
+static int64_t count(pgpool::Conn &conn) {
+  return conn.exec("SELECT count(*) FROM hpp_tx").get<int64_t>(0, 0);
+}
+
+static void transactions(pgpool::Conn &conn) {
+  section("transactions");
+  conn.batch("CREATE TEMP TABLE hpp_tx (x int PRIMARY KEY)");
+  CHECK(conn.transaction_status() == pgpool::TxStatus::idle);
+  {
+    pgpool::Transaction tx(conn);
+    CHECK(tx.active() && &tx.conn() == &conn);
+    CHECK(conn.transaction_status() == pgpool::TxStatus::in_transaction);
+    conn.execute("INSERT INTO hpp_tx VALUES (1)");
+    tx.commit();
+    CHECK(!tx.active());
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, tx.commit());
+  }
+  CHECK(count(conn) == 1);
+  // An exception leaving the scope rolls back.
+  try {
+    pgpool::Transaction tx(conn);
+    conn.execute("INSERT INTO hpp_tx VALUES (2)");
+    throw Boom();
+  } catch (const Boom &) {
+  }
+  CHECK(conn.transaction_status() == pgpool::TxStatus::idle && count(conn) == 1);
+  // A server error leaving the scope rolls back too.
+  try {
+    pgpool::Transaction tx(conn);
+    conn.execute("INSERT INTO hpp_tx VALUES (3)");
+    conn.execute("INSERT INTO hpp_tx VALUES (1)");  // duplicate key
+    tx.commit();
+    CHECK(false);
+  } catch (const Error &e) {
+    CHECK(e.sqlstate() == "23505");
+  }
+  CHECK(conn.transaction_status() == pgpool::TxStatus::idle && count(conn) == 1);
+  // Explicit rollback; a moved transaction is ended once.
+  {
+    pgpool::Transaction tx(conn);
+    conn.execute("INSERT INTO hpp_tx VALUES (4)");
+    pgpool::Transaction moved = std::move(tx);
+    CHECK(!tx.active() && moved.active());
+    moved.rollback();
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, moved.rollback());
+  }
+  CHECK(count(conn) == 1);
+  // A failed statement caught inside: commit must not pretend it committed.
+  {
+    pgpool::Transaction tx(conn);
+    conn.execute("INSERT INTO hpp_tx VALUES (5)");
+    EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.execute("INSERT INTO hpp_tx VALUES (1/0)"));
+    CHECK(conn.transaction_status() == pgpool::TxStatus::failed);
+    Error e = EXPECT_ERROR(PGPOOL_ERR_SERVER, tx.commit());
+    CHECK(e.sqlstate() == "25P02");
+  }
+  CHECK(conn.transaction_status() == pgpool::TxStatus::idle && count(conn) == 1);
+  // The callback form: commit on return, with the callback's value.
+  int calls = 0;
+  int got = conn.transaction([&](pgpool::Conn &c) {
+    calls++;
+    CHECK(&c == &conn);
+    c.execute("INSERT INTO hpp_tx VALUES ($1), ($2)", 10, 11);
+    return 7;
+  });
+  CHECK(got == 7 && calls == 1 && count(conn) == 3);
+  conn.transaction([](pgpool::Conn &c) { c.execute("INSERT INTO hpp_tx VALUES (12)"); });
+  CHECK(count(conn) == 4);
+  // An exception rolls back and is rethrown as is.
+  bool caught = false;
+  try {
+    conn.transaction([](pgpool::Conn &c) {
+      c.execute("INSERT INTO hpp_tx VALUES (13)");
+      throw Boom();
+    });
+  } catch (const Boom &) {
+    caught = true;
+  }
+  CHECK(caught && count(conn) == 4 && conn.transaction_status() == pgpool::TxStatus::idle);
+  Error e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.transaction([](pgpool::Conn &c) {
+    c.execute("INSERT INTO hpp_tx VALUES (14)");
+    c.execute("INSERT INTO hpp_tx VALUES (10)");  // duplicate key
+  }));
+  CHECK(e.sqlstate() == "23505" && count(conn) == 4);
+  // An error swallowed inside still prevents the commit.
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.transaction([](pgpool::Conn &c) {
+    c.execute("INSERT INTO hpp_tx VALUES (15)");
+    try {
+      c.execute("SELECT 1/0");
+    } catch (const Error &) {
+    }
+  }));
+  CHECK(e.sqlstate() == "25P02" && count(conn) == 4);
+  // No nesting.
+  {
+    pgpool::Transaction tx(conn);
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, conn.transaction([](pgpool::Conn &) {}));
+  }
+  // Raw begin/commit/rollback.
+  conn.begin();
+  conn.execute("INSERT INTO hpp_tx VALUES (20)");
+  conn.rollback();
+  conn.begin();
+  conn.execute("INSERT INTO hpp_tx VALUES (21)");
+  conn.commit();
+  CHECK(count(conn) == 5);
+}
+
+static void copy(pgpool::Conn &conn) {
+  section("COPY");
+  conn.batch("CREATE TEMP TABLE hpp_copy (id int, name text)");
+  {
+    auto w = conn.copy_in("COPY hpp_copy FROM STDIN");
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, conn.exec("SELECT 1"));  // mid-COPY
+    for (int i = 0; i < 10000; i++) w.write(std::to_string(i) + "\tname " + std::to_string(i) + "\n");
+    CHECK(w.end() == 10000);
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, w.write("x"));
+  }
+  CHECK(conn.copy_in("COPY hpp_copy FROM STDIN", "10000\tlast\n10001\tlast\n") == 2);
+  // A writer destroyed without end() aborts: nothing copied, the connection usable.
+  try {
+    auto w = conn.copy_in("COPY hpp_copy FROM STDIN");
+    w.write("1\tlost\n");
+    throw Boom();
+  } catch (const Boom &) {
+  }
+  {
+    auto w = conn.copy_in(std::string("COPY hpp_copy FROM STDIN"));
+    w.write("2\tlost\n");
+    pgpool::CopyIn moved = std::move(w);
+    EXPECT_ERROR(PGPOOL_ERR_USAGE, w.end());
+    moved.abort("changed my mind");
+  }
+  CHECK(EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.copy_in("COPY hpp_copy FROM STDIN", "x\ty\n")).sqlstate() ==
+        "22P02");
+  EXPECT_ERROR(PGPOOL_ERR_USAGE, conn.copy_in("SELECT 1"));
+  CHECK(conn.exec("SELECT count(*) FROM hpp_copy").get<int64_t>(0, 0) == 10002);
+  // Out: chunks through a sink, or all of it.
+  size_t lines = 0, bytes = 0, chunks = 0;
+  uint64_t rows = conn.copy_out("COPY (SELECT * FROM hpp_copy ORDER BY id) TO STDOUT",
+                                [&](std::string_view chunk) {
+                                  chunks++;
+                                  bytes += chunk.size();
+                                  lines += static_cast<size_t>(std::count(chunk.begin(), chunk.end(), '\n'));
+                                });
+  CHECK(rows == 10002 && lines == 10002 && bytes > 100000 && chunks > 1);
+  std::string all = conn.copy_out("COPY (SELECT id FROM hpp_copy WHERE id < 3 ORDER BY id) TO STDOUT");
+  CHECK(all == "0\n1\n2\n");
+  // A sink that throws: the rest is drained and the connection stays usable.
+  bool caught = false;
+  try {
+    conn.copy_out("COPY hpp_copy TO STDOUT", [](std::string_view) { throw Boom(); });
+  } catch (const Boom &) {
+    caught = true;
+  }
+  CHECK(caught && conn.exec("SELECT 1").get<int>(0, 0) == 1);
+  EXPECT_ERROR(PGPOOL_ERR_USAGE, conn.copy_out("SELECT 1"));
+  CHECK(conn.transaction_status() == pgpool::TxStatus::idle);
+}
+
+static void notifications(pgpool::Pool &pool, pgpool::Conn &conn) {
+  section("LISTEN/NOTIFY");
+  conn.batch("LISTEN hpp_jobs");
+  CHECK(!conn.wait_notification(0ms).has_value());
+  auto start = std::chrono::steady_clock::now();
+  CHECK(!conn.wait_notification(100ms).has_value());
+  CHECK(std::chrono::steady_clock::now() - start >= 90ms);
+  pool.execute("NOTIFY hpp_jobs, 'job 7'");
+  pool.execute("SELECT pg_notify('hpp_jobs', $1)", "job 8");
+  auto n = conn.wait_notification(5s);
+  CHECK(n.has_value() && n->channel == "hpp_jobs" && n->payload == "job 7" && n->process_id > 0);
+  n = conn.wait_notification(pgpool::forever);
+  CHECK(n.has_value() && n->payload == "job 8");
+  // From another thread while this one waits without limit.
+  std::thread notifier([&pool] {
+    std::this_thread::sleep_for(100ms);
+    pool.execute("NOTIFY hpp_jobs");
+  });
+  n = conn.wait_notification(pgpool::forever);
+  notifier.join();
+  CHECK(n.has_value() && n->payload.empty());
+  conn.batch("UNLISTEN *");
+}
+
+static void cancel_and_timeouts(pgpool::Pool &pool, pgpool::Conn &conn) {
+  section("cancel and timeouts");
+  int32_t pid = conn.backend_pid();
+  CHECK(pid > 0 && conn.exec("SELECT pg_backend_pid()").get<int32_t>(0, 0) == pid);
+  std::atomic<bool> cancelled{false};
+  std::thread watchdog([&] {
+    std::this_thread::sleep_for(200ms);
+    conn.cancel();  // from another thread, while the owner waits in the statement
+    cancelled = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  Error e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.exec("SELECT pg_sleep(10)"));
+  watchdog.join();
+  CHECK(e.sqlstate() == "57014" && cancelled);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  CHECK(conn.exec("SELECT 1").get<int>(0, 0) == 1);
+  // A token works the same; nothing running: ignored.
+  pgpool::CancelToken token = conn.cancel_token();
+  std::thread t2([token] {
+    std::this_thread::sleep_for(200ms);
+    token.cancel();
+  });
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, conn.execute("SELECT pg_sleep(10)"));
+  t2.join();
+  CHECK(e.sqlstate() == "57014");
+  conn.cancel();
+  CHECK(conn.exec("SELECT 2").get<int>(0, 0) == 2);
+  // The query timeout of this lease.
+  conn.set_query_timeout(100ms);
+  e = EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, conn.exec("SELECT pg_sleep(5)"));
+  CHECK(e.sqlstate() == "57014");
+  CHECK(conn.exec("SELECT 3").get<int>(0, 0) == 3);
+  conn.set_query_timeout(0ms);
+  conn.set_query_timeout(pgpool::default_timeout);
+  CHECK(conn.exec("SELECT pg_sleep(0.2)").rows() == 1);
+  // A token that outlives its lease is refused, never used on another connection.
+  pgpool::CancelToken stale = [&pool] {
+    auto c = pool.acquire();
+    return c.cancel_token();
+  }();
+  EXPECT_ERROR(PGPOOL_ERR_INVALID_HANDLE, stale.cancel());
+}
+
+static void pool_and_leases(const std::string &url) {
+  section("Pool and Conn leases");
+  pgpool::Pool pool(url, pgpool::Config().max_size(2).application_name("hpp-leases"));
+  CHECK(static_cast<bool>(pool) && pool.get() != nullptr);
+  auto a = pool.acquire();
+  auto b = pool.acquire(5s);
+  CHECK(a && b && a.backend_pid() != b.backend_pid());
+  EXPECT_ERROR(PGPOOL_ERR_WOULD_BLOCK, pool.acquire(0ms));
+  auto start = std::chrono::steady_clock::now();
+  Error e = EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, pool.acquire(50ms));
+  CHECK(std::chrono::steady_clock::now() - start >= 40ms && !e.message().empty());
+  CHECK(!pool.try_acquire().has_value());
+  pgpool::Stats s = pool.stats();
+  CHECK(s.max_size == 2 && s.in_use == 2 && s.acquire_timeouts >= 1);
+  // Moving a lease moves ownership; the moved-from Conn is empty and refuses use.
+  pgpool::Conn moved = std::move(a);
+  CHECK(!a && moved);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, a.exec("SELECT 1"));
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, a.backend_pid());
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, a.release());
+  CHECK(pool.stats().in_use == 2);
+  // Move-assigning over a lease gives the old one back.
+  moved = std::move(b);
+  CHECK(pool.stats().in_use == 1 && !b);
+  {
+    auto c = pool.try_acquire();
+    CHECK(c.has_value() && c->exec("SELECT 1").get<int>(0, 0) == 1);
+  }
+  CHECK(pool.stats().in_use == 1);
+  moved.release();
+  CHECK(!moved && pool.stats().in_use == 0);
+  // Session state: discard closes instead of returning.
+  uint64_t discarded = pool.stats().closed_discarded;
+  {
+    auto c = pool.acquire();
+    c.batch("SET search_path TO pg_catalog");
+    c.discard();
+    EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, c.discard());
+  }
+  CHECK(pool.stats().closed_discarded == discarded + 1);
+  // A lease released with a transaction open is rolled back before reuse.
+  {
+    auto c = pool.acquire();
+    c.begin();
+  }
+  {
+    auto c = pool.acquire();
+    CHECK(c.transaction_status() == pgpool::TxStatus::idle);
+  }
+  // Health.
+  pgpool::Health h = pool.health();
+  CHECK(h.ok && !h.error && !h.database.empty() && !h.server_time.empty() && h.open >= 1);
+  CHECK(h.latency.count() > 0);
+  // Several threads share one Pool.
+  std::vector<std::thread> threads;
+  std::atomic<int> sum{0};
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back([&pool, &sum, t] {
+      try {
+        for (int i = 0; i < 25; i++) {
+          {
+            auto c = pool.acquire(10s);
+            sum += c.exec("SELECT $1::int4", t).get<int>(0, 0);
+          }
+          sum += pool.exec("SELECT 1").get<int>(0, 0);
+        }
+      } catch (const Error &e) {
+        std::fprintf(stderr, "FAILED: thread %d: %s\n", t, e.what());
+        std::exit(1);
+      }
+    });
+  for (auto &t : threads) t.join();
+  CHECK(sum == 25 * (0 + 1 + 2 + 3) + 100);
+  // Pools move; a lease outlives its pool.
+  pgpool::Pool other = std::move(pool);
+  CHECK(!pool && other);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.stats());
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.acquire());
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.health());
+  auto held = other.acquire();
+  // Close: waits for the lease, times out while it is held.
+  EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, other.close(50ms));
+  EXPECT_ERROR(PGPOOL_ERR_CLOSED, other.acquire());
+  EXPECT_ERROR(PGPOOL_ERR_CLOSED, other.exec("SELECT 1"));
+  pgpool::Health closed = other.health();
+  CHECK(!closed.ok && closed.error.has_value() && closed.error->code() == PGPOOL_ERR_CLOSED);
+  CHECK(held.exec("SELECT 1").get<int>(0, 0) == 1);
+  {
+    pgpool::Pool gone = std::move(other);
+  }  // freed while `held` is out
+  CHECK(held.exec("SELECT 2").get<int>(0, 0) == 2);
+  held.release();
+  // A pool that cannot connect.
+  pgpool::Pool bad("postgres://nobody@127.0.0.1:1/none",
+                   pgpool::Config().min_idle(1).acquire_timeout(200ms).connect_timeout(100ms));
+  e = EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, bad.wait_ready(300ms));
+  pgpool::Health unhealthy = bad.health();
+  CHECK(!unhealthy.ok && unhealthy.error.has_value() && unhealthy.database.empty());
+  bad.close();
+}
+
+static std::atomic<int> log_records{0};
+
+static void count_log(int32_t level, const char *message, void *user) noexcept {
+  (void)level;
+  (void)message;
+  static_cast<std::atomic<int> *>(user)->fetch_add(1);
+}
+
+static void logging(const std::string &url) {
+  section("log callback");
+  pgpool::set_log_callback(count_log, &log_records, 5);
+  {
+    pgpool::Pool pool(url, pgpool::Config().max_size(1));
+    pool.exec("SELECT 1");
+  }
+  pgpool::set_log_callback(nullptr, nullptr, 0);
+  CHECK(log_records.load() > 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s URL [panic]\n", argv[0]);
+    return 2;
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const std::string url = argv[1];
+  const bool panic = argc > 2 && std::strcmp(argv[2], "panic") == 0;
+  try {
+    version_and_errors();
+    config(url, panic);
+    {
+      pgpool::Pool pool(url, pgpool::Config().max_size(3).application_name("hpp-test"));
+      auto conn = pool.acquire();
+      values(conn);
+      timestamps(conn);
+      iteration_and_reuse(pool, conn);
+      transactions(conn);
+      copy(conn);
+      notifications(pool, conn);
+      cancel_and_timeouts(pool, conn);
+      conn.release();
+      pool.close();
+      CHECK(pool.stats().open == 0);
+    }
+    pool_and_leases(url);
+    logging(url);
+  } catch (const Error &e) {
+    std::fprintf(stderr, "FAILED: unexpected pgpool::Error %s (SQLSTATE '%s')\n", e.what(),
+                 e.sqlstate().c_str());
+    return 1;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "FAILED: unexpected exception %s\n", e.what());
+    return 1;
+  }
+  std::printf("HPP OK: %d checks\n", checks);
+  return 0;
+}
