@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <unistd.h>
+
 #include "pgpool.hpp"
 
 using namespace std::chrono_literals;
@@ -543,21 +545,23 @@ static void copy(pgpool::Conn &conn) {
 
 static void notifications(pgpool::Pool &pool, pgpool::Conn &conn) {
   section("LISTEN/NOTIFY");
-  conn.batch("LISTEN hpp_jobs");
+  // A channel of this process's own: the suite runs several builds of this program at once.
+  const std::string channel = "hpp_jobs_" + std::to_string(getpid());
+  conn.batch("LISTEN " + channel);
   CHECK(!conn.wait_notification(0ms).has_value());
   auto start = std::chrono::steady_clock::now();
   CHECK(!conn.wait_notification(100ms).has_value());
   CHECK(std::chrono::steady_clock::now() - start >= 90ms);
-  pool.execute("NOTIFY hpp_jobs, 'job 7'");
-  pool.execute("SELECT pg_notify('hpp_jobs', $1)", "job 8");
+  pool.execute("NOTIFY " + channel + ", 'job 7'");
+  pool.execute("SELECT pg_notify($1, $2)", channel, "job 8");
   auto n = conn.wait_notification(5s);
-  CHECK(n.has_value() && n->channel == "hpp_jobs" && n->payload == "job 7" && n->process_id > 0);
+  CHECK(n.has_value() && n->channel == channel && n->payload == "job 7" && n->process_id > 0);
   n = conn.wait_notification(pgpool::forever);
   CHECK(n.has_value() && n->payload == "job 8");
   // From another thread while this one waits without limit.
-  std::thread notifier([&pool] {
+  std::thread notifier([&pool, &channel] {
     std::this_thread::sleep_for(100ms);
-    pool.execute("NOTIFY hpp_jobs");
+    pool.execute("NOTIFY " + channel);
   });
   n = conn.wait_notification(pgpool::forever);
   notifier.join();
