@@ -881,7 +881,8 @@ pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
 // releases the connection: one call for the whole round (one crossing for cgo callers).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
-// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY (the parameter list or the result is in use by
+// another thread); PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
 // (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
 // PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 // idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect

@@ -105,30 +105,32 @@ else
   exit 1
 fi
 # Go: the pgpool Go module against pgx's pgxpool, alternating in one run on a cluster of its
-# own (full runs only: it fetches pgx from the Go module proxy). Appended to the report.
-if [ "$quick" -eq 0 ]; then
-  if command -v go >/dev/null 2>&1; then
-    log "Go: pgpool (cgo) vs pgxpool"
-    cargo build --release --quiet -p pgpool-cli
-    # shellcheck source=scripts/lib/temp-cluster.sh
-    . scripts/lib/temp-cluster.sh
-    start_temp_cluster "$target_dir/release/pgpool"
-    go_table=$(bash scripts/bench-go.sh "$TEMP_CLUSTER_URL" -duration 3s -rounds 2)
-    {
-      echo
-      echo "## Go: the pgpool module vs pgx's pgxpool"
-      echo
-      echo "\`bash scripts/bench-go.sh URL -duration 3s -rounds 2\` (run by \`$command_line\` on a"
-      echo "throwaway cluster of its own): \`SELECT \$1::int4\` through \`Pool.QueryRow(...).Scan\`,"
-      echo "pools of 8, both contenders alternating. Targets: ≥ 1.0× pgxpool's q/s, ≤ 1.0× its CPU"
-      echo "per query."
-      echo
-      echo '```text'
-      echo "$go_table"
-      echo '```'
-    } >>"$out/PERFORMANCE.md"
-  else
-    log "go not found: the Go benchmark is skipped"
-  fi
+# own (pgx comes from the Go module proxy). Appended to the report; short points when quick.
+go_args=(-duration 3s -rounds 2)
+if [ "$quick" -eq 1 ]; then
+  go_args=(-duration 200ms -rounds 1)
+fi
+if command -v go >/dev/null 2>&1; then
+  log "Go: pgpool (cgo) vs pgxpool"
+  cargo build --release --quiet -p pgpool-cli
+  # shellcheck source=scripts/lib/temp-cluster.sh
+  . scripts/lib/temp-cluster.sh
+  start_temp_cluster "$target_dir/release/pgpool"
+  go_table=$(bash scripts/bench-go.sh "$TEMP_CLUSTER_URL" "${go_args[@]}")
+  {
+    echo
+    echo "## Go: the pgpool module vs pgx's pgxpool"
+    echo
+    echo "\`bash scripts/bench-go.sh URL ${go_args[*]}\` (run by \`$command_line\` on a"
+    echo "throwaway cluster of its own): \`SELECT \$1::int4\` through \`Pool.QueryRow(...).Scan\`,"
+    echo "pools of 8, both contenders alternating. Targets: ≥ 1.0× pgxpool's q/s, ≤ 1.0× its CPU"
+    echo "per query."
+    echo
+    echo '```text'
+    echo "$go_table"
+    echo '```'
+  } >>"$out/PERFORMANCE.md"
+else
+  log "go not found: the Go benchmark is skipped"
 fi
 log "done: $out/PERFORMANCE.md"

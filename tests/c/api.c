@@ -68,6 +68,22 @@ static void config_paths(void) {
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_pool_create(NULL, cfg, &pool, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_pool_create(url, cfg, NULL, &err));
   EXPECT(PGPOOL_ERR_INVALID_UTF8, pgpool_pool_create("host=\xff", cfg, &pool, &err));
+  /* Settings that every connect would reject are refused at create time, naming the option. */
+  EXPECT(PGPOOL_OK, pgpool_config_set_statement_timeout_ms(cfg, 2147483648LL, &err));
+  EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create(url, cfg, &pool, &err));
+  EXPECT_MSG("statement_timeout");
+  EXPECT(PGPOOL_OK, pgpool_config_set_statement_timeout_ms(cfg, 10000, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_tcp_user_timeout_ms(cfg, 2147483648LL, &err));
+  EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create(url, cfg, &pool, &err));
+  EXPECT_MSG("tcp_user_timeout");
+  EXPECT(PGPOOL_OK, pgpool_config_set_tcp_user_timeout_ms(cfg, 10000, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_tcp_keepalive_idle_ms(cfg, 999, &err));
+  EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create(url, cfg, &pool, &err));
+  EXPECT_MSG("tcp_keepalive_idle");
+  EXPECT(PGPOOL_OK, pgpool_config_set_tcp_keepalive_idle_ms(cfg, 4294967296LL, &err));
+  EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create(url, cfg, &pool, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_tcp_keepalive_idle_ms(cfg, 5000, &err));
+  CHECK(pool == NULL);
   EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create("postgres://[nope", cfg, &pool, &err));
   EXPECT_MSG("conninfo");
   EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));

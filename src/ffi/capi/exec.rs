@@ -160,10 +160,11 @@ pub unsafe extern "C" fn pgpool_conn_exec(
     unsafe {
         boundary(out_err, || {
             let sql = args::string(sql, "sql")?;
-            let values = params::snapshot(params)?;
-            let types = params::declared_types(&values);
-            with_conn(conn, |c| {
-                exec_on(c, sql, &types, &values, inout_res, out_affected)
+            params::with_params(params, |values| {
+                let types = params::declared_types(values);
+                with_conn(conn, |c| {
+                    exec_on(c, sql, &types, values, inout_res, out_affected)
+                })
             })
         })
     }
@@ -192,9 +193,10 @@ pub unsafe extern "C" fn pgpool_conn_exec_stmt(
     unsafe {
         boundary(out_err, || {
             let stmt = STMTS.get(args::handle(stmt, "stmt")?)?;
-            let values = params::snapshot(params)?;
-            with_conn(conn, |c| {
-                exec_on(c, &stmt.sql, &stmt.types, &values, inout_res, out_affected)
+            params::with_params(params, |values| {
+                with_conn(conn, |c| {
+                    exec_on(c, &stmt.sql, &stmt.types, values, inout_res, out_affected)
+                })
             })
         })
     }
@@ -206,7 +208,8 @@ pub unsafe extern "C" fn pgpool_conn_exec_stmt(
 /// releases the connection: one call for the whole round (one crossing for cgo callers).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
-/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY (the parameter list or the result is in use by
+/// another thread); PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
 /// (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
 /// PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 /// idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
@@ -234,19 +237,22 @@ pub unsafe extern "C" fn pgpool_pool_exec(
             } else {
                 Some(STMTS.get(stmt as usize)?)
             };
-            let values = params::snapshot(params)?;
-            let text;
-            let declared;
-            let (sql, types): (&str, &[u32]) = match &statement {
-                Some(s) => (&s.sql, &s.types),
-                None => {
-                    text = args::string(sql, "sql")?;
-                    declared = params::declared_types(&values);
-                    (text, &declared)
-                }
+            let text = match &statement {
+                Some(s) => s.sql.as_str(),
+                None => args::string(sql, "sql")?,
             };
-            let mut guard = acquire(&pool, timeout_ms)?;
-            exec_on(&mut guard, sql, types, &values, inout_res, out_affected)
+            params::with_params(params, |values| {
+                let declared;
+                let types: &[u32] = match &statement {
+                    Some(s) => &s.types,
+                    None => {
+                        declared = params::declared_types(values);
+                        &declared
+                    }
+                };
+                let mut guard = acquire(&pool, timeout_ms)?;
+                exec_on(&mut guard, text, types, values, inout_res, out_affected)
+            })
         })
     }
 }

@@ -144,15 +144,23 @@ pub(crate) type ParamList = Mutex<Vec<Param>>;
 
 pub(crate) static PARAMS: Registry<ParamList> = Registry::new(0x9A, "pgpool_params");
 
-/// The parameters behind `params` (NULL: none), copied out so the list is free for reuse
-/// while the statement runs.
-pub(crate) fn snapshot(params: *const pgpool_params) -> Result<Vec<Param>, FfiError> {
+/// Runs `f` with the parameters behind `params` (NULL: none), the list locked for the call:
+/// another thread changing it meanwhile gets `PGPOOL_ERR_BUSY` (no copy, no allocation).
+pub(crate) fn with_params<T>(
+    params: *const pgpool_params,
+    f: impl FnOnce(&[Param]) -> Result<T, FfiError>,
+) -> Result<T, FfiError> {
     if params.is_null() {
-        return Ok(Vec::new());
+        return f(&[]);
     }
     let list = PARAMS.get(params as usize)?;
-    let values = list.lock().clone();
-    Ok(values)
+    let values = list.try_lock().ok_or_else(|| {
+        FfiError::new(
+            pgpool_code::PGPOOL_ERR_BUSY,
+            "the parameter list is being changed by another thread",
+        )
+    })?;
+    f(&values)
 }
 
 /// Creates an empty parameter list in `*out_params`.

@@ -109,6 +109,15 @@ pub(crate) fn exec_typed(
     params: &[Param],
     sink: Option<&mut QueryResult>,
 ) -> Result<u64, FfiError> {
+    // Up to 16 parameters the references live on the stack: no allocation per query.
+    const ON_STACK: usize = 16;
+    if params.len() <= ON_STACK {
+        let mut refs: [&(dyn ToSql + Sync); ON_STACK] = [&Param::Null; ON_STACK];
+        for (slot, p) in refs.iter_mut().zip(params) {
+            *slot = p;
+        }
+        return run(conn, sql, types, &refs[..params.len()], sink);
+    }
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
     run(conn, sql, types, &refs, sink)
 }
