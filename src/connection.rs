@@ -65,6 +65,32 @@ pub struct PgConnection {
     default_query_timeout: Option<Duration>,
 }
 
+/// Keeps the first row of a result and counts the rest (`query_one`, `query_opt`): no
+/// `Vec` for a single row.
+#[derive(Default)]
+struct FirstRow {
+    row: Option<Row>,
+    count: usize,
+}
+
+impl RowSink for FirstRow {
+    fn push(
+        &mut self,
+        statement: &Statement,
+        body: postgres_protocol::message::backend::DataRowBody,
+    ) -> Result<(), Error> {
+        self.count += 1;
+        if self.row.is_none() {
+            self.row = Some(Row::new(statement.clone(), body)?);
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 /// The statement cache's key: the text, plus the declared parameter types when there are
 /// any (NUL cannot occur in a statement's text).
 fn cache_key<'a>(sql: &'a str, types: &[u32]) -> std::borrow::Cow<'a, str> {
@@ -338,19 +364,22 @@ impl PgConnection {
     }
 
     /// Like [`query`](Self::query) for exactly one row; zero or several rows are an error.
+    /// Allocates nothing for a cached statement whose row has at most 8 columns.
     pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            1 => Ok(rows.pop().expect("one row")),
-            n => Err(Error::usage(format!("query_one expected 1 row, got {n}"))),
+        let mut one = FirstRow::default();
+        self.run_sql(sql, params, Some(&mut one))?;
+        match (one.count, one.row) {
+            (1, Some(row)) => Ok(row),
+            (n, _) => Err(Error::usage(format!("query_one expected 1 row, got {n}"))),
         }
     }
 
     /// Like [`query`](Self::query) for at most one row.
     pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, Error> {
-        let mut rows = self.query(sql, params)?;
-        match rows.len() {
-            0 | 1 => Ok(rows.pop()),
+        let mut one = FirstRow::default();
+        self.run_sql(sql, params, Some(&mut one))?;
+        match one.count {
+            0 | 1 => Ok(one.row),
             n => Err(Error::usage(format!(
                 "query_opt expected at most 1 row, got {n}"
             ))),

@@ -63,13 +63,61 @@ impl<T: RowIndex + ?Sized> RowIndex for &T {
 pub struct Row {
     statement: Statement,
     body: DataRowBody,
-    ranges: Vec<Option<Range<usize>>>,
+    ranges: Offsets,
+}
+
+/// How many values' offsets a row keeps inline (no allocation for narrower rows).
+const INLINE: usize = 8;
+
+/// Where each value of a row lies in its DataRow body; `None` for NULL.
+enum Offsets {
+    Inline(usize, [Option<Range<u32>>; INLINE]),
+    Heap(Vec<Option<Range<u32>>>),
+}
+
+impl Offsets {
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Inline(n, _) => *n,
+            Offsets::Heap(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Option<Range<u32>>> {
+        match self {
+            Offsets::Inline(n, items) => items[..*n].get(i),
+            Offsets::Heap(v) => v.get(i),
+        }
+    }
+
+    fn read(body: &DataRowBody, columns: usize) -> Result<Offsets, Error> {
+        let narrow = |r: Range<usize>| r.start as u32..r.end as u32;
+        let mut it = body.ranges();
+        if columns <= INLINE {
+            let mut items = [const { None }; INLINE];
+            let mut n = 0;
+            while let Some(range) = it.next().map_err(Error::protocol_io)? {
+                if n == INLINE {
+                    n += 1;
+                    break;
+                }
+                items[n] = range.map(narrow);
+                n += 1;
+            }
+            Ok(Offsets::Inline(n.min(INLINE + 1), items))
+        } else {
+            let mut v = Vec::with_capacity(columns);
+            while let Some(range) = it.next().map_err(Error::protocol_io)? {
+                v.push(range.map(narrow));
+            }
+            Ok(Offsets::Heap(v))
+        }
+    }
 }
 
 impl Row {
     pub(crate) fn new(statement: Statement, body: DataRowBody) -> Result<Row, Error> {
-        let ranges: Vec<Option<Range<usize>>> =
-            body.ranges().collect().map_err(Error::protocol_io)?;
+        let ranges = Offsets::read(&body, statement.columns().len())?;
         if ranges.len() != statement.columns().len() {
             return Err(Error::protocol(format!(
                 "a row has {} values but the statement has {} columns",
@@ -96,13 +144,13 @@ impl Row {
 
     /// True for a row without columns.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.ranges.len() == 0
     }
 
     /// The raw (binary format) bytes of a value; `None` for NULL.
     pub fn raw(&self, idx: usize) -> Option<&[u8]> {
         let range = self.ranges.get(idx)?.clone()?;
-        Some(&self.body.buffer()[range])
+        Some(&self.body.buffer()[range.start as usize..range.end as usize])
     }
 
     /// The value of column `idx` as `T`.
