@@ -586,11 +586,14 @@ impl PgConnection {
         if !self.reset_transaction(timeout) {
             return false;
         }
+        // Notifications received for this holder are not the next one's.
+        while self.session.take_notification().is_some() {}
         if full {
             self.session
                 .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
             let ok = self.session.simple_query(FULL_RESET).is_ok();
             self.session.clear_deadline();
+            // UNLISTEN may have raced with a NOTIFY: drop what came with the reset too.
             while self.session.take_notification().is_some() {}
             return ok && self.session.status() == TransactionStatus::Idle;
         }

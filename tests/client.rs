@@ -674,3 +674,21 @@ fn a_startup_option_the_server_rejects_fails_the_acquire_at_once() {
     );
     assert!(err.to_string().contains("statement_timeout"), "{err}");
 }
+
+#[test]
+fn notifications_left_unread_do_not_reach_the_next_holder() {
+    let app = common::app_name("notify_reset");
+    let channel = unique_table(&app);
+    let pool = builder(&app).max_size(1).build(&url()).unwrap();
+    let mut conn = pool.get().unwrap();
+    conn.batch_execute(&format!(
+        "LISTEN {channel}; NOTIFY {channel}, 'for the first holder'"
+    ))
+    .unwrap();
+    assert_eq!(conn.pending_notifications(), 1);
+    drop(conn);
+    let mut conn = pool.get().unwrap();
+    assert_eq!(conn.pending_notifications(), 0);
+    assert!(conn.next_notification().is_none());
+    conn.batch_execute("UNLISTEN *").unwrap();
+}
