@@ -9,7 +9,7 @@ use pgpool::{Error, Pool};
 pub fn run(url: &str) -> Result<(), Error> {
     let pool = Pool::builder()
         .max_size(8) // at most 8 sessions open
-        .min_idle(2) // kept warm by the reaper thread
+        .min_idle(2) // kept warm in the background
         .acquire_timeout(Duration::from_secs(5))
         .statement_timeout(Some(Duration::from_secs(30)))
         .application_name("quickstart")

@@ -454,7 +454,7 @@ type Stats struct {
 	TotalConns        int32 // established connections (OpenConnections)
 	AcquiredConns     int32 // connections held by callers (InUse)
 	IdleConns         int32 // connections ready to hand out (Idle)
-	CheckingConns     int32 // idle connections being checked by the keepalive thread
+	CheckingConns     int32 // idle connections being checked by the keepalive job
 	ConstructingConns int32 // connection attempts in progress
 	ClosingConns      int32
 	WaitingCallers    int32         // callers waiting for a connection now

@@ -214,7 +214,7 @@ typedef struct pgpool_stats {
   uint32_t in_use;
   // Connections ready to hand out.
   uint32_t idle;
-  // Idle connections being checked by the keepalive thread.
+  // Idle connections being checked by the keepalive job.
   uint32_t checking;
   // Connection attempts in progress.
   uint32_t pending;

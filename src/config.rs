@@ -54,10 +54,10 @@ pub struct Config {
     pub validation_skip_window: Duration,
     /// Bound on one validation or keepalive round trip. Defaults to 5 s; must be > 0.
     pub validation_timeout: Duration,
-    /// How often the keepalive thread checks idle connections with a round trip and replaces
-    /// dead ones. Defaults to 60 s; `None` disables the keepalive thread. Must be at least 1 ms.
+    /// How often the housekeeper thread checks idle connections with a round trip and replaces
+    /// dead ones. Defaults to 60 s; `None` disables the keepalives. Must be at least 1 ms.
     pub keepalive_interval: Option<Duration>,
-    /// How often the reaper thread enforces `idle_timeout`, `max_lifetime` and `min_idle`.
+    /// How often the housekeeper thread enforces `idle_timeout`, `max_lifetime` and `min_idle`.
     /// Defaults to 1 s; must be at least 1 ms.
     pub reaper_interval: Duration,
     /// When this many callers are already waiting, [`Pool::get`](crate::Pool::get) fails at once with

@@ -24,7 +24,7 @@ pub enum CloseReason {
     Broken,
     /// Failed the zero-cost probe or the validation round trip before hand-out.
     FailedValidation,
-    /// Failed the keepalive thread's round trip.
+    /// Failed the keepalive job's round trip.
     FailedKeepalive,
     /// The user discarded it explicitly.
     Discarded,

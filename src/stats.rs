@@ -27,13 +27,13 @@ pub(crate) struct Counters {
 pub struct Stats {
     /// The configured `max_size` (Go's `MaxOpenConnections`).
     pub max_size: u32,
-    /// Established connections: in use, idle, or being checked by the keepalive thread.
+    /// Established connections: in use, idle, or being checked by the keepalive job.
     pub open: u32,
     /// Connections held by callers (Go's `InUse`).
     pub in_use: u32,
     /// Connections ready to hand out (Go's `Idle`).
     pub idle: u32,
-    /// Idle connections the keepalive thread is checking right now.
+    /// Idle connections the keepalive job is checking right now.
     pub checking: u32,
     /// Connection attempts in progress.
     pub pending: u32,

@@ -159,7 +159,7 @@ pub struct Health {
 }
 
 impl<M: Manager> Pool<M> {
-    /// Starts a pool around `manager`: spawns the reaper and keepalive threads and the first
+    /// Starts a pool around `manager`: spawns the housekeeper thread and the first
     /// `min_idle` connects (the closer thread starts when first needed, if ever). Config must
     /// already be validated.
     pub(crate) fn start(manager: M, config: Config, hook: Option<EventHook>) -> Pool<M> {
@@ -240,7 +240,7 @@ impl<M: Manager> Pool<M> {
     }
 
     /// This pool's id, unique in the process; background threads are named after it
-    /// (`pgpool-r<id>` reaper, `pgpool-k<id>` keepalive, `pgpool-c<id>` closer, started
+    /// (`pgpool-h<id>` housekeeper (reaper and keepalive), `pgpool-c<id>` closer, started
     /// when first needed, `pgpool-n<id>` connectors).
     pub fn id(&self) -> u64 {
         self.shared().id

@@ -41,7 +41,7 @@ pub(crate) struct Shared<M: Manager> {
     /// The closer thread's channel, started the first time a connection is retired (never
     /// when `close_inline`). Dropping it (with `Shared`) ends the closer.
     pub(crate) closer: Mutex<Option<Sender<Retired<M::Connection>>>>,
-    /// Dropping this sender stops the reaper and keepalive threads.
+    /// Dropping this sender stops the housekeeper thread.
     pub(crate) stop: Mutex<Option<Sender<()>>>,
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn guarded<T>(context: &str, f: impl FnOnce() -> Result<T, Error>) ->
 
 impl<M: Manager> Shared<M> {
     /// The shared state of a new pool, and the receiving end of its stop channel (for the
-    /// reaper and keepalive threads). Config must already be validated.
+    /// the housekeeper thread). Config must already be validated.
     pub(crate) fn new(
         id: u64,
         manager: M,

@@ -149,7 +149,7 @@ pub(crate) enum AfterConnectError {
 /// 1. **Slot accounting.** `idle.len() + in_use + checking + pending + closing <= max_size`:
 ///    every connection that exists, is being opened, or is being closed holds one slot.
 /// 2. **One place per connection.** A connection is in `idle`, with a caller (`in_use`, which
-///    includes one sitting in a waiter's slot), with the keepalive thread (`checking`), or
+///    includes one sitting in a waiter's slot), with the keepalive job (`checking`), or
 ///    retired (`closing`). Derivable: `created == closed by any reason + idle + in_use +
 ///    checking`.
 /// 3. **No barging.** `!waiters.is_empty()` implies `idle.is_empty()`: a connection that
@@ -595,7 +595,7 @@ impl<C> State<C> {
         (retired, spawn)
     }
 
-    /// Reserves for the keepalive thread the least recently used idle connection that has not
+    /// Reserves for the keepalive job the least recently used idle connection that has not
     /// proved alive for `interval`: it leaves `idle` (counted in `checking`), so no caller can
     /// get it meanwhile. `None` when there is none or the pool is closed.
     pub(crate) fn start_keepalive(&mut self, now: Tick, interval: Duration) -> Option<Conn<C>> {

@@ -3,12 +3,14 @@
 //! | thread | name | holds | runs |
 //! |---|---|---|---|
 //! | connector | `pgpool-n<id>` | `Arc<Shared>`, for one connect | per reserved slot |
-//! | reaper | `pgpool-r<id>` | `Weak<Shared>` | every `reaper_interval` |
-//! | keepalive | `pgpool-k<id>` | `Weak<Shared>` | every `keepalive_interval` (if set) |
+//! | housekeeper | `pgpool-h<id>` | `Weak<Shared>` | the reaper's tick every `reaper_interval`, the keepalive's every `keepalive_interval` (if set) |
 //! | closer | `pgpool-c<id>` | `Weak<Shared>` + its channel | from the first retirement, only when the manager's `close_may_block` |
 //!
-//! The reaper and keepalive sleep on the pool's stop channel, so closing the pool (which drops
-//! the sender) wakes and ends them at once; they catch panics per tick and carry on. The
+//! One housekeeper runs both periodic jobs (as HikariCP's housekeeper does: one thread fewer
+//! per pool, which is most of a small pool's memory). It sleeps on the pool's stop channel
+//! until the next job is due, so closing the pool (which drops the sender) wakes and ends it at
+//! once; it catches a panic per job and carries on. A keepalive pass (at most one bounded
+//! round trip per idle connection) delays the next reap by as much. The
 //! closer catches a panic per connection and ends when its channel's sender goes, i.e. with
 //! the pool's shared state (it must outlive `close`: connections in use are closed as they
 //! come back). A connector catches a panicking connect (counted as a connect error), ends once
@@ -30,52 +32,61 @@ use crate::manager::Manager;
 use crate::pool::shared::{drop_retired, guarded, Shared};
 use crate::pool::state::{AfterConnectError, Retired};
 
-/// Starts the reaper and (if configured) the keepalive thread; a failure to start one is
-/// reported as an `Error` event.
+/// Starts the housekeeper thread; a failure to start it is reported as an `Error` event.
 pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Receiver<()>) {
     let id = shared.id;
     let weak = Arc::downgrade(shared);
-    let spawned = [
-        spawn_periodic(
-            format!("pgpool-r{id}"),
-            weak.clone(),
-            stop.clone(),
-            shared.config.reaper_interval,
-            reap,
-        )
-        .err(),
-        shared.config.keepalive_interval.and_then(|interval| {
-            spawn_periodic(format!("pgpool-k{id}"), weak, stop, interval, keepalive).err()
-        }),
-    ];
-    for e in spawned.into_iter().flatten() {
+    let reap_every = shared.config.reaper_interval;
+    let keepalive_every = shared.config.keepalive_interval;
+    let spawned = thread::Builder::new()
+        .name(format!("pgpool-h{id}"))
+        .spawn(move || housekeeper(weak, stop, reap_every, keepalive_every));
+    if let Err(e) = spawned {
         emit(
             shared.hook.as_ref(),
             Event::Error {
-                error: Error::usage(format!("cannot start a pool thread: {e}")),
+                error: Error::usage(format!("cannot start the pool's housekeeper thread: {e}")),
             },
         );
     }
 }
 
-/// Runs `tick` every `interval` until the pool is gone or `stop` disconnects.
-fn spawn_periodic<M: Manager>(
-    name: String,
+/// Runs the reaper's tick every `reap_every` and the keepalive's every `keepalive_every`,
+/// until the pool is gone or `stop` disconnects.
+fn housekeeper<M: Manager>(
     shared: Weak<Shared<M>>,
     stop: Receiver<()>,
-    interval: Duration,
-    tick: fn(&Arc<Shared<M>>),
-) -> std::io::Result<thread::JoinHandle<()>> {
-    thread::Builder::new().name(name).spawn(move || loop {
-        match stop.recv_timeout(interval) {
+    reap_every: Duration,
+    keepalive_every: Option<Duration>,
+) {
+    let start = Instant::now();
+    let mut next_reap = start + reap_every;
+    let mut next_keepalive = keepalive_every.map(|d| start + d);
+    loop {
+        let due = next_keepalive.map_or(next_reap, |k| k.min(next_reap));
+        match stop.recv_timeout(due.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
         let Some(this) = shared.upgrade() else { return };
-        if panic::catch_unwind(AssertUnwindSafe(|| tick(&this))).is_err() {
-            log::error!(target: "pgpool", "a maintenance tick panicked; continuing");
+        let now = Instant::now();
+        if now >= next_reap {
+            run_job("reaper", || reap(&this));
+            next_reap = Instant::now() + reap_every;
         }
-    })
+        if let (Some(at), Some(every)) = (next_keepalive, keepalive_every) {
+            if now >= at {
+                run_job("keepalive", || keepalive(&this));
+                next_keepalive = Some(Instant::now() + every);
+            }
+        }
+    }
+}
+
+fn run_job(what: &str, job: impl FnOnce()) {
+    if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+        log::error!(target: "pgpool", "the pool's {what} panicked; continuing");
+    }
 }
 
 /// The reaper's tick: closes idle connections past their lifetime or idle timeout (never

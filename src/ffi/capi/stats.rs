@@ -30,7 +30,7 @@ pub struct pgpool_stats {
     pub in_use: u32,
     /// Connections ready to hand out.
     pub idle: u32,
-    /// Idle connections being checked by the keepalive thread.
+    /// Idle connections being checked by the keepalive job.
     pub checking: u32,
     /// Connection attempts in progress.
     pub pending: u32,
