@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
 # the PostgreSQL server (initdb, pg_ctl, pgbench), libpq's development files (the libpq
-# comparison tests), C and C++ compilers, Go (for the cgo example) and valgrind. As root it
+# comparison tests), C and C++ compilers (gcc, and clang for the C++ wrapper's test), pkg-config
+# (the install test), Go (for the Go module) and valgrind. As root it
 # runs apt-get; otherwise it prints the exact command.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
@@ -24,6 +25,9 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+# The install test builds C programs with pkg-config; the C++ wrapper's test also builds with clang.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -65,6 +65,7 @@ impl fmt::Display for ErrorKind {
 
 type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
@@ -208,35 +209,23 @@ impl Error {
 
     /// Adds context in front of the message, keeping everything else.
     pub(crate) fn context(self, context: &str) -> Error {
-        let mut inner = Error::build(self.0.kind, format!("{context}: {}", self.0.message));
-        inner.sqlstate = self.0.sqlstate.clone();
-        inner.option = self.0.option;
-        inner.outcome_unknown = self.0.outcome_unknown;
-        inner.permanent = self.0.permanent;
-        inner.db = self.0.db.clone();
-        inner.source = self.0.source.clone();
-        Error(Arc::new(inner))
+        self.changed(|e| e.message = format!("{context}: {}", e.message))
     }
 
     /// The same error with another message.
     pub(crate) fn with_message(self, message: String) -> Error {
-        let mut inner = Error::build(self.0.kind, message);
-        inner.sqlstate = self.0.sqlstate.clone();
-        inner.option = self.0.option;
-        inner.outcome_unknown = self.0.outcome_unknown;
-        inner.permanent = self.0.permanent;
-        inner.db = self.0.db.clone();
-        inner.source = self.0.source.clone();
-        Error(Arc::new(inner))
+        self.changed(|e| e.message = message)
     }
 
     /// The same error as a settings error (option `conninfo`), for settings that can only
     /// be checked when they are loaded (certificate files).
     pub(crate) fn into_config(self) -> Error {
-        let mut inner = Error::build(ErrorKind::Config, self.0.message.clone());
-        inner.option = Some("conninfo");
-        inner.source = self.0.source.clone();
-        Error(Arc::new(inner))
+        self.changed(|e| {
+            let (message, source) = (std::mem::take(&mut e.message), e.source.take());
+            *e = Error::build(ErrorKind::Config, message);
+            e.option = Some("conninfo");
+            e.source = source;
+        })
     }
 
     /// The same error as a connect failure (for errors met while opening a session).
@@ -244,11 +233,17 @@ impl Error {
         if self.0.kind == ErrorKind::Connect {
             return self;
         }
-        let mut inner = Error::build(ErrorKind::Connect, self.0.message.clone());
-        inner.sqlstate = self.0.sqlstate.clone();
-        inner.permanent = self.0.permanent;
-        inner.db = self.0.db.clone();
-        inner.source = self.0.source.clone();
+        self.changed(|e| {
+            e.kind = ErrorKind::Connect;
+            e.option = None;
+            e.outcome_unknown = false;
+        })
+    }
+
+    /// This error with `f` applied to its fields (copied unless this is the only handle).
+    fn changed(self, f: impl FnOnce(&mut Inner)) -> Error {
+        let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone());
+        f(&mut inner);
         Error(Arc::new(inner))
     }
 

@@ -57,6 +57,15 @@ impl std::fmt::Debug for CancelToken {
     }
 }
 
+/// Writes the request and waits until the server closes the connection, which it does once
+/// it has signalled the backend.
+fn deliver(mut socket: impl Read + Write, request: &[u8]) -> std::io::Result<()> {
+    socket.write_all(request)?;
+    let mut sink = [0u8; 16];
+    while socket.read(&mut sink)? > 0 {}
+    Ok(())
+}
+
 /// How long a cancel may take unless the caller says otherwise.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -91,22 +100,18 @@ impl CancelToken {
                 .max(Duration::from_millis(1))
         };
         let fail = |e: std::io::Error| Error::io("sending a cancel request", e);
-        let mut sink = [0u8; 16];
         match &self.target {
             CancelTarget::Tcp(addr) => {
-                let mut s = TcpStream::connect_timeout(addr, left()).map_err(fail)?;
+                let s = TcpStream::connect_timeout(addr, left()).map_err(fail)?;
                 s.set_write_timeout(Some(left())).map_err(fail)?;
-                s.write_all(&request).map_err(fail)?;
                 s.set_read_timeout(Some(left())).map_err(fail)?;
-                // The server closes the connection once it has signalled the backend.
-                while s.read(&mut sink).map_err(fail)? > 0 {}
+                deliver(s, &request).map_err(fail)?;
             }
             CancelTarget::Unix(path) => {
-                let mut s = UnixStream::connect(path).map_err(fail)?;
+                let s = UnixStream::connect(path).map_err(fail)?;
                 s.set_write_timeout(Some(left())).map_err(fail)?;
-                s.write_all(&request).map_err(fail)?;
                 s.set_read_timeout(Some(left())).map_err(fail)?;
-                while s.read(&mut sink).map_err(fail)? > 0 {}
+                deliver(s, &request).map_err(fail)?;
             }
         }
         Ok(())

@@ -45,6 +45,22 @@ pub(crate) struct Connector {
     pub(crate) startup: Vec<(String, String)>,
 }
 
+/// Where an attempt failed: the sslmode fallbacks depend on it.
+enum Failure {
+    /// In the SSLRequest or the TLS handshake.
+    Tls(Error),
+    /// Anywhere else (socket, startup, authentication, target check).
+    Session(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Tls(e) | Failure::Session(e) => e,
+        }
+    }
+}
+
 enum Target {
     Tcp(SocketAddr),
     Unix(PathBuf),
@@ -199,17 +215,27 @@ impl Connector {
         let is_unix = matches!(target, Target::Unix(_));
         // libpq never negotiates TLS over a Unix-domain socket, whatever sslmode says.
         let first_tls = !is_unix && self.tls.is_some() && mode != SslMode::Allow;
+        // The fallbacks of libpq's sslmode rules, with the same deadline:
         match self.attempt(spec, target, deadline, want, first_tls) {
-            // sslmode=allow: plain first, TLS if the server refused the plain session.
-            Err(e)
+            Ok(session) => Ok(session),
+            // prefer: a failed TLS negotiation is retried once without TLS (not when the
+            // deadline is gone: then the TLS step's timeout is the answer).
+            Err(Failure::Tls(e)) if mode == SslMode::Prefer && left(deadline).is_some() => {
+                log::debug!(target: "pgpool", "TLS failed under sslmode=prefer, retrying without TLS: {e}");
+                self.attempt(spec, target, deadline, want, false)
+                    .map_err(Failure::into_error)
+            }
+            // allow: plain first, TLS if the server refused the plain session.
+            Err(Failure::Session(e))
                 if mode == SslMode::Allow
                     && !is_unix
                     && self.tls.is_some()
                     && e.db_error().is_some() =>
             {
                 self.attempt(spec, target, deadline, want, true)
+                    .map_err(Failure::into_error)
             }
-            other => other,
+            Err(f) => Err(f.into_error()),
         }
     }
 
@@ -220,32 +246,36 @@ impl Connector {
         deadline: Instant,
         want: TargetSessionAttrs,
         use_tls: bool,
-    ) -> Result<Session, Error> {
-        let stream = self.open_socket(target, deadline)?;
-        let time =
-            left(deadline).ok_or_else(|| timed_out(self.timeout, "after the TCP connect"))?;
-        stream
-            .set_timeouts(Some(time))
-            .map_err(|e| Error::new(ErrorKind::Connect, e.to_string()))?;
+    ) -> Result<Session, Failure> {
+        let stream = self
+            .open_socket(target, deadline)
+            .and_then(|stream| {
+                let time = left(deadline)
+                    .ok_or_else(|| timed_out(self.timeout, "after the TCP connect"))?;
+                stream
+                    .set_timeouts(Some(time))
+                    .map_err(|e| Error::new(ErrorKind::Connect, e.to_string()))?;
+                Ok(stream)
+            })
+            .map_err(Failure::Session)?;
         let stream = if use_tls {
-            match self.negotiate_tls(stream, spec) {
-                Ok(stream) => stream,
-                // libpq's rule: under sslmode=prefer a failed TLS negotiation is retried once
-                // without TLS (same deadline).
-                // (Not when the deadline is gone: then the TLS step's timeout is the answer.)
-                Err(e)
-                    if self.config.sslmode == SslMode::Prefer
-                        && e.db_error().is_none()
-                        && left(deadline).is_some() =>
-                {
-                    log::debug!(target: "pgpool", "TLS failed under sslmode=prefer, retrying without TLS: {e}");
-                    return self.attempt(spec, target, deadline, want, false);
-                }
-                Err(e) => return Err(e),
-            }
+            self.negotiate_tls(stream, spec).map_err(Failure::Tls)?
         } else {
             stream
         };
+        self.start_session(stream, spec, target, deadline, want)
+            .map_err(Failure::Session)
+    }
+
+    /// Startup, authentication and the `target_session_attrs` check on an open stream.
+    fn start_session(
+        &self,
+        stream: Stream,
+        spec: &HostSpec,
+        target: &Target,
+        deadline: Instant,
+        want: TargetSessionAttrs,
+    ) -> Result<Session, Error> {
         let mut session = Session::new(stream);
         session.set_deadline(Some((deadline, OnDeadline::Break)));
         let user = self.config.user.as_str();
@@ -263,7 +293,7 @@ impl Connector {
                 ErrorKind::Connect,
                 format!(
                     "server does not satisfy target_session_attrs={}",
-                    attrs_name(want)
+                    want.as_str()
                 ),
             ));
         }
@@ -322,7 +352,7 @@ impl Connector {
             }
             b'N' => Err(Error::connect_permanent(format!(
                 "the server does not support TLS, but sslmode={} requires it",
-                sslmode_name(self.config.sslmode)
+                self.config.sslmode.as_str()
             ))),
             other => Err(Error::connect_permanent(format!(
                 "unexpected answer {other:#04x} to the TLS request"
@@ -366,28 +396,6 @@ fn ask(session: &mut Session, sql: &str) -> Result<String, Error> {
             _ => None,
         })
         .unwrap_or_default())
-}
-
-fn attrs_name(a: TargetSessionAttrs) -> &'static str {
-    match a {
-        TargetSessionAttrs::Any => "any",
-        TargetSessionAttrs::ReadWrite => "read-write",
-        TargetSessionAttrs::ReadOnly => "read-only",
-        TargetSessionAttrs::Primary => "primary",
-        TargetSessionAttrs::Standby => "standby",
-        TargetSessionAttrs::PreferStandby => "prefer-standby",
-    }
-}
-
-fn sslmode_name(m: SslMode) -> &'static str {
-    match m {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    }
 }
 
 /// One error for all attempts: the last one's kind and SQLSTATE, every message.

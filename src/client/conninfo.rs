@@ -96,6 +96,31 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// Every mode with its libpq spelling.
+    pub(crate) const NAMES: [(&'static str, SslMode); 6] = [
+        ("disable", SslMode::Disable),
+        ("allow", SslMode::Allow),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
+    ];
+
+    /// libpq's spelling (`"verify-full"`, …).
+    pub fn as_str(self) -> &'static str {
+        name_of(&Self::NAMES, self)
+    }
+}
+
+/// The spelling of `value` in a (spelling, value) table that lists every value.
+fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or("", |(name, _)| name)
+}
+
 /// `channel_binding`, with libpq's meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChannelBinding {
@@ -124,6 +149,23 @@ pub enum TargetSessionAttrs {
     Standby,
     /// A standby if any host is one, else any server.
     PreferStandby,
+}
+
+impl TargetSessionAttrs {
+    /// Every value with its libpq spelling.
+    pub(crate) const NAMES: [(&'static str, TargetSessionAttrs); 6] = [
+        ("any", TargetSessionAttrs::Any),
+        ("read-write", TargetSessionAttrs::ReadWrite),
+        ("read-only", TargetSessionAttrs::ReadOnly),
+        ("primary", TargetSessionAttrs::Primary),
+        ("standby", TargetSessionAttrs::Standby),
+        ("prefer-standby", TargetSessionAttrs::PreferStandby),
+    ];
+
+    /// libpq's spelling (`"read-write"`, …).
+    pub fn as_str(self) -> &'static str {
+        name_of(&Self::NAMES, self)
+    }
 }
 
 /// `load_balance_hosts`.

@@ -8,18 +8,15 @@ use bytes::{Buf, Bytes};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
-use crate::client::session::{message_name, Session};
+use crate::client::query;
+use crate::client::session::Session;
 use crate::error::Error;
 
 /// Data is sent in CopyData messages of about this size.
 const CHUNK: usize = 64 * 1024;
 
 fn unexpected(session: &mut Session, m: &Message) -> Error {
-    session.mark_broken();
-    Error::protocol(format!(
-        "unexpected {} from the server during COPY; connection closed",
-        message_name(m)
-    ))
+    query::unexpected(session, m, "COPY")
 }
 
 /// Starts `sql` and reads up to the CopyInResponse / CopyOutResponse.
@@ -68,14 +65,7 @@ fn finish_command(session: &mut Session) -> Result<u64, Error> {
     let mut error = None;
     loop {
         match session.read_message()? {
-            Message::CommandComplete(body) => {
-                let tag = body.tag().map_err(Error::protocol_io)?;
-                rows = tag
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
-            }
+            Message::CommandComplete(body) => rows = query::affected(session, &body)?,
             Message::ErrorResponse(body) => {
                 error = Some(session.server_error(body));
                 break;
@@ -180,20 +170,16 @@ impl<'a> CopyIn<'a> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data =
-            frontend::CopyData::new(&self.buf[..]).map_err(|e| Error::usage(e.to_string()))?;
-        data.write(&mut self.session.wbuf);
+        let sent = send_data(self.session, &self.buf);
         self.buf.clear();
-        self.session.send()
+        sent
     }
 
     /// Ends the COPY; returns the number of rows the server copied.
     pub fn finish(mut self) -> Result<u64, Error> {
         self.done = true;
         self.send_buffered()?;
-        frontend::copy_done(&mut self.session.wbuf);
-        self.session.send()?;
-        finish_command(self.session)
+        end_in(self.session)
     }
 
     /// Aborts the COPY with `reason` (the server rolls it back).
@@ -203,14 +189,7 @@ impl<'a> CopyIn<'a> {
     }
 
     fn fail(&mut self, reason: &str) -> Result<(), Error> {
-        frontend::copy_fail(reason, &mut self.session.wbuf)
-            .map_err(|e| Error::usage(e.to_string()))?;
-        self.session.send()?;
-        match finish_command(self.session) {
-            Err(e) if e.sqlstate() == Some("57014") => Ok(()),
-            Err(e) => Err(e),
-            Ok(_) => Ok(()),
-        }
+        abort_in(self.session, reason)
     }
 }
 
@@ -279,27 +258,16 @@ impl<'a> CopyOut<'a> {
         if self.ended {
             return Ok(None);
         }
-        loop {
-            match self.session.read_message()? {
-                Message::CopyData(body) => {
-                    let data = body.into_bytes();
-                    if !data.is_empty() {
-                        return Ok(Some(data));
-                    }
-                }
-                Message::CopyDone => {
-                    self.ended = true;
-                    self.rows = Some(finish_command(self.session)?);
-                    return Ok(None);
-                }
-                Message::ErrorResponse(body) => {
-                    self.ended = true;
-                    return Err(self.session.server_error(body));
-                }
-                other => {
-                    self.ended = true;
-                    return Err(unexpected(self.session, &other));
-                }
+        match next_out(self.session) {
+            Ok(OutPiece::Data(data)) => Ok(Some(data)),
+            Ok(OutPiece::End(rows)) => {
+                self.ended = true;
+                self.rows = Some(rows);
+                Ok(None)
+            }
+            Err(e) => {
+                self.ended = true;
+                Err(e)
             }
         }
     }

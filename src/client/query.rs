@@ -43,7 +43,7 @@ impl RowSink for Vec<Row> {
     }
 }
 
-fn unexpected(session: &mut Session, m: &Message, during: &str) -> Error {
+pub(crate) fn unexpected(session: &mut Session, m: &Message, during: &str) -> Error {
     session.mark_broken();
     Error::protocol(format!(
         "unexpected {} from the server during {during}; connection closed",
@@ -56,7 +56,7 @@ fn encode_err(e: std::io::Error) -> Error {
 }
 
 /// The row count in a CommandComplete tag (`INSERT 0 5`, `SELECT 3`, `UPDATE 2`, …).
-fn affected(session: &mut Session, body: &CommandCompleteBody) -> Result<u64, Error> {
+pub(crate) fn affected(session: &mut Session, body: &CommandCompleteBody) -> Result<u64, Error> {
     let tag = body.tag().map_err(Error::protocol_io)?;
     if tag == "DISCARD ALL" || tag == "DEALLOCATE ALL" {
         session.statements_dropped = true;
@@ -241,7 +241,7 @@ impl Session {
                 Message::EmptyQueryResponse | Message::PortalSuspended => {}
                 Message::ErrorResponse(body) => return Err(self.server_error(body)),
                 Message::ReadyForQuery(_) => return Ok(count),
-                Message::CopyInResponse(_) => return Err(self.refuse_copy_in("copy_in")),
+                Message::CopyInResponse(_) => return Err(self.refuse_copy_in("copy_in", true)),
                 Message::CopyOutResponse(_) => return Err(self.refuse_copy_out("copy_out")),
                 other => return Err(unexpected(self, &other, "a query")),
             }
@@ -249,14 +249,17 @@ impl Session {
     }
 
     /// The server entered COPY FROM STDIN where the caller did not expect it: abort the
-    /// COPY, read to ReadyForQuery, and say what to use instead.
-    pub(crate) fn refuse_copy_in(&mut self, instead: &str) -> Error {
+    /// COPY, read to ReadyForQuery, and say what to use instead. `extended`: the COPY came
+    /// from the extended protocol, whose Sync (sent before the COPY began) the server ignored
+    /// in copy-in mode, so another one must follow the CopyFail.
+    pub(crate) fn refuse_copy_in(&mut self, instead: &str, extended: bool) -> Error {
         let _ = frontend::copy_fail(
             &format!("COPY FROM STDIN is not supported here; use {instead}"),
             &mut self.wbuf,
         );
-        // A Sync sent before the COPY began is ignored in copy-in mode: send another.
-        frontend::sync(&mut self.wbuf);
+        if extended {
+            frontend::sync(&mut self.wbuf);
+        }
         if let Err(e) = self.send() {
             return e;
         }
@@ -319,7 +322,7 @@ impl Session {
                     error = Some(self.server_error(body));
                     break;
                 }
-                Message::CopyInResponse(_) => return Err(self.refuse_copy_in_simple()),
+                Message::CopyInResponse(_) => return Err(self.refuse_copy_in("copy_in", false)),
                 Message::CopyOutResponse(_) => return Err(self.refuse_copy_out("copy_out")),
                 Message::ReadyForQuery(_) => break,
                 other => return Err(unexpected(self, &other, "a simple query")),
@@ -328,20 +331,6 @@ impl Session {
         match error {
             Some(e) => Err(e),
             None => Ok(out),
-        }
-    }
-
-    fn refuse_copy_in_simple(&mut self) -> Error {
-        let _ = frontend::copy_fail(
-            "COPY FROM STDIN is not supported here; use copy_in",
-            &mut self.wbuf,
-        );
-        if let Err(e) = self.send() {
-            return e;
-        }
-        match self.skip_to_ready() {
-            Ok(()) => Error::usage("COPY FROM STDIN cannot run through this call; use copy_in"),
-            Err(e) => e,
         }
     }
 

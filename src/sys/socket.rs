@@ -10,15 +10,8 @@ use std::os::unix::io::RawFd;
 /// connection any of those means the session is suspect (a terminated backend leaves a FATAL
 /// message and EOF). Costs one non-blocking `poll(2)`.
 pub(crate) fn readable_or_hung_up(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length 1 for the duration
-    // of the call; a zero timeout makes poll return immediately.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n != 0 // -1 (error) is suspect too: the caller validates with a round trip
+    // -1 (an error) counts as suspect too: the caller validates with a round trip.
+    wait_readable(fd, 0)
 }
 
 /// Waits up to `timeout_ms` (negative: forever) for `fd` to become readable (or hung up).

@@ -421,18 +421,7 @@ pub(super) fn resolve(
     let system_root = sslrootcert.as_deref() == Some("system");
     let sslmode = match s.get("sslmode") {
         Some(v) => {
-            let mode = one_of(
-                "sslmode",
-                v,
-                &[
-                    ("disable", SslMode::Disable),
-                    ("allow", SslMode::Allow),
-                    ("prefer", SslMode::Prefer),
-                    ("require", SslMode::Require),
-                    ("verify-ca", SslMode::VerifyCa),
-                    ("verify-full", SslMode::VerifyFull),
-                ],
-            )?;
+            let mode = one_of("sslmode", v, &SslMode::NAMES)?;
             if system_root && mode != SslMode::VerifyFull {
                 return Err(Error::config(
                     "sslmode",
@@ -474,18 +463,8 @@ pub(super) fn resolve(
             ("require", ChannelBinding::Require),
         ],
     )?;
-    let target_session_attrs = enum_setting(
-        "target_session_attrs",
-        &s,
-        &[
-            ("any", TargetSessionAttrs::Any),
-            ("read-write", TargetSessionAttrs::ReadWrite),
-            ("read-only", TargetSessionAttrs::ReadOnly),
-            ("primary", TargetSessionAttrs::Primary),
-            ("standby", TargetSessionAttrs::Standby),
-            ("prefer-standby", TargetSessionAttrs::PreferStandby),
-        ],
-    )?;
+    let target_session_attrs =
+        enum_setting("target_session_attrs", &s, &TargetSessionAttrs::NAMES)?;
     let load_balance_hosts = enum_setting(
         "load_balance_hosts",
         &s,

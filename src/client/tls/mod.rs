@@ -104,18 +104,6 @@ pub(crate) struct TlsConnector {
 
 type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
-/// libpq's spelling of an `sslmode`.
-fn mode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    }
-}
-
 /// An I/O error as an error source.
 fn io_source(err: io::Error) -> Option<Source> {
     Some(Arc::new(err))
@@ -133,7 +121,7 @@ impl TlsConnector {
                 format!(
                     "weak sslmode \"{}\" may not be used with sslrootcert=system \
                      (use sslmode=verify-full)",
-                    mode_name(mode)
+                    mode.as_str()
                 ),
                 None,
             ));
@@ -154,7 +142,7 @@ impl TlsConnector {
                              either provide the file, use the system's trusted roots with \
                              sslrootcert=system, or change sslmode to disable server \
                              certificate verification (sslmode={})",
-                            mode_name(mode)
+                            mode.as_str()
                         ),
                         None,
                     ));
@@ -170,7 +158,7 @@ impl TlsConnector {
                          ~/.postgresql/root.crt does not exist; either provide the file, use \
                          the system's trusted roots with sslrootcert=system, or change sslmode \
                          to disable server certificate verification",
-                        mode_name(mode)
+                        mode.as_str()
                     ),
                     None,
                 ));
@@ -222,9 +210,9 @@ impl TlsConnector {
 
         let context = match rootcert {
             Some(root) if verification != Verification::None => {
-                format!("(sslmode={}, sslrootcert={root})", mode_name(mode))
+                format!("(sslmode={}, sslrootcert={root})", mode.as_str())
             }
-            _ => format!("(sslmode={})", mode_name(mode)),
+            _ => format!("(sslmode={})", mode.as_str()),
         };
         Ok(Some(TlsConnector {
             config: Arc::new(tls_config),

@@ -1,6 +1,6 @@
 //! Checked conversions of C arguments: NULL checks, UTF-8 checks, handle and output pointers.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 
 use super::error::{pgpool_code, FfiError};
 
@@ -112,4 +112,10 @@ pub(crate) unsafe fn bytes<'a>(
     }
     // SAFETY: non-NULL, and the caller guarantees `len` readable bytes for 'a.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// `text` as a C string for an object the library hands out; an embedded NUL (which C cannot
+/// see past) is written as `\0`.
+pub(crate) fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }

@@ -8,6 +8,7 @@ use std::ffi::{c_char, CStr, CString};
 
 use crate::error::{Error, ErrorKind};
 
+use super::args::c_string;
 use super::handle::Registry;
 use super::panic::boundary_value;
 
@@ -174,10 +175,6 @@ pub(crate) struct ErrorObj {
     sqlstate: Option<CString>,
     outcome_unknown: bool,
     retry_safe: bool,
-}
-
-fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }
 
 /// Opaque error detail object. Created by the library on failure, freed with

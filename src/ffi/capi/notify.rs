@@ -4,7 +4,7 @@
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use super::args;
+use super::args::{self, c_string};
 use super::conn::{pgpool_conn, with_conn};
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::handle::Registry;
@@ -24,10 +24,6 @@ struct Notice {
 }
 
 static NOTIFICATIONS: Registry<Notice> = Registry::new(0x4E, "pgpool_notification");
-
-fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
-}
 
 /// Waits for a notification on `conn` (after `LISTEN channel` on it) and stores it in
 /// `*out_notification`. `timeout_ms`: negative = wait without limit, 0 = only one already

@@ -18,6 +18,7 @@ use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::handle::Registry;
 use super::panic::boundary;
+use super::result::text_like;
 
 /// Opaque parameter list. Create with `pgpool_params_new`, fill with the `pgpool_params_add_*`
 /// binders, reuse with `pgpool_params_clear`, free with `pgpool_params_free`.
@@ -37,14 +38,6 @@ pub(crate) enum Param {
     Bytea(Vec<u8>),
     /// Text input form; the OID is what the caller said the type is (0: let the server say).
     Typed(u32, String),
-}
-
-/// The text-like types whose binary form is the text itself.
-fn text_like(ty: &Type) -> bool {
-    matches!(
-        *ty,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON
-    ) || matches!(ty.kind(), postgres::types::Kind::Enum(_))
 }
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;

@@ -17,7 +17,7 @@ use super::log;
 use super::panic::boundary;
 use super::query;
 use super::result::{self, pgpool_result};
-use super::stats::{pgpool_health, pgpool_stats, write_sized};
+use super::stats::{pgpool_health, pgpool_stats, sized_len, write_sized};
 
 /// Opaque pool handle. Thread-safe: share it freely between threads. Freed with
 /// `pgpool_pool_free`.
@@ -273,11 +273,8 @@ pub unsafe extern "C" fn pgpool_pool_health(
         boundary(out_err, || {
             let pool = pool_of(pool)?;
             args::out(out, "out")?;
-            if (out.cast::<u32>().read_unaligned() as usize) < 8 {
-                return Err(FfiError::invalid(
-                    "pgpool_health.size is below 8: set it to sizeof(pgpool_health) before the call",
-                ));
-            }
+            // Checked before the round trip, which must not run for nothing.
+            sized_len(out, "pgpool_health")?;
             let health = pool.health();
             write_sized(out, &pgpool_health::from(&health), "pgpool_health")?;
             match health.error {

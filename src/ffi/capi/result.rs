@@ -21,7 +21,7 @@ use crate::client::query::RowSink;
 use crate::client::Statement;
 use crate::error::Error;
 
-use super::args;
+use super::args::{self, c_string};
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::handle::Registry;
 use super::panic::boundary;
@@ -57,12 +57,8 @@ pub(crate) struct QueryResult {
 
 pub(crate) static RESULTS: Registry<RwLock<QueryResult>> = Registry::new(0x5E, "pgpool_result");
 
-fn c_string(text: &str) -> CString {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
-}
-
 /// Types whose binary form is their text (UTF-8 as the session's client_encoding).
-fn text_like(ty: &Type) -> bool {
+pub(crate) fn text_like(ty: &Type) -> bool {
     matches!(
         *ty,
         Type::TEXT

@@ -107,6 +107,22 @@ fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// The caller's `out->size`, checked: below 8 (the size field and one more) is
+/// `PGPOOL_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `out` must be non-NULL and valid for reading its leading `u32`.
+pub(crate) unsafe fn sized_len<T>(out: *const T, what: &str) -> Result<usize, FfiError> {
+    // SAFETY: the caller guarantees `out` points to a struct whose first field is its size.
+    let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
+    if size < 8 {
+        return Err(FfiError::invalid(format!(
+            "{what}.size is {size}: set it to sizeof({what}) before the call"
+        )));
+    }
+    Ok(size)
+}
+
 /// Writes `value` into the caller's struct of `out->size` bytes (the first field of every
 /// sized struct): the library fills `min(size, sizeof(T))` bytes and stores that count in
 /// `size`, so a program built against an older, smaller struct keeps working with a newer
@@ -117,13 +133,8 @@ fn micros(d: std::time::Duration) -> u64 {
 /// `out` must be non-NULL and valid for reading 4 bytes and writing `out->size` bytes; `T`
 /// must be `repr(C)` with a leading `u32` size field.
 pub(crate) unsafe fn write_sized<T>(out: *mut T, value: &T, what: &str) -> Result<(), FfiError> {
-    // SAFETY: the caller guarantees `out` points to a struct whose first field is its size.
-    let size = unsafe { out.cast::<u32>().read_unaligned() } as usize;
-    if size < 8 {
-        return Err(FfiError::invalid(format!(
-            "{what}.size is {size}: set it to sizeof({what}) before the call"
-        )));
-    }
+    // SAFETY: forwarded under the caller's guarantee.
+    let size = unsafe { sized_len(out, what) }?;
     let n = size.min(std::mem::size_of::<T>());
     // SAFETY: `value` is a whole `T`; the caller's struct has room for `size >= n` bytes;
     // the two do not overlap (one is ours, on the stack).
