@@ -3,5 +3,6 @@
 //! `cfg(target_os = …)` with portable fallbacks, so the crate builds on macOS and the BSDs.
 
 pub(crate) mod clock;
+pub(crate) mod fork;
 pub(crate) mod socket;
 pub(crate) mod user;
