@@ -132,6 +132,14 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// The pool was made before this process forked: its sessions belong to the parent.
+    pub(crate) fn forked() -> Error {
+        Error::usage(
+            "this pool was created before fork(): its connections belong to the parent process; \
+             create a new pool in the child",
+        )
+    }
+
     /// A misuse of the API (bad argument, wrong state).
     pub fn usage(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Usage, message)

@@ -39,6 +39,12 @@ struct Handle<M: Manager> {
 
 impl<M: Manager> Drop for Handle<M> {
     fn drop(&mut self) {
+        if self.shared.forked() {
+            // In a forked child: the sessions (and maybe the lock) are the parent's. Leak the
+            // pool rather than close them; the parent's copy is unaffected.
+            std::mem::forget(Arc::clone(&self.shared));
+            return;
+        }
         self.shared.shut();
     }
 }

@@ -43,6 +43,10 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) closer: Mutex<Option<Sender<Retired<M::Connection>>>>,
     /// Dropping this sender stops the housekeeper thread.
     pub(crate) stop: Mutex<Option<Sender<()>>>,
+    /// The process's fork generation when the pool was made: in a forked child the sessions
+    /// belong to the parent, and the pool never touches them (nor its lock, which a parent
+    /// thread may have held at the fork).
+    fork_generation: u64,
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -70,9 +74,16 @@ impl<M: Manager> Shared<M> {
             next_conn_id: AtomicU64::new(0),
             closer: Mutex::new(None),
             stop: Mutex::new(Some(stop_tx)),
+            fork_generation: crate::sys::fork::generation(),
             config,
         });
         (shared, stop_rx)
+    }
+
+    /// True in a process forked after the pool was made (see `fork_generation`).
+    #[inline]
+    pub(crate) fn forked(&self) -> bool {
+        crate::sys::fork::forked_since(self.fork_generation)
     }
 
     /// Wraps a freshly opened connection, with its lifetime deadline.
@@ -136,6 +147,9 @@ impl<M: Manager> Shared<M> {
         let mut start: Option<Instant> = None;
         let mut deadline: Option<Instant> = None;
         let mut first_in_line = false;
+        if self.forked() {
+            return Err(Error::forked());
+        }
         let mut state = self.state.lock();
         loop {
             if state.is_closed() {
@@ -229,6 +243,11 @@ impl<M: Manager> Shared<M> {
 
     /// Release: reset outside the lock, then hand to the oldest waiter, keep idle, or retire.
     pub(crate) fn release(self: &Arc<Self>, mut conn: Conn<M::Connection>, panicking: bool) {
+        if self.forked() {
+            // The parent's session: neither reset (a write) nor closed (a Terminate).
+            std::mem::forget(conn);
+            return;
+        }
         state::note_released(self.id, conn.id);
         let now = Tick::now();
         conn.uses += 1;
@@ -258,6 +277,10 @@ impl<M: Manager> Shared<M> {
 
     /// Closes a connection its holder asked to discard.
     pub(crate) fn discard(self: &Arc<Self>, conn: Conn<M::Connection>) {
+        if self.forked() {
+            std::mem::forget(conn);
+            return;
+        }
         let retired = self.state.lock().discard(conn);
         self.dispose([retired]);
     }

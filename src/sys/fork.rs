@@ -33,7 +33,6 @@ pub(crate) fn generation() -> u64 {
 }
 
 /// True when the process forked since `generation` was read.
-#[allow(dead_code)] // wired into the pool next
 #[inline]
 pub(crate) fn forked_since(generation: u64) -> bool {
     GENERATION.load(Ordering::Relaxed) != generation
