@@ -98,6 +98,36 @@ pub struct Config {
     /// same message batch) and no session state assumed between transactions. Costs one extra
     /// round trip per statement (the describe). Defaults to false.
     pub transaction_pooling: bool,
+    /// Connection attempts running at once, shared by warm-up, refill and growth on demand
+    /// (userver's `connecting_limit`): connects run on at most this many short-lived threads,
+    /// so a crowd of callers cannot start a login storm against a recovering server.
+    /// Defaults to 2; at least 1 (a value above `max_size` acts as `max_size`).
+    pub max_concurrent_connects: u32,
+    /// The circuit breaker: after this many consecutive failed connects with no connection
+    /// open (or at once for a permanent error such as a bad password), the pool reports itself
+    /// down and an acquire that would need a new connection fails at once with the last
+    /// connect error instead of waiting out its timeout. One background probe keeps trying,
+    /// with jittered exponential backoff up to `reconnect_backoff_max`; its first success
+    /// closes the breaker. Defaults to 3; `None` switches the breaker off; `Some(0)` is
+    /// rejected.
+    pub breaker_threshold: Option<u32>,
+    /// The longest pause between connect attempts after failures (they start at 10 ms, and
+    /// at 250 ms once the breaker is open, doubling each time, ±20% jitter). Defaults to 5 s;
+    /// at least 10 ms.
+    pub reconnect_backoff_max: Duration,
+    /// A connection held longer than this is logged as a suspected leak (once per checkout)
+    /// with where it was acquired, and reported as a [`LeakSuspected`](crate::Event::LeakSuspected)
+    /// event (HikariCP's `leakDetectionThreshold`). Checked every `reaper_interval`.
+    /// Defaults to `None` (off); at least 1 ms.
+    pub leak_threshold: Option<Duration>,
+    /// A connection held longer than this is taken back: its statement is cancelled on the
+    /// server, its socket shut down (the holder's next call fails with a "reclaimed" error),
+    /// and its slot freed for other callers. Checked every `reaper_interval`. Defaults to
+    /// `None` (never); at least 1 ms.
+    pub max_checkout: Option<Duration>,
+    /// Bound on [`Pool::health`](crate::Pool::health): acquire and round trip. Defaults to 2 s;
+    /// must be > 0.
+    pub health_timeout: Duration,
 }
 
 impl Default for Config {
@@ -126,6 +156,12 @@ impl Default for Config {
             query_timeout: None,
             full_reset: false,
             transaction_pooling: false,
+            max_concurrent_connects: 2,
+            breaker_threshold: Some(3),
+            reconnect_backoff_max: Duration::from_secs(5),
+            leak_threshold: None,
+            max_checkout: None,
+            health_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -148,6 +184,12 @@ impl fmt::Debug for Config {
             .field("reaper_interval", &self.reaper_interval)
             .field("max_waiters", &self.max_waiters)
             .field("close_timeout", &self.close_timeout)
+            .field("max_concurrent_connects", &self.max_concurrent_connects)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("reconnect_backoff_max", &self.reconnect_backoff_max)
+            .field("leak_threshold", &self.leak_threshold)
+            .field("max_checkout", &self.max_checkout)
+            .field("health_timeout", &self.health_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
@@ -218,6 +260,27 @@ impl Config {
         at_least_1ms("idle_timeout", self.idle_timeout)?;
         at_least_1ms("keepalive_interval", self.keepalive_interval)?;
         at_least_1ms("query_timeout", self.query_timeout)?;
+        at_least_1ms("leak_threshold", self.leak_threshold)?;
+        at_least_1ms("max_checkout", self.max_checkout)?;
+        positive("health_timeout", self.health_timeout)?;
+        if self.max_concurrent_connects == 0 {
+            return Err(Error::config(
+                "max_concurrent_connects",
+                "must be at least 1",
+            ));
+        }
+        if self.breaker_threshold == Some(0) {
+            return Err(Error::config(
+                "breaker_threshold",
+                "must be at least 1 (use None to switch the breaker off)",
+            ));
+        }
+        if self.reconnect_backoff_max < Duration::from_millis(10) {
+            return Err(Error::config(
+                "reconnect_backoff_max",
+                "must be at least 10 ms",
+            ));
+        }
         // What the server and the kernel accept: a value beyond these passes here but makes
         // every connect fail.
         const INT_MAX_MS: Duration = Duration::from_millis(i32::MAX as u64);
@@ -428,6 +491,30 @@ impl Builder {
     setter!(
         /// See [`Config::transaction_pooling`].
         transaction_pooling: bool
+    );
+    setter!(
+        /// See [`Config::max_concurrent_connects`].
+        max_concurrent_connects: u32
+    );
+    setter!(
+        /// See [`Config::breaker_threshold`].
+        breaker_threshold: Option<u32>
+    );
+    setter!(
+        /// See [`Config::reconnect_backoff_max`].
+        reconnect_backoff_max: Duration
+    );
+    setter!(
+        /// See [`Config::leak_threshold`].
+        leak_threshold: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::max_checkout`].
+        max_checkout: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::health_timeout`].
+        health_timeout: Duration
     );
 
     /// See [`Config::application_name`].

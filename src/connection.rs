@@ -155,6 +155,22 @@ impl PgConnection {
         self.session.parameter(name)
     }
 
+    /// What the pool needs to take this connection back from a holder: a cancel request and a
+    /// shutdown of the socket. `None` when the socket cannot be duplicated.
+    pub(crate) fn interrupter(&mut self) -> Option<std::sync::Arc<dyn crate::manager::Interrupt>> {
+        match self.session.interrupt_parts() {
+            Ok((severer, cancel, reclaimed)) => Some(std::sync::Arc::new(PgInterrupt {
+                severer,
+                cancel,
+                reclaimed,
+            })),
+            Err(e) => {
+                log::debug!(target: "pgpool", "no interrupter for this connection: {e}");
+                None
+            }
+        }
+    }
+
     /// A token that cancels this session's running statement from another thread.
     pub fn cancel_token(&self) -> Option<CancelToken> {
         self.session.cancel_token().cloned()
@@ -642,5 +658,29 @@ impl std::fmt::Debug for PgConnection {
             .field("transaction_status", &self.transaction_status())
             .field("cached_statements", &self.cache.len())
             .finish()
+    }
+}
+
+/// [`Interrupt`](crate::manager::Interrupt) for a [`PgConnection`]: a cancel request, then a
+/// shutdown of the socket through a descriptor of its own.
+struct PgInterrupt {
+    severer: crate::client::stream::Severer,
+    cancel: Option<CancelToken>,
+    reclaimed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl crate::manager::Interrupt for PgInterrupt {
+    fn cancel(&self) {
+        if let Some(token) = &self.cancel {
+            if let Err(e) = token.cancel_bounded(Duration::from_secs(2)) {
+                log::debug!(target: "pgpool", "cancel request failed: {e}");
+            }
+        }
+    }
+
+    fn sever(&self) {
+        self.reclaimed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.severer.sever();
     }
 }

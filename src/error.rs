@@ -158,6 +158,21 @@ impl Error {
         Error::new(ErrorKind::Panic, format!("panic in {context}: {what}"))
     }
 
+    /// An acquire refused because the circuit breaker is open: the last connect error (its
+    /// SQLSTATE and server fields kept), with how long the pool has been failing.
+    pub(crate) fn unavailable(last: &Error, failures: u32, ago: Duration) -> Error {
+        let mut inner = (*last.0).clone();
+        inner.kind = ErrorKind::Connect;
+        inner.message = format!(
+            "database unavailable: {failures} connect attempt(s) failed in a row, the last {} ms \
+             ago (a background probe keeps retrying): {}",
+            ago.as_millis(),
+            last.0.message
+        );
+        inner.source = Some(Arc::new(last.clone()));
+        Error(Arc::new(inner))
+    }
+
     pub(crate) fn timeout(waited: Duration, state: &str, last_connect: Option<&Error>) -> Error {
         let mut message = format!(
             "timed out after {} ms waiting for a connection ({state})",

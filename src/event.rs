@@ -30,11 +30,14 @@ pub enum CloseReason {
     Discarded,
     /// The pool closed.
     PoolClosed,
+    /// Taken back from a holder: held longer than `max_checkout`, or still held when
+    /// [`Pool::close_timeout`](crate::Pool::close_timeout) ran out.
+    Reclaimed,
 }
 
 impl CloseReason {
     /// Every reason, in the order the stats report them.
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::IdleTimeout,
         CloseReason::Lifetime,
         CloseReason::MaxIdle,
@@ -44,6 +47,7 @@ impl CloseReason {
         CloseReason::FailedKeepalive,
         CloseReason::Discarded,
         CloseReason::PoolClosed,
+        CloseReason::Reclaimed,
     ];
 
     /// A short, stable name (`"idle_timeout"`, `"lifetime"`, ...).
@@ -58,6 +62,7 @@ impl CloseReason {
             CloseReason::FailedKeepalive => "failed_keepalive",
             CloseReason::Discarded => "discarded",
             CloseReason::PoolClosed => "pool_closed",
+            CloseReason::Reclaimed => "reclaimed",
         }
     }
 
@@ -104,6 +109,26 @@ pub enum Event {
         /// The failure.
         error: Error,
     },
+    /// A connection has been held longer than `leak_threshold` (reported once per checkout).
+    LeakSuspected {
+        /// The connection's id.
+        conn_id: u64,
+        /// How long it has been held so far.
+        held: Duration,
+        /// Where it was acquired: `file:line:column` of the Rust caller, the label a C or Go
+        /// caller passed, or `"unknown"`.
+        site: String,
+    },
+    /// A connection held longer than `max_checkout` (or still held when a bounded close ran
+    /// out) was taken back: statement cancelled, socket shut down, slot freed.
+    Reclaimed {
+        /// The connection's id.
+        conn_id: u64,
+        /// How long it had been held.
+        held: Duration,
+        /// Where it was acquired (as in `LeakSuspected`).
+        site: String,
+    },
     /// A session received a notice from the server (WARNING, NOTICE, INFO, …).
     Notice {
         /// The notice's fields.
@@ -130,6 +155,22 @@ pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
             log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
         }
         Event::Error { error } => log::warn!(target: "pgpool", "error: {error}"),
+        Event::LeakSuspected {
+            conn_id,
+            held,
+            site,
+        } => log::warn!(
+            target: "pgpool",
+            "possible leak: conn {conn_id} held for {held:?}, acquired at {site}"
+        ),
+        Event::Reclaimed {
+            conn_id,
+            held,
+            site,
+        } => log::warn!(
+            target: "pgpool",
+            "reclaimed: conn {conn_id} taken back after {held:?}, acquired at {site}"
+        ),
         // Logged at debug level by the session that received it.
         Event::Notice { .. } => {}
     }

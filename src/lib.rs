@@ -47,9 +47,9 @@ pub use config::{Builder, Config};
 pub use connection::{PgConnection, SocketBounds};
 pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
-pub use manager::{Manager, Probe, R2d2Manager};
+pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
-pub use pool::{Health, Pool, PooledConnection};
+pub use pool::{Health, HealthState, Pool, PooledConnection};
 pub use stats::Stats;
 
 /// The `postgres` crate this pool is built on (row, statement and type APIs).

@@ -19,6 +19,19 @@ pub enum Probe {
     Broken,
 }
 
+/// Stops a connection's work from another thread, while its holder may be blocked on it:
+/// what the pool uses to take back a connection held past `max_checkout` and to end
+/// [`Pool::close_timeout`](crate::Pool::close_timeout) on time. Get one from
+/// [`Manager::interrupter`].
+pub trait Interrupt: Send + Sync {
+    /// Asks the server to stop what the session is running (PostgreSQL's cancel request).
+    /// May block for a bounded time (the pool calls it on a thread of its own).
+    fn cancel(&self);
+    /// Shuts the connection's socket down: the holder's blocked or next read or write fails
+    /// at once. Must not block.
+    fn sever(&self);
+}
+
 /// Opens and looks after connections for a [`Pool`](crate::Pool).
 ///
 /// The pool never calls a manager method while holding its lock, and calls `connect` only on
@@ -62,6 +75,14 @@ pub trait Manager: Send + Sync + 'static {
     /// over, then a replacement may be opened and a `Remove` event follows.
     fn close_may_block(&self) -> bool {
         true
+    }
+
+    /// A handle that interrupts `conn` from another thread, asked once per connection right
+    /// after it opened. The default (`None`) means the pool cannot take a connection back:
+    /// `max_checkout` only logs, and close waits for holders until its deadline.
+    fn interrupter(&self, conn: &mut Self::Connection) -> Option<std::sync::Arc<dyn Interrupt>> {
+        let _ = conn;
+        None
     }
 }
 

@@ -16,7 +16,7 @@ use crate::client::{NoticeHandler, TransactionStatus};
 use crate::config::Config;
 use crate::connection::{PgConnection, StatementMode};
 use crate::error::Error;
-use crate::manager::{Manager, Probe};
+use crate::manager::{Interrupt, Manager, Probe};
 
 /// The PostgreSQL [`Manager`]. Built by [`Builder::build`](crate::Builder::build).
 pub struct PgManager {
@@ -169,5 +169,9 @@ impl Manager for PgManager {
     /// blocks, so retired sessions close on the thread that retired them (no closer thread).
     fn close_may_block(&self) -> bool {
         false
+    }
+
+    fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {
+        conn.interrupter()
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::event::CloseReason;
+use crate::pool::breaker::HealthState;
 
 /// Monotonic counters kept under the pool lock (so a snapshot is consistent).
 #[derive(Debug, Clone, Default)]
@@ -16,6 +17,7 @@ pub(crate) struct Counters {
     pub(crate) connect_errors: u64,
     pub(crate) validations: u64,
     pub(crate) closed: [u64; CloseReason::ALL.len()],
+    pub(crate) leaks: u64,
 }
 
 /// A consistent snapshot of a pool's state and counters, from [`Pool::stats`](crate::Pool::stats).
@@ -61,6 +63,18 @@ pub struct Stats {
     pub validations: u64,
     /// Connections closed, indexed like [`CloseReason::ALL`]; see [`Stats::closed`].
     pub closed_by_reason: [u64; CloseReason::ALL.len()],
+    /// Checkouts reported as suspected leaks (held past `leak_threshold`).
+    pub leaks_suspected: u64,
+    /// Healthy, degraded or down (the circuit breaker; see [`HealthState`]).
+    pub health: HealthState,
+    /// Connect attempts that failed in a row (0 after a success).
+    pub consecutive_connect_failures: u32,
+    /// Time since the last successful connect, `None` if there was none.
+    pub since_connect_success: Option<Duration>,
+    /// Time since the last failed connect, `None` if there was none.
+    pub since_connect_failure: Option<Duration>,
+    /// Connector threads running (at most `max_concurrent_connects`).
+    pub connectors: u32,
 }
 
 impl Stats {

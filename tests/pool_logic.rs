@@ -8,7 +8,9 @@ use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use pgpool::{CloseReason, Error, ErrorKind, Event, Manager, Pool, PooledConnection, Probe};
+use pgpool::{
+    CloseReason, Error, ErrorKind, Event, HealthState, Manager, Pool, PooledConnection, Probe,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -19,6 +21,9 @@ enum Fault {
 #[derive(Default)]
 struct Fake {
     connects: AtomicUsize,
+    /// Connects in progress now, and the most seen at once.
+    connecting: AtomicUsize,
+    max_connecting: AtomicUsize,
     live: Arc<AtomicUsize>,
     max_live: Arc<AtomicUsize>,
     faults: Mutex<VecDeque<Fault>>,
@@ -63,7 +68,10 @@ impl Manager for FakeManager {
 
     fn connect(&self) -> Result<FakeConn, Error> {
         self.connects.fetch_add(1, Ordering::SeqCst);
+        let now = self.connecting.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_connecting.fetch_max(now, Ordering::SeqCst);
         thread::sleep(Duration::from_millis(self.delay_ms));
+        self.connecting.fetch_sub(1, Ordering::SeqCst);
         if self.always_fail.load(Ordering::SeqCst) {
             return Err(Error::broken("connection refused (fake)"));
         }
@@ -232,10 +240,12 @@ fn timeout_while_connects_fail_names_the_connect_error() {
     manager.always_fail.store(true, Ordering::SeqCst);
     let pool = builder()
         .max_size(2)
+        .breaker_threshold(None)
         .build_with_manager(manager.clone())
         .unwrap();
     let err = pool.get_timeout(Duration::from_millis(300)).unwrap_err();
     assert!(err.is_timeout());
+    assert_eq!(pool.stats().health, HealthState::Degraded);
     assert!(
         err.to_string()
             .contains("last connect error: connection refused (fake)"),
@@ -246,6 +256,142 @@ fn timeout_while_connects_fail_names_the_connect_error() {
     assert!(attempts >= 2, "{attempts}");
     assert!(wait_until(Duration::from_secs(3), || pool.stats().pending == 0));
     assert!(pool.stats().connect_errors >= 2);
+}
+
+#[test]
+fn the_breaker_opens_fails_fast_probes_gently_and_closes_on_recovery() {
+    let manager = fake();
+    manager.always_fail.store(true, Ordering::SeqCst);
+    let pool = builder()
+        .max_size(4)
+        .reconnect_backoff_max(Duration::from_millis(400))
+        .build_with_manager(manager.clone())
+        .unwrap();
+    // The first caller waits only for the threshold's three quick attempts, then fails with
+    // the cause, long before its 5 s timeout.
+    let start = Instant::now();
+    let err = pool.get().unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("database unavailable"), "{text}");
+    assert!(text.contains("connection refused (fake)"), "{text}");
+    let s = pool.stats();
+    assert_eq!(s.health, HealthState::Down);
+    assert!(s.consecutive_connect_failures >= 3, "{s:?}");
+    assert!(s.since_connect_failure.is_some() && s.since_connect_success.is_none());
+    // Callers now fail at once, and one probe retries with backoff: no storm.
+    let before = manager.connects.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        let start = Instant::now();
+        let err = pool.get().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connect);
+        assert!(start.elapsed() < Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(20));
+    }
+    let probes = manager.connects.load(Ordering::SeqCst) - before;
+    assert!((1..=8).contains(&probes), "{probes} attempts in ~1 s");
+    assert!(manager.max_connecting.load(Ordering::SeqCst) <= 2);
+    // The server is back: the probe's success closes the breaker without any caller.
+    manager.always_fail.store(false, Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(3), || pool.stats().health
+        == HealthState::Healthy));
+    assert_eq!(pool.stats().consecutive_connect_failures, 0);
+    drop(pool.get().unwrap());
+}
+
+#[test]
+fn connects_run_on_a_bounded_set_of_threads() {
+    let manager = FakeManager(Arc::new(Fake {
+        delay_ms: 30,
+        ..Fake::default()
+    }));
+    let pool = builder()
+        .max_size(12)
+        .max_concurrent_connects(3)
+        .build_with_manager(manager.clone())
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(12));
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let (pool, barrier) = (pool.clone(), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                let conn = pool.get().unwrap();
+                thread::sleep(Duration::from_millis(200));
+                drop(conn);
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        assert!(pool.stats().connectors <= 3, "{:?}", pool.stats());
+        thread::sleep(Duration::from_millis(10));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(manager.max_connecting.load(Ordering::SeqCst), 3);
+    assert_eq!(pool.stats().connections_created, 12);
+    // The connector threads end with their work.
+    assert!(wait_until(Duration::from_secs(2), || pool
+        .stats()
+        .connectors
+        == 0));
+}
+
+#[test]
+fn try_get_on_a_fresh_pool_starts_a_connect() {
+    let pool = builder().max_size(2).build_with_manager(fake()).unwrap();
+    assert!(pool.try_get().unwrap().is_none());
+    assert!(wait_until(Duration::from_secs(2), || pool.stats().idle == 1));
+    assert!(pool.try_get().unwrap().is_some());
+}
+
+#[test]
+fn a_connection_held_too_long_is_reported_once_with_its_site() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let pool = builder()
+        .max_size(2)
+        .leak_threshold(Some(Duration::from_millis(50)))
+        .reaper_interval(Duration::from_millis(20))
+        .event_hook(move |e| {
+            if let Event::LeakSuspected { site, held, .. } = e {
+                sink.lock().unwrap().push((site.clone(), *held));
+            }
+        })
+        .build_with_manager(fake())
+        .unwrap();
+    let line = line!() + 1;
+    let held = pool.get().unwrap();
+    assert!(wait_until(Duration::from_secs(2), || !events
+        .lock()
+        .unwrap()
+        .is_empty()));
+    thread::sleep(Duration::from_millis(100));
+    let seen = events.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "reported once: {seen:?}");
+    let (site, held_for) = &seen[0];
+    assert!(site.contains(&format!("pool_logic.rs:{line}")), "{site}");
+    assert!(*held_for >= Duration::from_millis(50));
+    assert_eq!(pool.stats().leaks_suspected, 1);
+    // While it is held, a timed-out acquire says who holds what, and since when.
+    let _other = pool.get().unwrap();
+    let err = pool.get_timeout(Duration::from_millis(30)).unwrap_err();
+    assert!(err.to_string().contains("longest held"), "{err}");
+    assert!(err.to_string().contains("pool_logic.rs:"), "{err}");
+    drop(held);
+    let labelled = pool.get_labelled(Duration::from_secs(1), "job 42").unwrap();
+    assert!(wait_until(Duration::from_secs(2), || events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(s, _)| s == "job 42")));
+    drop(labelled);
 }
 
 #[test]
@@ -768,6 +914,11 @@ fn stress(close_never_blocks: bool, seed: u64) {
                 .max_idle(3)
                 .max_waiters(Some(6))
                 .max_uses(Some(25))
+                // The breaker opens and closes often: its paths run under the invariants too.
+                .breaker_threshold(Some(2))
+                .reconnect_backoff_max(Duration::from_millis(10))
+                .max_concurrent_connects(2)
+                .leak_threshold(Some(Duration::from_millis(3)))
                 .max_lifetime(Some(Duration::from_millis(40)))
                 .idle_timeout(Some(Duration::from_millis(5)))
                 .reaper_interval(Duration::from_millis(1))
@@ -794,6 +945,7 @@ fn stress(close_never_blocks: bool, seed: u64) {
             thread::spawn(move || {
                 let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(31).wrapping_add(t));
                 let mut held: Vec<PooledConnection<FakeManager>> = Vec::new();
+                let mut injected = 0;
                 barrier.wait();
                 for _ in 0..OPS {
                     let pool = current.read().unwrap().clone();
@@ -829,7 +981,14 @@ fn stress(close_never_blocks: bool, seed: u64) {
                             None
                         }
                         89..=90 => {
-                            manager.faults.lock().unwrap().push_back(Fault::Fail);
+                            // A few failures at a time, a bounded number in all: a burst
+                            // opens the breaker, whose fast failures speed the loop up, so
+                            // faults injected per operation would keep it open for good.
+                            let mut faults = manager.faults.lock().unwrap();
+                            if faults.len() < 3 && injected < 3 {
+                                faults.push_back(Fault::Fail);
+                                injected += 1;
+                            }
                             None
                         }
                         91..=97 => {
@@ -854,7 +1013,10 @@ fn stress(close_never_blocks: bool, seed: u64) {
                         Some(Err(e)) => assert!(
                             matches!(
                                 e.kind(),
-                                ErrorKind::Timeout | ErrorKind::Closed | ErrorKind::Overloaded
+                                ErrorKind::Timeout
+                                    | ErrorKind::Closed
+                                    | ErrorKind::Overloaded
+                                    | ErrorKind::Connect
                             ),
                             "seed {seed}: {e}"
                         ),

@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use postgres_protocol::message::frontend;
 
 use crate::client::cancel::CancelToken;
 use crate::client::db_error::DbError;
-use crate::client::stream::Stream;
+use crate::client::stream::{Severer, Stream};
 use crate::error::Error;
 use crate::sys::socket;
 
@@ -99,6 +100,9 @@ pub(crate) struct Session {
     pub(crate) in_copy: bool,
     /// Types the server told us about beyond the built-in ones, by OID.
     pub(crate) types: HashMap<u32, postgres::types::Type>,
+    /// Set by the pool (through an interrupter) when it took the connection back from its
+    /// holder: the I/O errors that follow say so.
+    reclaimed: Option<Arc<AtomicBool>>,
 }
 
 impl Session {
@@ -122,6 +126,31 @@ impl Session {
             statements_dropped: false,
             in_copy: false,
             types: HashMap::new(),
+            reclaimed: None,
+        }
+    }
+
+    /// What lets another thread stop this session: its cancel key and a second descriptor
+    /// for its socket, with the flag that makes the errors after a reclaim say so.
+    pub(crate) fn interrupt_parts(
+        &mut self,
+    ) -> io::Result<(Severer, Option<CancelToken>, Arc<AtomicBool>)> {
+        let severer = self.stream.severer()?;
+        let flag = Arc::clone(
+            self.reclaimed
+                .get_or_insert_with(|| Arc::new(AtomicBool::new(false))),
+        );
+        Ok((severer, self.cancel.clone(), flag))
+    }
+
+    /// The error for a connection that broke: "reclaimed" if the pool took it back.
+    fn broken_error(&self, what: Error) -> Error {
+        match &self.reclaimed {
+            Some(flag) if flag.load(Ordering::Relaxed) => Error::broken(
+                "the pool reclaimed this connection (held longer than max_checkout, or the \
+                 pool was closed); release it and acquire another",
+            ),
+            _ => what,
         }
     }
 
@@ -192,7 +221,7 @@ impl Session {
     pub(crate) fn send(&mut self) -> Result<(), Error> {
         if self.broken {
             self.wbuf.clear();
-            return Err(Error::broken("the connection is broken"));
+            return Err(self.broken_error(Error::broken("the connection is broken")));
         }
         if let Err(e) = self.apply_timeouts() {
             self.wbuf.clear();
@@ -205,7 +234,7 @@ impl Session {
         self.wbuf.clear();
         result.map_err(|e| {
             self.broken = true;
-            Error::io("sending to the server", e)
+            self.broken_error(Error::io("sending to the server", e))
         })
     }
 
@@ -244,7 +273,8 @@ impl Session {
             match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     self.broken = true;
-                    return Err(Error::broken("server closed the connection unexpectedly"));
+                    return Err(self
+                        .broken_error(Error::broken("server closed the connection unexpectedly")));
                 }
                 Ok(n) => {
                     self.rbuf.extend_from_slice(&self.scratch[..n]);
@@ -265,7 +295,7 @@ impl Session {
                 }
                 Err(e) => {
                     self.broken = true;
-                    return Err(Error::io("reading from the server", e));
+                    return Err(self.broken_error(Error::io("reading from the server", e)));
                 }
             }
         }

@@ -97,6 +97,36 @@ impl Stream {
     }
 }
 
+/// A second descriptor for a session's socket, with which another thread can shut the
+/// socket down (the session's blocked read or write then returns at once). Owning its own
+/// descriptor, it can never shut down an unrelated socket that reused a closed number.
+#[derive(Debug)]
+pub(crate) enum Severer {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Severer {
+    /// Shuts the socket down in both directions; harmless if it already is.
+    pub(crate) fn sever(&self) {
+        let _ = match self {
+            Severer::Tcp(s) => s.shutdown(Shutdown::Both),
+            Severer::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl Stream {
+    /// A [`Severer`] for this socket (one `dup`).
+    pub(crate) fn severer(&self) -> io::Result<Severer> {
+        Ok(match self {
+            Stream::Tcp(s) => Severer::Tcp(s.try_clone()?),
+            Stream::Tls(s) => Severer::Tcp(s.sock.try_clone()?),
+            Stream::Unix(s) => Severer::Unix(s.try_clone()?),
+        })
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

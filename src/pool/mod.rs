@@ -8,7 +8,9 @@
 //! | `guard.rs` | `PooledConnection`, the RAII guard |
 //! | `build.rs` | `Builder::build` and `Builder::build_with_manager` |
 
+pub(crate) mod breaker;
 mod build;
+pub(crate) mod checkout;
 mod guard;
 pub(crate) mod shared;
 pub(crate) mod state;
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use breaker::HealthState;
 pub use guard::PooledConnection;
 
 use crate::client::{Params, Row};
@@ -28,6 +31,7 @@ use crate::event::{emit, Event, EventHook};
 use crate::manager::Manager;
 use crate::pg::PgManager;
 use crate::stats::Stats;
+use checkout::Site;
 use shared::Shared;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -96,6 +100,7 @@ impl Pool<PgManager> {
 
     /// Runs `f` in a transaction on a pooled connection (acquire, `BEGIN`, `f`, `COMMIT`,
     /// release); an error or panic in `f` rolls back. See [`PgConnection::transaction`].
+    #[track_caller]
     pub fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut PgConnection) -> Result<T, E>,
@@ -106,37 +111,55 @@ impl Pool<PgManager> {
     }
 
     /// One-shot query: acquire, run through the statement cache, release.
+    #[track_caller]
     pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
         self.get()?.query(sql, params)
     }
 
     /// One-shot command: acquire, execute, release; returns the rows affected.
+    #[track_caller]
     pub fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, Error> {
         self.get()?.execute(sql, params)
     }
 
     /// A health check (the seeds' `/health` endpoint): acquires a connection, asks the server
-    /// for its database name and time, and reports the round trip's latency with the pool's
-    /// counts. A failure is reported in [`Health::error`], not as an `Err`.
+    /// for its database name, version and time, and reports the round trip's latency with
+    /// the pool's counts and its breaker state. The whole check is bounded by
+    /// [`health_timeout`](Config::health_timeout) (2 s by default), whatever the acquire
+    /// timeout. A failure is reported in [`Health::error`], not as an `Err`; while the
+    /// breaker is open it fails at once with the last connect error.
+    #[track_caller]
     pub fn health(&self) -> Health {
+        let timeout = self.config().health_timeout;
         let start = Instant::now();
-        let result = self.get().and_then(|mut conn| {
-            conn.query_one("SELECT current_database()::text, now()::text", &[])
+        let result = self.get_timeout(timeout).and_then(|mut conn| {
+            let left = timeout.saturating_sub(start.elapsed());
+            conn.set_query_timeout(Some(left.max(Duration::from_millis(1))));
+            conn.query_one(
+                "SELECT current_database()::text, now()::text, \
+                 current_setting('server_version')",
+                &[],
+            )
         });
         let latency = start.elapsed();
         let stats = self.stats();
-        let (ok, database, server_time, error) = match result {
-            Ok(row) => (true, row.get(0), row.get(1), None),
-            Err(e) => (false, String::new(), String::new(), Some(e)),
+        let (ok, database, server_time, server_version, error) = match result {
+            Ok(row) => (true, row.get(0), row.get(1), row.get(2), None),
+            Err(e) => (false, String::new(), String::new(), String::new(), Some(e)),
         };
         Health {
             ok,
+            state: stats.health,
             database,
             server_time,
+            server_version,
             latency,
             open: stats.open,
             idle: stats.idle,
+            in_use: stats.in_use,
             waiting: stats.waiting,
+            consecutive_connect_failures: stats.consecutive_connect_failures,
+            last_connect_error: self.shared().state.lock().last_connect_error().cloned(),
             error,
         }
     }
@@ -148,18 +171,28 @@ impl Pool<PgManager> {
 pub struct Health {
     /// The round trip succeeded.
     pub ok: bool,
+    /// The pool's breaker state at the end of the check.
+    pub state: HealthState,
     /// `current_database()`, empty on failure.
     pub database: String,
     /// The server's `now()` as text, empty on failure.
     pub server_time: String,
+    /// The server's `server_version`, empty on failure.
+    pub server_version: String,
     /// Time for acquire + round trip.
     pub latency: Duration,
     /// Open connections (pg-pool's `totalCount`).
     pub open: u32,
     /// Idle connections (`idleCount`).
     pub idle: u32,
+    /// Connections held by callers.
+    pub in_use: u32,
     /// Waiting callers (`waitingCount`).
     pub waiting: u32,
+    /// Connect attempts that failed in a row (0 after a success).
+    pub consecutive_connect_failures: u32,
+    /// The most recent connect error since the last success.
+    pub last_connect_error: Option<Error>,
     /// Why it failed.
     pub error: Option<Error>,
 }
@@ -214,24 +247,50 @@ impl<M: Manager> Pool<M> {
     /// [`Overloaded`](crate::ErrorKind::Overloaded) when `max_waiters` is reached, or
     /// [`Connect`](crate::ErrorKind::Connect) at once for a permanent connect error (bad
     /// password, unknown database).
+    #[track_caller]
     pub fn get(&self) -> Result<PooledConnection<M>, Error> {
         self.get_timeout(self.shared().config.acquire_timeout)
     }
 
     /// Like [`get`](Pool::get) with an explicit wait bound (zero behaves like
     /// [`try_get`](Pool::try_get) but returns a `Timeout` error instead of `None`).
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConnection<M>, Error> {
+        let site = Site::Rust(std::panic::Location::caller());
+        self.get_at(timeout, site)
+    }
+
+    /// [`get_timeout`](Pool::get_timeout) recording `site` as where the connection was
+    /// acquired (what leak reports and timeout messages name).
+    pub(crate) fn get_at(
+        &self,
+        timeout: Duration,
+        site: Site,
+    ) -> Result<PooledConnection<M>, Error> {
         let start = self.event_start();
-        let conn = self.shared().acquire(Some(timeout))?;
+        let conn = self.shared().acquire(Some(timeout), site)?;
         Ok(self.guard(conn, start))
+    }
+
+    /// [`get_timeout`](Pool::get_timeout) with a label for where the connection is acquired
+    /// (a request name, `file.c:42`...), which leak reports, reclaim events and timeout
+    /// messages show instead of the Rust call site. Costs one allocation per call.
+    pub fn get_labelled(
+        &self,
+        timeout: Duration,
+        label: &str,
+    ) -> Result<PooledConnection<M>, Error> {
+        self.get_at(timeout, Site::Label(label.into()))
     }
 
     /// Takes an idle connection without waiting for other callers; `Ok(None)` when none is
     /// idle (a connect is started if there is room, so a later call may succeed). The
     /// hand-out checks (probe, validation) still run.
+    #[track_caller]
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, Error> {
         let start = self.event_start();
-        match self.shared().acquire(Some(Duration::ZERO)) {
+        let site = Site::Rust(std::panic::Location::caller());
+        match self.shared().acquire(Some(Duration::ZERO), site) {
             Ok(conn) => Ok(Some(self.guard(conn, start))),
             Err(e) if e.is_timeout() => Ok(None),
             Err(e) => Err(e),
@@ -278,18 +337,35 @@ impl<M: Manager> Pool<M> {
         self.shared().state.lock().is_closed()
     }
 
-    /// Closes the pool: new acquires fail, every waiter wakes with a "pool closed" error, idle
-    /// connections close, and the call waits up to `close_timeout` for connections in use to
-    /// come back (they are closed as they do). Idempotent. Returns true when every connection
-    /// was closed within the bound.
+    /// Closes the pool within `close_timeout`; see [`close_timeout`](Pool::close_timeout).
     pub fn close(&self) -> bool {
         self.close_timeout(self.shared().config.close_timeout)
     }
 
-    /// [`close`](Pool::close) with an explicit bound.
+    /// Closes the pool within `timeout`, even with the server unreachable:
+    ///
+    /// 1. new acquires fail, and every queued caller wakes at once with a "pool closed" error;
+    /// 2. idle connections close;
+    /// 3. the call waits up to `timeout` for connections in use to come back (each closes as
+    ///    it does);
+    /// 4. then whatever is still held is reclaimed: its socket is shut down at once (the
+    ///    holder's call fails with a "reclaimed" error) and its statement cancelled on the
+    ///    server from a thread of its own, which nobody waits for.
+    ///
+    /// Idempotent and safe to call from several threads. Returns true when every connection
+    /// came back and closed (and every connect in flight ended) within `timeout`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), pgpool::Error> {
+    /// # let pool = pgpool::Pool::builder().build("postgres://app@localhost/app")?;
+    /// let clean = pool.close_timeout(std::time::Duration::from_secs(5));
+    /// if !clean {
+    ///     eprintln!("some connections were still in use and were reclaimed");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn close_timeout(&self, timeout: Duration) -> bool {
-        self.shared().shut();
-        self.shared().wait_drained(Instant::now() + timeout)
+        self.shared().close_by(Instant::now() + timeout)
     }
 }
 

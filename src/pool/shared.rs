@@ -19,7 +19,8 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::{emit, CloseReason, Event, EventHook};
 use crate::manager::{Manager, Probe};
-use crate::pool::state::{self, Conn, Limits, Retired, State, Waiter};
+use crate::pool::checkout::{Overdue, Site};
+use crate::pool::state::{self, CheckIn, Conn, Limits, Retired, State, Waiter};
 use crate::pool::threads;
 use crate::stats::Stats;
 
@@ -96,6 +97,18 @@ impl<M: Manager> Shared<M> {
         Conn::new(raw, id, now, expires)
     }
 
+    /// Disposes of what a check-in left: a retired connection is closed (see `dispose`); a
+    /// reclaimed one is just dropped (its slot was freed when it was reclaimed).
+    pub(crate) fn dispose_check_in(self: &Arc<Self>, out: CheckIn<M::Connection>) {
+        match out {
+            CheckIn::Kept => {}
+            CheckIn::Retired(r) => self.dispose([r]),
+            CheckIn::Dead(r) => {
+                drop_retired(r);
+            }
+        }
+    }
+
     /// Closes retired connections: here and now when closing cannot block (the lock is not
     /// held: callers release it first), else on the closer thread.
     pub(crate) fn dispose(
@@ -142,6 +155,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn acquire(
         self: &Arc<Self>,
         timeout: Option<Duration>,
+        site: Site,
     ) -> Result<Conn<M::Connection>, Error> {
         // Precise time is read only once the caller has to wait: the fast path stays cheap.
         let mut start: Option<Instant> = None;
@@ -160,15 +174,23 @@ impl<M: Manager> Shared<M> {
                     return Err(state.time_out(s));
                 }
             }
-            let conn = match state.check_out_idle(self.id) {
+            let conn = match state.check_out_idle(self.id, &site) {
                 Some(conn) => conn,
                 None => {
+                    // The breaker is open: fail now with the cause instead of waiting.
+                    if let Some(err) = state.unavailable() {
+                        let spawn = state.hire_probe();
+                        drop(state);
+                        threads::spawn_connectors(self, spawn);
+                        return Err(err);
+                    }
                     if timeout == Some(Duration::ZERO) {
-                        let spawn = state.plan_connects();
-                        MutexGuard::unlocked(&mut state, || threads::spawn_connectors(self, spawn));
+                        let spawn = state.plan_connects_for_try();
+                        drop(state);
+                        threads::spawn_connectors(self, spawn);
                         return Err(Error::new(ErrorKind::Timeout, "no idle connection"));
                     }
-                    let waiter = Arc::new(Waiter::new());
+                    let waiter = Arc::new(Waiter::new(site.clone()));
                     state.join_queue(Arc::clone(&waiter), first_in_line)?;
                     first_in_line = true;
                     let began = start_clock(&mut start, &mut deadline, timeout);
@@ -215,15 +237,19 @@ impl<M: Manager> Shared<M> {
             }
         };
         if validate {
-            // The round trip is bounded by what is left of the caller's one deadline.
-            start_clock(start, deadline, timeout);
+            // The round trip is bounded by what is left of the caller's one deadline; a
+            // zero-timeout acquire (which does not wait for other callers) gives it the whole
+            // `validation_timeout`, so a healthy session is never closed for want of a budget.
             let mut limit = self.config.validation_timeout;
-            if let Some(d) = *deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                limit = limit.min(left.max(Duration::from_millis(1)));
+            if timeout != Some(Duration::ZERO) {
+                start_clock(start, deadline, timeout);
+                if let Some(d) = *deadline {
+                    let left = d.saturating_duration_since(Instant::now());
+                    limit = limit.min(left.max(Duration::from_millis(1)));
+                }
             }
             let result = guarded("validate", || self.manager.validate(&mut conn.raw, limit));
-            self.state.lock().count_validation();
+            self.state.lock().count_validation(result.as_ref().err());
             if let Err(error) = result {
                 emit(self.hook.as_ref(), Event::Error { error });
                 self.discard_checked_out(conn, CloseReason::FailedValidation);
@@ -237,8 +263,8 @@ impl<M: Manager> Shared<M> {
 
     /// Closes a connection that a caller's acquire took out but found unusable.
     fn discard_checked_out(self: &Arc<Self>, conn: Conn<M::Connection>, reason: CloseReason) {
-        let retired = self.state.lock().undo_check_out(conn, reason);
-        self.dispose([retired]);
+        let out = self.state.lock().undo_check_out(conn, reason);
+        self.dispose_check_in(out);
     }
 
     /// Release: reset outside the lock, then hand to the oldest waiter, keep idle, or retire.
@@ -267,12 +293,12 @@ impl<M: Manager> Shared<M> {
             None
         };
         let (id, held) = (conn.id, now.since(conn.checked_out));
-        let retired = self.state.lock().check_in(conn, reason);
+        let out = self.state.lock().check_in(conn, reason);
         // Before the connection is closed: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
             emit(self.hook.as_ref(), Event::Release { conn_id: id, held });
         }
-        self.dispose(retired);
+        self.dispose_check_in(out);
     }
 
     /// Closes a connection its holder asked to discard.
@@ -281,8 +307,8 @@ impl<M: Manager> Shared<M> {
             std::mem::forget(conn);
             return;
         }
-        let retired = self.state.lock().discard(conn);
-        self.dispose([retired]);
+        let out = self.state.lock().discard(conn);
+        self.dispose_check_in(out);
     }
 
     /// Marks the pool closed, fails every waiter, stops the reaper and keepalive, and closes
@@ -297,6 +323,60 @@ impl<M: Manager> Shared<M> {
         self.stop.lock().take();
         self.dispose(retired);
         true
+    }
+
+    /// A bounded close: shut, wait for holders until `deadline`, then take back what is
+    /// still held (socket shut down at once, statement cancelled on a thread of its own, so
+    /// an unreachable server cannot hold this up), and wait briefly for connects and closes in
+    /// flight. True when every connection came back or closed before `deadline`.
+    pub(crate) fn close_by(self: &Arc<Self>, deadline: Instant) -> bool {
+        self.shut();
+        if self.wait_drained(deadline) {
+            return true;
+        }
+        let reclaimed = self.state.lock().reclaim_all(Tick::now());
+        self.interrupt(reclaimed);
+        false
+    }
+
+    /// Severs reclaimed connections now, reports them, and sends their cancel requests from a
+    /// short-lived thread (each bounded; nobody waits for them).
+    pub(crate) fn interrupt(self: &Arc<Self>, overdue: Vec<Overdue>) {
+        let mut cancels = Vec::new();
+        for o in overdue {
+            let site = o.site.to_string();
+            match o.interrupt {
+                Some(interrupt) => {
+                    interrupt.sever();
+                    cancels.push(interrupt);
+                    emit(
+                        self.hook.as_ref(),
+                        Event::Reclaimed {
+                            conn_id: o.conn_id,
+                            held: o.held,
+                            site,
+                        },
+                    );
+                }
+                None => emit(
+                    self.hook.as_ref(),
+                    Event::LeakSuspected {
+                        conn_id: o.conn_id,
+                        held: o.held,
+                        site,
+                    },
+                ),
+            }
+        }
+        if !cancels.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name(format!("pgpool-x{}", self.id))
+                .spawn(move || cancels.iter().for_each(|i| i.cancel()));
+            if let Err(e) = spawned {
+                log::warn!(target: "pgpool", "cannot start a thread for cancel requests: {e}");
+            }
+        }
+        self.changed.notify_all();
     }
 
     /// Waits until nothing is in use, being opened or being closed, or until `deadline`.
@@ -335,7 +415,7 @@ impl<M: Manager> Shared<M> {
             if self.changed.wait_until(&mut state, deadline).timed_out() {
                 return Err(Error::timeout(
                     start.elapsed(),
-                    &state.describe(),
+                    &state.explain(),
                     state.last_connect_error(),
                 ));
             }
@@ -353,9 +433,16 @@ impl<M: Manager> Shared<M> {
 
 /// Drops a retired connection's session (a panic in its `Drop` is logged, not spread);
 /// returns its id and why it was retired.
-pub(crate) fn drop_retired<C>(Retired { conn, reason }: Retired<C>) -> (u64, CloseReason) {
+pub(crate) fn drop_retired<C>(
+    Retired {
+        conn,
+        reason,
+        interrupt,
+    }: Retired<C>,
+) -> (u64, CloseReason) {
     let id = conn.id;
     let raw = conn.raw;
+    drop(interrupt);
     if panic::catch_unwind(AssertUnwindSafe(move || drop(raw))).is_err() {
         log::error!(target: "pgpool", "closing conn {id} panicked");
     }

@@ -16,6 +16,9 @@ use crate::clock::Tick;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::CloseReason;
+use crate::manager::Interrupt;
+use crate::pool::breaker::Breaker;
+use crate::pool::checkout::{Overdue, Seats, Site};
 use crate::stats::{Counters, Stats};
 
 /// A pooled connection with the pool's bookkeeping.
@@ -32,6 +35,8 @@ pub(crate) struct Conn<C> {
     /// When the current holder got it.
     pub(crate) checked_out: Tick,
     pub(crate) uses: u64,
+    /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
+    pub(crate) seat: u32,
     /// Stamped under the lock each time the connection enters `idle`: the release order.
     /// (`last_used` is read from the coarse clock before the lock is taken, so two neighbours
     /// may disagree with the list by a tick; this cannot.)
@@ -49,6 +54,7 @@ impl<C> Conn<C> {
             last_alive: now,
             checked_out: now,
             uses: 0,
+            seat: NO_SEAT,
             idle_seq: 0,
         }
     }
@@ -58,11 +64,36 @@ impl<C> Conn<C> {
     }
 }
 
+const NO_SEAT: u32 = u32::MAX;
+
 /// A connection on its way to be closed; its slot is counted in `closing` until
-/// [`State::closed_one`].
+/// [`State::closed_one`] (except a reclaimed one, see [`CheckIn::Dead`]).
 pub(crate) struct Retired<C> {
     pub(crate) conn: Conn<C>,
     pub(crate) reason: CloseReason,
+    /// Its interrupter, closed with it (outside the lock).
+    pub(crate) interrupt: Option<Arc<dyn Interrupt>>,
+}
+
+/// What became of a connection its holder gave back.
+pub(crate) enum CheckIn<C> {
+    /// Idle again, or handed to a waiter.
+    Kept,
+    /// Retired: close it, then [`State::closed_one`].
+    Retired(Retired<C>),
+    /// The pool had reclaimed it while it was held: its slot was freed then, so just drop it
+    /// (no `closed_one`).
+    Dead(Retired<C>),
+}
+
+/// What a connector thread does next.
+pub(crate) enum ConnectJob {
+    /// Attempt a connect (counted in `connecting`).
+    Attempt,
+    /// Nothing may start before this (backoff); wait on `Shared::changed` until then.
+    Wait(Instant),
+    /// No work: the thread ends (already subtracted from `connectors`).
+    Exit,
 }
 
 /// What a waiter finds in its slot.
@@ -77,13 +108,16 @@ pub(crate) enum Delivery<C> {
 pub(crate) struct Waiter<C> {
     cv: Condvar,
     slot: Mutex<Option<Delivery<C>>>,
+    /// Where the caller acquires from (recorded on the connection it gets).
+    site: Site,
 }
 
 impl<C> Waiter<C> {
-    pub(crate) fn new() -> Waiter<C> {
+    pub(crate) fn new(site: Site) -> Waiter<C> {
         Waiter {
             cv: Condvar::new(),
             slot: Mutex::new(None),
+            site,
         }
     }
 
@@ -116,6 +150,9 @@ pub(crate) struct Limits {
     pub(crate) min_idle: usize,
     pub(crate) max_idle: usize,
     pub(crate) max_waiters: Option<usize>,
+    pub(crate) max_concurrent_connects: usize,
+    pub(crate) breaker_threshold: Option<u32>,
+    pub(crate) reconnect_backoff_max: Duration,
 }
 
 impl Limits {
@@ -125,18 +162,11 @@ impl Limits {
             min_idle: config.min_idle as usize,
             max_idle: config.max_idle as usize,
             max_waiters: config.max_waiters,
+            max_concurrent_connects: config.max_concurrent_connects.min(config.max_size) as usize,
+            breaker_threshold: config.breaker_threshold,
+            reconnect_backoff_max: config.reconnect_backoff_max,
         }
     }
-}
-
-/// What a connector does after a failed attempt.
-pub(crate) enum AfterConnectError {
-    /// Somebody still needs the connection and the error is transient: back off and retry
-    /// (the slot stays reserved).
-    Retry,
-    /// Give the slot back and end; start `spawn` connects (slots reserved) for the waiters
-    /// still in line.
-    GiveUp { spawn: usize },
 }
 
 /// Everything `Shared::state` guards.
@@ -161,16 +191,29 @@ pub(crate) enum AfterConnectError {
 /// 5. **Closing is final.** `closed` only goes from false to true; once closed, no connection
 ///    is idle and nobody waits.
 /// 6. **Counters agree.** `acquires >= in_use`, `wait_count >= acquire_timeouts`.
+/// 7. **Bounded connect work.** `connecting <= pending`, `connecting <= connectors <=
+///    max_concurrent_connects`, and reservations not being attempted have a thread to
+///    attempt them: `pending > connecting` implies `connectors > 0`.
+/// 8. **Seats match.** Every open connection (idle, in use, checking) holds a seat, and the
+///    seats lent (not reclaimed) are exactly `in_use`. A reclaimed connection holds no slot.
 pub(crate) struct State<C> {
     limits: Limits,
     idle: VecDeque<Conn<C>>,
+    /// Held by callers (including one in a waiter's slot); reclaimed ones excluded.
     in_use: usize,
     checking: usize,
+    /// Slots reserved for connects: being attempted (`connecting`) or waiting for a turn.
     pending: usize,
+    /// Connect attempts running now.
+    connecting: usize,
+    /// Connector threads alive.
+    connectors: usize,
     closing: usize,
     waiters: VecDeque<Arc<Waiter<C>>>,
     closed: bool,
-    last_connect_error: Option<Error>,
+    breaker: Breaker,
+    seats: Seats,
+    last_validation_error: Option<(Instant, Error)>,
     counters: Counters,
     next_idle_seq: u64,
     /// `closed` as the last check saw it, to catch a true → false change.
@@ -201,10 +244,14 @@ impl<C> State<C> {
             in_use: 0,
             checking: 0,
             pending: 0,
+            connecting: 0,
+            connectors: 0,
             closing: 0,
             waiters: VecDeque::new(),
             closed: false,
-            last_connect_error: None,
+            breaker: Breaker::new(limits.breaker_threshold, limits.reconnect_backoff_max),
+            seats: Seats::with_capacity(limits.max_size),
+            last_validation_error: None,
             counters: Counters::default(),
             next_idle_seq: 0,
             #[cfg(debug_assertions)]
@@ -237,7 +284,57 @@ impl<C> State<C> {
     }
 
     pub(crate) fn last_connect_error(&self) -> Option<&Error> {
-        self.last_connect_error.as_ref()
+        self.breaker.last_error()
+    }
+
+    /// Open connections: idle, in use, being checked.
+    fn live(&self) -> usize {
+        self.idle.len() + self.in_use + self.checking
+    }
+
+    fn is_down(&self) -> bool {
+        self.breaker.is_down(self.live())
+    }
+
+    /// The error for an acquire that needs a new connection while the breaker is open
+    /// (`None` while it is not).
+    pub(crate) fn unavailable(&self) -> Option<Error> {
+        if !self.is_down() {
+            return None;
+        }
+        let last = self.breaker.last_error()?;
+        let ago = self.breaker.last_failure().map(|t| t.elapsed());
+        Some(Error::unavailable(
+            last,
+            self.breaker.failures(),
+            ago.unwrap_or_default(),
+        ))
+    }
+
+    /// [`describe`](Self::describe) plus the causes: the longest checkout (how long, where
+    /// from), the breaker, the last failed validation. What a timed-out acquire reports.
+    pub(crate) fn explain(&self) -> String {
+        let mut text = self.describe();
+        if let Some((held, site)) = self.seats.longest(Tick::now()) {
+            text.push_str(&format!(
+                ", longest held {} ms (acquired at {site})",
+                held.as_millis()
+            ));
+        }
+        let failures = self.breaker.failures();
+        if failures > 0 {
+            text.push_str(&format!(
+                ", health {}: {failures} connect attempt(s) failed in a row",
+                self.breaker.state(self.live()).as_str()
+            ));
+        }
+        if let Some((at, err)) = &self.last_validation_error {
+            text.push_str(&format!(
+                ", last failed validation {} ms ago: {err}",
+                at.elapsed().as_millis()
+            ));
+        }
+        text
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -273,6 +370,12 @@ impl<C> State<C> {
             connect_errors: c.connect_errors,
             validations: c.validations,
             closed_by_reason: c.closed,
+            leaks_suspected: c.leaks,
+            health: self.breaker.state(self.live()),
+            consecutive_connect_failures: self.breaker.failures(),
+            since_connect_success: self.breaker.last_success().map(|t| t.elapsed()),
+            since_connect_failure: self.breaker.last_failure().map(|t| t.elapsed()),
+            connectors: self.connectors as u32,
         }
     }
 
@@ -281,7 +384,7 @@ impl<C> State<C> {
     /// Checks out an idle connection: the one this thread released last if it is among the
     /// most recently used few (thread affinity, as HikariCP's thread-local list), else the
     /// most recently used one.
-    pub(crate) fn check_out_idle(&mut self, pool_id: u64) -> Option<Conn<C>> {
+    pub(crate) fn check_out_idle(&mut self, pool_id: u64, site: &Site) -> Option<Conn<C>> {
         let (pool, last) = LAST_RELEASED.with(|last| last.get());
         let len = self.idle.len();
         let found = if pool == pool_id {
@@ -295,9 +398,10 @@ impl<C> State<C> {
             Some(i) => self.idle.remove(i),
             None => self.idle.pop_back(),
         };
-        if conn.is_some() {
+        if let Some(c) = &conn {
             self.in_use += 1;
             self.counters.acquires += 1;
+            self.seats.lend(c.seat, Tick::now(), site.clone());
         }
         self.check_invariants();
         conn
@@ -372,21 +476,44 @@ impl<C> State<C> {
         let waited = start.elapsed();
         self.counters.wait_duration += waited;
         self.check_invariants();
-        Error::timeout(waited, &self.describe(), self.last_connect_error.as_ref())
+        Error::timeout(waited, &self.explain(), self.breaker.last_error())
     }
 
     /// A connection checked out by acquire failed its hand-out checks: it is retired and the
     /// acquire is not counted.
-    pub(crate) fn undo_check_out(&mut self, conn: Conn<C>, reason: CloseReason) -> Retired<C> {
-        self.in_use -= 1;
-        self.counters.acquires -= 1;
-        let retired = self.retire(conn, reason);
+    pub(crate) fn undo_check_out(&mut self, conn: Conn<C>, reason: CloseReason) -> CheckIn<C> {
+        let out = match self.end_checkout(conn) {
+            Ok(conn) => {
+                self.counters.acquires -= 1;
+                CheckIn::Retired(self.retire(conn, reason))
+            }
+            Err(dead) => CheckIn::Dead(dead),
+        };
         self.check_invariants();
-        retired
+        out
     }
 
-    pub(crate) fn count_validation(&mut self) {
+    /// Ends a checkout: `Ok` (no longer counted in use), or `Err` with the connection ready
+    /// to drop when the pool had reclaimed it (its slot was freed then; now its seat is).
+    fn end_checkout(&mut self, conn: Conn<C>) -> Result<Conn<C>, Retired<C>> {
+        if self.seats.unlend(conn.seat) {
+            let interrupt = self.seats.give_back(conn.seat);
+            return Err(Retired {
+                conn,
+                reason: CloseReason::Reclaimed,
+                interrupt,
+            });
+        }
+        self.in_use -= 1;
+        Ok(conn)
+    }
+
+    /// Counts a validation round trip; `failed` records why it failed (for timeout messages).
+    pub(crate) fn count_validation(&mut self, failed: Option<&Error>) {
         self.counters.validations += 1;
+        if let Some(err) = failed {
+            self.last_validation_error = Some((Instant::now(), err.clone()));
+        }
         self.check_invariants();
     }
 
@@ -394,27 +521,30 @@ impl<C> State<C> {
 
     /// A holder gave `conn` back (already reset outside the lock). Retired for `reason` if
     /// there is one or the pool is closed; else to the oldest waiter, or idle.
-    pub(crate) fn check_in(
-        &mut self,
-        conn: Conn<C>,
-        reason: Option<CloseReason>,
-    ) -> Option<Retired<C>> {
-        self.in_use -= 1;
-        let retired = match reason {
-            Some(reason) => Some(self.retire(conn, reason)),
-            None if self.closed => Some(self.retire(conn, CloseReason::PoolClosed)),
-            None => self.make_available(conn),
+    pub(crate) fn check_in(&mut self, conn: Conn<C>, reason: Option<CloseReason>) -> CheckIn<C> {
+        let out = match self.end_checkout(conn) {
+            Err(dead) => CheckIn::Dead(dead),
+            Ok(conn) => match reason {
+                Some(reason) => CheckIn::Retired(self.retire(conn, reason)),
+                None if self.closed => CheckIn::Retired(self.retire(conn, CloseReason::PoolClosed)),
+                None => match self.make_available(conn) {
+                    Some(retired) => CheckIn::Retired(retired),
+                    None => CheckIn::Kept,
+                },
+            },
         };
         self.check_invariants();
-        retired
+        out
     }
 
     /// A holder discarded `conn`.
-    pub(crate) fn discard(&mut self, conn: Conn<C>) -> Retired<C> {
-        self.in_use -= 1;
-        let retired = self.retire(conn, CloseReason::Discarded);
+    pub(crate) fn discard(&mut self, conn: Conn<C>) -> CheckIn<C> {
+        let out = match self.end_checkout(conn) {
+            Err(dead) => CheckIn::Dead(dead),
+            Ok(conn) => CheckIn::Retired(self.retire(conn, CloseReason::Discarded)),
+        };
         self.check_invariants();
-        retired
+        out
     }
 
     /// Gives an available connection to the oldest waiter, else keeps it idle; returns it as
@@ -423,6 +553,7 @@ impl<C> State<C> {
         if let Some(waiter) = self.waiters.pop_front() {
             self.in_use += 1;
             self.counters.acquires += 1;
+            self.seats.lend(conn.seat, Tick::now(), waiter.site.clone());
             waiter.deliver(Delivery::Conn(conn));
             None
         } else if self.idle.len() >= self.limits.max_idle {
@@ -443,13 +574,19 @@ impl<C> State<C> {
     fn retire(&mut self, conn: Conn<C>, reason: CloseReason) -> Retired<C> {
         self.closing += 1;
         self.counters.closed[reason.index()] += 1;
-        Retired { conn, reason }
+        let interrupt = self.seats.give_back(conn.seat);
+        Retired {
+            conn,
+            reason,
+            interrupt,
+        }
     }
 
     // ---- Connects ------------------------------------------------------------------------
 
-    /// Counts how many connects to start now and reserves their slots: one per waiter not
-    /// already covered by a connect in flight, plus the `min_idle` deficit, within `max_size`.
+    /// Reserves slots for the connects needed now: one per waiter not already covered by a
+    /// connect in flight, plus the `min_idle` deficit, within `max_size`. Returns how many
+    /// connector threads to start (already counted in `connectors`).
     pub(crate) fn plan_connects(&mut self) -> usize {
         let deficit = self.limits.min_idle.saturating_sub(self.idle.len());
         let n = self.reserve_connects(deficit);
@@ -457,67 +594,234 @@ impl<C> State<C> {
         n
     }
 
-    /// Like [`plan_connects`](Self::plan_connects) with `extra` connections wanted beyond one
-    /// per waiter.
+    /// Like [`plan_connects`](Self::plan_connects) for a zero-timeout acquire that found
+    /// nothing idle: one connect more, so a later try can succeed (if there is room and none
+    /// is already under way).
+    pub(crate) fn plan_connects_for_try(&mut self) -> usize {
+        let deficit = self.limits.min_idle.saturating_sub(self.idle.len());
+        let n = self.reserve_connects(deficit.max(1));
+        self.check_invariants();
+        n
+    }
+
+    /// Reserves connects for the waiters plus `extra`, then hires threads for them. While the
+    /// breaker is open nothing is reserved: the single probe reserves its own slot.
     fn reserve_connects(&mut self, extra: usize) -> usize {
         if self.closed {
             return 0;
         }
-        let wanted = self.waiters.len() + extra;
-        let mut n = 0;
-        while self.pending < wanted && self.slots_used() < self.limits.max_size {
-            self.pending += 1;
-            n += 1;
+        if !self.is_down() {
+            let wanted = self.waiters.len() + extra;
+            while self.pending < wanted && self.slots_used() < self.limits.max_size {
+                self.pending += 1;
+            }
         }
+        self.hire()
+    }
+
+    /// How many connector threads to start for the work reserved (counted in `connectors`
+    /// now): up to `max_concurrent_connects`, or the one probe while the breaker is open.
+    fn hire(&mut self) -> usize {
+        if self.closed {
+            return 0;
+        }
+        let want = if self.is_down() {
+            1
+        } else {
+            self.pending.min(self.limits.max_concurrent_connects)
+        };
+        let n = want.saturating_sub(self.connectors);
+        self.connectors += n;
         n
     }
 
-    /// A connector's thread could not be started: its reserved slot is given back.
+    /// Threads for the work already reserved (after an acquire found the breaker open, so the
+    /// probe runs even if nothing else would start it).
+    pub(crate) fn hire_probe(&mut self) -> usize {
+        let n = self.hire();
+        self.check_invariants();
+        n
+    }
+
+    /// A connector thread asks for work. While the breaker is open only one attempt runs at a
+    /// time (the probe, reserving its own slot); otherwise one per reservation not yet being
+    /// attempted. Either waits out the breaker's backoff first.
+    pub(crate) fn next_connect(&mut self, now: Instant) -> ConnectJob {
+        let job = if self.closed {
+            // Reservations nobody attempts yet are dropped.
+            self.pending = self.connecting;
+            ConnectJob::Exit
+        } else if self.is_down() {
+            if self.connecting > 0 {
+                ConnectJob::Exit
+            } else if let Some(at) = self.breaker.wait_until(now) {
+                ConnectJob::Wait(at)
+            } else if self.pending == 0 && self.slots_used() >= self.limits.max_size {
+                ConnectJob::Wait(now + Duration::from_millis(10))
+            } else {
+                self.pending = self.pending.max(1);
+                self.connecting += 1;
+                ConnectJob::Attempt
+            }
+        } else if self.pending <= self.connecting {
+            ConnectJob::Exit
+        } else if let Some(at) = self.breaker.wait_until(now) {
+            ConnectJob::Wait(at)
+        } else {
+            self.connecting += 1;
+            ConnectJob::Attempt
+        };
+        if matches!(job, ConnectJob::Exit) {
+            self.connectors -= 1;
+        }
+        self.check_invariants();
+        job
+    }
+
+    /// A connector thread could not be started: it is not counted, and if no connector is
+    /// left, the reservations it would have served are given back.
     pub(crate) fn connector_not_started(&mut self, err: Error) {
-        self.pending -= 1;
-        self.last_connect_error = Some(err);
+        self.connectors -= 1;
+        if self.connectors == 0 {
+            self.pending = self.connecting;
+        }
+        self.breaker.failed(&err, Instant::now());
         self.check_invariants();
     }
 
-    /// A connector opened `conn`: to the oldest waiter, idle, or (pool closed, `max_idle`
-    /// reached) retired.
-    pub(crate) fn connected(&mut self, conn: Conn<C>) -> Option<Retired<C>> {
+    /// A connect attempt opened `conn`: the breaker closes; the connection goes to the oldest
+    /// waiter, idle, or (pool closed, `max_idle` reached) is retired. Returns it if retired,
+    /// and how many connector threads to start (for the rest of the `min_idle` deficit).
+    pub(crate) fn connected(
+        &mut self,
+        mut conn: Conn<C>,
+        interrupt: Option<Arc<dyn Interrupt>>,
+    ) -> (Option<Retired<C>>, usize) {
+        self.connecting -= 1;
         self.pending -= 1;
         self.counters.created += 1;
-        self.last_connect_error = None;
+        self.breaker.succeeded(Instant::now());
+        conn.seat = self.seats.take(conn.id, interrupt);
         let retired = if self.closed {
             Some(self.retire(conn, CloseReason::PoolClosed))
         } else {
             self.make_available(conn)
         };
+        let deficit = self.limits.min_idle.saturating_sub(self.idle.len());
+        let spawn = self.reserve_connects(deficit);
         self.check_invariants();
-        retired
+        (retired, spawn)
     }
 
-    /// A connect attempt failed with `err`. The connector retries a transient error while a
-    /// waiter or the `min_idle` deficit needs it; otherwise it gives its slot back. A
-    /// permanent error fails the oldest waiter at once; the others get connects of their own
-    /// (and so the same verdict, one by one). The `min_idle` deficit is left to the reaper's
-    /// next tick, so a bad password costs one attempt per tick, not a tight loop of logins.
-    pub(crate) fn connect_failed(&mut self, err: &Error) -> AfterConnectError {
+    /// A connect attempt failed with `err`. If that opens the breaker, every waiter fails at
+    /// once with the "unavailable" error and the reservations are dropped (the probe takes
+    /// over). A permanent error fails the oldest waiter at once (the others keep their
+    /// reservations, so each gets the verdict of its own attempt). A transient error keeps
+    /// the reservation while a waiter or the `min_idle` deficit needs it: the next attempt
+    /// starts after the breaker's backoff. Returns how many connector threads to start.
+    pub(crate) fn connect_failed(&mut self, err: &Error) -> usize {
+        self.connecting -= 1;
         self.counters.connect_errors += 1;
-        self.last_connect_error = Some(err.clone());
+        self.breaker.failed(err, Instant::now());
         let needed = !self.waiters.is_empty() || self.idle.len() < self.limits.min_idle;
-        let verdict = if self.closed || !needed || err.is_permanent_connect() {
+        if self.closed {
             self.pending -= 1;
-            if err.is_permanent_connect() {
-                if let Some(w) = self.waiters.pop_front() {
-                    w.deliver(Delivery::Failed(err.clone()));
+        } else if self.is_down() {
+            if let Some(e) = self.unavailable() {
+                for w in std::mem::take(&mut self.waiters) {
+                    w.deliver(Delivery::Failed(e.clone()));
                 }
             }
-            AfterConnectError::GiveUp {
-                spawn: self.reserve_connects(0),
+            self.pending = self.connecting;
+        } else if err.is_permanent_connect() {
+            self.pending -= 1;
+            if let Some(w) = self.waiters.pop_front() {
+                w.deliver(Delivery::Failed(err.clone()));
             }
+        } else if !needed {
+            self.pending -= 1;
+        }
+        let spawn = self.hire();
+        self.check_invariants();
+        spawn
+    }
+
+    // ---- Checkouts -----------------------------------------------------------------------
+
+    /// The housekeeper's look at checkouts: those held past `leak` are reported once; those
+    /// held past `max` are reclaimed (if the manager gave an interrupter: else only reported),
+    /// which frees their slots. Returns them (sever and cancel the reclaimed ones, outside the
+    /// lock) and how many connector threads to start for the freed slots.
+    pub(crate) fn scan_checkouts(
+        &mut self,
+        now: Tick,
+        leak: Option<Duration>,
+        max: Option<Duration>,
+    ) -> (Vec<Overdue>, usize) {
+        let mut found = Vec::new();
+        let (mut reclaimed, mut leaks) = (0, 0);
+        for seat in self.seats.lent_mut() {
+            let Some(lent) = seat.lent.as_mut() else {
+                continue;
+            };
+            let held = now.since(lent.since);
+            let reclaim = max.is_some_and(|m| held >= m) && seat.interrupt.is_some();
+            let warn =
+                !lent.warned && (leak.is_some_and(|l| held >= l) || max.is_some_and(|m| held >= m));
+            if reclaim {
+                lent.reclaimed = true;
+                reclaimed += 1;
+            } else if warn {
+                lent.warned = true;
+                leaks += 1;
+            } else {
+                continue;
+            }
+            found.push(Overdue {
+                conn_id: seat.conn_id,
+                held,
+                site: lent.site.clone(),
+                interrupt: if reclaim {
+                    seat.interrupt.clone()
+                } else {
+                    None
+                },
+            });
+        }
+        self.in_use -= reclaimed;
+        self.counters.closed[CloseReason::Reclaimed.index()] += reclaimed as u64;
+        self.counters.leaks += leaks;
+        let spawn = if reclaimed > 0 {
+            let deficit = self.limits.min_idle.saturating_sub(self.idle.len());
+            self.reserve_connects(deficit)
         } else {
-            AfterConnectError::Retry
+            0
         };
         self.check_invariants();
-        verdict
+        (found, spawn)
+    }
+
+    /// A bounded close ran out of time: every checkout that can be interrupted is reclaimed.
+    /// Returns them, to sever and cancel outside the lock.
+    pub(crate) fn reclaim_all(&mut self, now: Tick) -> Vec<Overdue> {
+        let mut found = Vec::new();
+        for seat in self.seats.lent_mut() {
+            let (Some(lent), Some(interrupt)) = (seat.lent.as_mut(), seat.interrupt.as_ref())
+            else {
+                continue;
+            };
+            lent.reclaimed = true;
+            found.push(Overdue {
+                conn_id: seat.conn_id,
+                held: now.since(lent.since),
+                site: lent.site.clone(),
+                interrupt: Some(Arc::clone(interrupt)),
+            });
+        }
+        self.in_use -= found.len();
+        self.counters.closed[CloseReason::Reclaimed.index()] += found.len() as u64;
+        self.check_invariants();
+        found
     }
 
     // ---- Closing -------------------------------------------------------------------------
@@ -675,6 +979,23 @@ impl<C> State<C> {
             self.idle.len(),
             self.waiters.len()
         );
+        assert!(
+            self.connecting <= self.pending
+                && self.connecting <= self.connectors
+                && self.connectors <= self.limits.max_concurrent_connects
+                && (self.pending == self.connecting || self.connectors > 0),
+            "pool invariant (bounded connect work): pending {}, connecting {}, connectors {} (limit {})",
+            self.pending,
+            self.connecting,
+            self.connectors,
+            self.limits.max_concurrent_connects
+        );
+        let (seated, lent) = self.seats.counts();
+        assert!(
+            seated == self.live() && lent == self.in_use,
+            "pool invariant (seats match): {seated} seated, {lent} lent; {}",
+            self.describe()
+        );
         let c = &self.counters;
         let closed: u64 = c.closed.iter().sum();
         let open = (self.idle.len() + self.in_use + self.checking) as u64;
@@ -715,6 +1036,9 @@ mod tests {
             min_idle: 0,
             max_idle: 3,
             max_waiters: None,
+            max_concurrent_connects: 3,
+            breaker_threshold: Some(3),
+            reconnect_backoff_max: Duration::from_secs(1),
         }
     }
 
@@ -726,13 +1050,23 @@ mod tests {
     /// built through the real transitions.
     fn busy() -> State<()> {
         let mut s = State::new(limits());
-        let waiters: Vec<_> = (0..3).map(|_| Arc::new(Waiter::new())).collect();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| Arc::new(Waiter::new(Site::Unknown)))
+            .collect();
         for w in &waiters {
             s.join_queue(Arc::clone(w), false).unwrap();
         }
         assert_eq!(s.plan_connects(), 3);
         for id in 1..=3 {
-            assert!(s.connected(conn(id)).is_none()); // straight to a waiter
+            assert!(matches!(
+                s.next_connect(Instant::now()),
+                ConnectJob::Attempt
+            ));
+            let (retired, spawn) = s.connected(conn(id), None);
+            assert!(retired.is_none() && spawn == 0); // straight to a waiter
+        }
+        for _ in 0..3 {
+            assert!(matches!(s.next_connect(Instant::now()), ConnectJob::Exit));
         }
         let mut got: Vec<_> = waiters
             .iter()
@@ -740,7 +1074,7 @@ mod tests {
             .collect();
         let c3 = got.pop().unwrap();
         for c in got {
-            assert!(s.check_in(c, None).is_none());
+            assert!(matches!(s.check_in(c, None), CheckIn::Kept));
         }
         assert_eq!(c3.id, 3); // stays in use: the counts still hold it
         s
@@ -752,12 +1086,12 @@ mod tests {
         assert_eq!(s.idle.len(), 2);
         assert_eq!(s.in_use, 1);
         let c = s.start_keepalive(Tick::now(), Duration::ZERO).unwrap();
-        let w = Arc::new(Waiter::new());
-        let c2 = s.check_out_idle(0).unwrap();
+        let w = Arc::new(Waiter::new(Site::Unknown));
+        let c2 = s.check_out_idle(0, &Site::Unknown).unwrap();
         s.join_queue(Arc::clone(&w), false).unwrap();
         assert!(s.end_keepalive(c, true).is_none()); // to the waiter
         let c = s.take_delivery(&w, Instant::now()).unwrap().unwrap();
-        assert!(s.check_in(c, None).is_none());
+        assert!(matches!(s.check_in(c, None), CheckIn::Kept));
         let _ = s.discard(c2);
         assert_eq!(s.closed_one(), 0);
         let retired = s.shut().unwrap();
@@ -770,9 +1104,9 @@ mod tests {
         let mut s = busy();
         let oldest = s.start_keepalive(Tick::now(), Duration::ZERO).unwrap();
         let next = s.idle[0].id;
-        let taken = s.check_out_idle(0).unwrap();
+        let taken = s.check_out_idle(0, &Site::Unknown).unwrap();
         assert_eq!(taken.id, next);
-        assert!(s.check_in(taken, None).is_none()); // released after `oldest`
+        assert!(matches!(s.check_in(taken, None), CheckIn::Kept)); // released after `oldest`
         assert!(s.end_keepalive(oldest, true).is_none());
         assert_eq!(s.idle.front().unwrap().id, 1);
     }
@@ -789,7 +1123,7 @@ mod tests {
     #[should_panic(expected = "no barging")]
     fn a_waiter_beside_an_idle_connection_fails() {
         let mut s = busy();
-        s.waiters.push_back(Arc::new(Waiter::new()));
+        s.waiters.push_back(Arc::new(Waiter::new(Site::Unknown)));
         s.check_invariants();
     }
 
@@ -797,7 +1131,7 @@ mod tests {
     #[should_panic(expected = "no barging")]
     fn a_queued_waiter_with_a_delivery_fails() {
         let mut s = State::<()>::new(limits());
-        let w = Arc::new(Waiter::new());
+        let w = Arc::new(Waiter::new(Site::Unknown));
         s.join_queue(Arc::clone(&w), false).unwrap();
         w.deliver(Delivery::Failed(Error::closed()));
         s.check_invariants();
@@ -829,7 +1163,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "one place per connection")]
+    #[should_panic(expected = "seats match")]
     fn a_lost_connection_fails() {
         let mut s = busy();
         s.idle.pop_back(); // gone without being retired

@@ -2,9 +2,10 @@
 //!
 //! | thread | name | holds | runs |
 //! |---|---|---|---|
-//! | connector | `pgpool-n<id>` | `Arc<Shared>`, for one connect | per reserved slot |
+//! | connector | `pgpool-n<id>` | `Arc<Shared>` while it has work | at most `max_concurrent_connects` at once, started for reserved slots |
 //! | housekeeper | `pgpool-h<id>` | `Weak<Shared>` | the reaper's tick every `reaper_interval`, the keepalive's every `keepalive_interval` (if set) |
 //! | closer | `pgpool-c<id>` | `Weak<Shared>` + its channel | from the first retirement, only when the manager's `close_may_block` |
+//! | canceller | `pgpool-x<id>` | the interrupters of reclaimed connections | for each batch of reclaims, until their cancel requests are sent |
 //!
 //! One housekeeper runs both periodic jobs (as HikariCP's housekeeper does: one thread fewer
 //! per pool, which is most of a small pool's memory). It sleeps on the pool's stop channel
@@ -13,8 +14,10 @@
 //! round trip per idle connection) delays the next reap by as much. The
 //! closer catches a panic per connection and ends when its channel's sender goes, i.e. with
 //! the pool's shared state (it must outlive `close`: connections in use are closed as they
-//! come back). A connector catches a panicking connect (counted as a connect error), ends once
-//! its slot is filled or given back, and keeps the shared state alive by at most one connect.
+//! come back). A connector takes reserved slots one at a time until none is left to attempt
+//! (waiting out the circuit breaker's backoff between failures), catches a panicking connect
+//! (counted as a connect error), and keeps the shared state alive by at most one connect.
+//! While the breaker is open a single connector runs: the probe.
 //! None of them holds the pool lock while doing I/O or calling the manager or a hook.
 
 use std::panic::{self, AssertUnwindSafe};
@@ -30,7 +33,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{emit, Event};
 use crate::manager::Manager;
 use crate::pool::shared::{drop_retired, guarded, Shared};
-use crate::pool::state::{AfterConnectError, Retired};
+use crate::pool::state::{ConnectJob, Retired};
 
 /// Starts the housekeeper thread; a failure to start it is reported as an `Error` event.
 pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Receiver<()>) {
@@ -72,6 +75,7 @@ fn housekeeper<M: Manager>(
         let now = Instant::now();
         if now >= next_reap {
             run_job("reaper", || reap(&this));
+            run_job("checkouts", || check_checkouts(&this));
             next_reap = Instant::now() + reap_every;
         }
         if let (Some(at), Some(every)) = (next_keepalive, keepalive_every) {
@@ -97,6 +101,19 @@ fn reap<M: Manager>(this: &Arc<Shared<M>>) {
         .lock()
         .reap(Tick::now(), this.config.idle_timeout);
     this.dispose(retired);
+    spawn_connectors(this, spawn);
+}
+
+/// Reports checkouts held past `leak_threshold` and reclaims those past `max_checkout`.
+fn check_checkouts<M: Manager>(this: &Arc<Shared<M>>) {
+    let (leak, max) = (this.config.leak_threshold, this.config.max_checkout);
+    if leak.is_none() && max.is_none() {
+        return;
+    }
+    let (overdue, spawn) = this.state.lock().scan_checkouts(Tick::now(), leak, max);
+    if !overdue.is_empty() {
+        this.interrupt(overdue);
+    }
     spawn_connectors(this, spawn);
 }
 
@@ -127,7 +144,7 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
     }
 }
 
-/// Starts `n` connector threads whose slots `State::plan_connects` (or a sibling) reserved.
+/// Starts `n` connector threads, already counted by `State` (see `State::hire`).
 pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
     for _ in 0..n {
         let this = Arc::clone(shared);
@@ -148,44 +165,48 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
     }
 }
 
-/// One connector thread: opens a connection for the pool, retrying transient failures with
-/// backoff (10 ms → 1 s) while somebody still needs it.
+/// One connector thread: attempts connects for reserved slots until none is left, waiting
+/// out the breaker's backoff between failures.
 fn connector<M: Manager>(this: Arc<Shared<M>>) {
-    let mut backoff = Duration::from_millis(10);
+    let mut state = this.state.lock();
     loop {
+        match state.next_connect(Instant::now()) {
+            ConnectJob::Exit => return,
+            ConnectJob::Wait(until) => {
+                this.changed.wait_until(&mut state, until);
+                continue;
+            }
+            ConnectJob::Attempt => {}
+        }
+        drop(state);
         let started = Instant::now();
-        match guarded("connect", || this.manager.connect()) {
-            Ok(raw) => {
+        let outcome = guarded("connect", || this.manager.connect());
+        state = match outcome {
+            Ok(mut raw) => {
                 let took = started.elapsed();
+                let interrupt = this.manager.interrupter(&mut raw);
                 let id = this.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
                 // Before the connection is visible: `Connect` precedes its `Acquire`.
                 emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
                 let conn = this.new_conn(raw, id, Tick::now());
                 let mut state = this.state.lock();
-                let retired = state.connected(conn);
+                let (retired, spawn) = state.connected(conn, interrupt);
                 this.changed.notify_all();
                 drop(state);
                 this.dispose(retired);
-                return;
+                spawn_connectors(&this, spawn);
+                this.state.lock()
             }
             Err(err) => {
                 let mut state = this.state.lock();
-                let verdict = state.connect_failed(&err);
+                let spawn = state.connect_failed(&err);
                 this.changed.notify_all();
                 drop(state);
                 emit(this.hook.as_ref(), Event::Error { error: err });
-                match verdict {
-                    AfterConnectError::GiveUp { spawn } => {
-                        spawn_connectors(&this, spawn);
-                        return;
-                    }
-                    AfterConnectError::Retry => {
-                        thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    }
-                }
+                spawn_connectors(&this, spawn);
+                this.state.lock()
             }
-        }
+        };
     }
 }
 
