@@ -32,6 +32,7 @@ pub mod event;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod manager;
+mod retry;
 mod pg;
 mod pool;
 pub mod stats;
@@ -49,6 +50,7 @@ pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
 pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
+pub use retry::Retry;
 pub use pool::{Health, HealthState, Pool, PooledConnection};
 pub use stats::Stats;
 

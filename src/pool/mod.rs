@@ -110,6 +110,50 @@ impl Pool<PgManager> {
         conn.transaction(f)
     }
 
+    /// Runs `f` in a transaction like [`transaction`](Pool::transaction), and runs it again
+    /// (on a freshly acquired connection, after a jittered pause) when the attempt failed in
+    /// a way that is safe to retry: a serialization failure (`40001`) or deadlock (`40P01`)
+    /// that the server rolled back, a transient connect error, or a connection that broke
+    /// before anything could have been committed. Never after an error whose outcome is
+    /// unknown (a connection lost during `COMMIT`): that error is returned as it is, flagged
+    /// by [`Error::outcome_unknown`]. Returns the last error after `retry.max_attempts`.
+    ///
+    /// `f` may run several times: keep side effects outside the database out of it.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), pgpool::Error> {
+    /// # let pool = pgpool::Pool::builder().build("postgres://app@localhost/app")?;
+    /// let id: i64 = pool.transaction_with_retry(pgpool::Retry::default(), |tx| {
+    ///     tx.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[])?;
+    ///     let next: i64 = tx.query_one("SELECT coalesce(max(id), 0) + 1 FROM jobs", &[])?.get(0);
+    ///     tx.execute("INSERT INTO jobs (id) VALUES ($1)", &[&next])?;
+    ///     Ok(next)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn transaction_with_retry<T, F>(&self, retry: crate::Retry, mut f: F) -> Result<T, Error>
+    where
+        F: FnMut(&mut PgConnection) -> Result<T, Error>,
+    {
+        let site = Site::Rust(std::panic::Location::caller());
+        let timeout = self.config().acquire_timeout;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .get_at(timeout, site.clone())
+                .and_then(|mut conn| conn.transaction(&mut f));
+            match result {
+                Err(e) if attempt < retry.max_attempts.max(1) && crate::Retry::is_retryable(&e) => {
+                    log::debug!(target: "pgpool", "transaction attempt {attempt} failed, retrying: {e}");
+                    std::thread::sleep(retry.pause(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One-shot query: acquire, run through the statement cache, release.
     #[track_caller]
     pub fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
