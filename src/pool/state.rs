@@ -917,10 +917,18 @@ impl<C> State<C> {
     }
 
     /// The keepalive round trip on `conn` is over: alive, it goes back where it was in the LRU
-    /// order (or to the oldest waiter); dead, or the pool closed meanwhile, it is retired.
-    pub(crate) fn end_keepalive(&mut self, conn: Conn<C>, alive: bool) -> Option<Retired<C>> {
+    /// order (or to the oldest waiter); dead (`failed` says why, for timeout messages), or the
+    /// pool closed meanwhile, it is retired.
+    pub(crate) fn end_keepalive(
+        &mut self,
+        conn: Conn<C>,
+        failed: Option<&Error>,
+    ) -> Option<Retired<C>> {
         self.checking -= 1;
-        let retired = if !alive {
+        if let Some(err) = failed {
+            self.last_validation_error = Some((Instant::now(), err.clone()));
+        }
+        let retired = if failed.is_some() {
             Some(self.retire(conn, CloseReason::FailedKeepalive))
         } else if self.closed {
             Some(self.retire(conn, CloseReason::PoolClosed))
@@ -1089,7 +1097,7 @@ mod tests {
         let w = Arc::new(Waiter::new(Site::Unknown));
         let c2 = s.check_out_idle(0, &Site::Unknown).unwrap();
         s.join_queue(Arc::clone(&w), false).unwrap();
-        assert!(s.end_keepalive(c, true).is_none()); // to the waiter
+        assert!(s.end_keepalive(c, None).is_none()); // to the waiter
         let c = s.take_delivery(&w, Instant::now()).unwrap().unwrap();
         assert!(matches!(s.check_in(c, None), CheckIn::Kept));
         let _ = s.discard(c2);
@@ -1107,7 +1115,7 @@ mod tests {
         let taken = s.check_out_idle(0, &Site::Unknown).unwrap();
         assert_eq!(taken.id, next);
         assert!(matches!(s.check_in(taken, None), CheckIn::Kept)); // released after `oldest`
-        assert!(s.end_keepalive(oldest, true).is_none());
+        assert!(s.end_keepalive(oldest, None).is_none());
         assert_eq!(s.idle.front().unwrap().id, 1);
     }
 

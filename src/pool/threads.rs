@@ -136,7 +136,7 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         if result.is_ok() {
             conn.last_alive = Tick::now();
         }
-        let retired = this.state.lock().end_keepalive(conn, result.is_ok());
+        let retired = this.state.lock().end_keepalive(conn, result.as_ref().err());
         this.dispose(retired);
         if let Err(error) = result {
             emit(this.hook.as_ref(), Event::Error { error });
