@@ -32,9 +32,9 @@ pub mod event;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod manager;
-mod retry;
 mod pg;
 mod pool;
+mod retry;
 pub mod stats;
 mod stmt_cache;
 mod sys;
@@ -50,8 +50,8 @@ pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
 pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
-pub use retry::Retry;
 pub use pool::{Health, HealthState, Pool, PooledConnection};
+pub use retry::Retry;
 pub use stats::Stats;
 
 /// The `postgres` crate this pool is built on (row, statement and type APIs).

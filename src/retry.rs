@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn only_safe_errors_are_retryable() {
-        assert!(Retry::is_retryable(&Error::new(ErrorKind::Connect, "refused")));
+        assert!(Retry::is_retryable(&Error::new(
+            ErrorKind::Connect,
+            "refused"
+        )));
         // A broken connection whose outcome is unknown (the default for `broken`) is not.
         assert!(!Retry::is_retryable(&Error::broken("reset by peer")));
         assert!(!Retry::is_retryable(&Error::closed()));

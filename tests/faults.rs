@@ -39,11 +39,14 @@ fn acquire_while_the_server_is_down_times_out_naming_the_connect_error_then_reco
     assert!(err.is_retry_safe());
     assert!(pool.stats().connect_errors >= 1);
     // Once down, callers fail at once with the cause instead of waiting out their timeouts.
-    assert!(wait_until(LONG, || pool.stats().health
-        == pgpool::HealthState::Down));
+    assert!(wait_until(LONG, || pool.stats().health == pgpool::HealthState::Down));
     let start = Instant::now();
     let err = pool.get_timeout(Duration::from_secs(10)).unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(100), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.to_string().contains("database unavailable"), "{err}");
     let health = pool.health();
     assert!(!health.ok && health.state == pgpool::HealthState::Down);
@@ -51,8 +54,7 @@ fn acquire_while_the_server_is_down_times_out_naming_the_connect_error_then_reco
 
     cluster.start_server().unwrap();
     let back = Instant::now();
-    assert!(wait_until(LONG, || pool.stats().health
-        == pgpool::HealthState::Healthy));
+    assert!(wait_until(LONG, || pool.stats().health == pgpool::HealthState::Healthy));
     eprintln!(
         "measured: breaker closed {} ms after the server came back (reconnect_backoff_max 5 s)",
         back.elapsed().as_millis()
@@ -186,7 +188,11 @@ fn a_full_server_is_a_transient_error_and_the_pool_gets_in_when_room_frees() {
     // Room frees: the background probe gets in without a caller, and callers follow.
     hogs.pop();
     let freed = Instant::now();
-    assert!(wait_until(LONG, || pool.stats().open >= 1), "{:?}", pool.stats());
+    assert!(
+        wait_until(LONG, || pool.stats().open >= 1),
+        "{:?}",
+        pool.stats()
+    );
     eprintln!(
         "measured: a full server's freed slot taken by the probe after {} ms",
         freed.elapsed().as_millis()

@@ -9,6 +9,9 @@ mod quickstart;
 #[path = "../examples/session_features.rs"]
 mod session_features;
 
+#[path = "../examples/reliability.rs"]
+mod reliability;
+
 #[test]
 fn rust_quick_start_runs() {
     quickstart::run(&common::url()).unwrap();
@@ -17,6 +20,11 @@ fn rust_quick_start_runs() {
 #[test]
 fn rust_session_features_run() {
     session_features::run(&common::url()).unwrap();
+}
+
+#[test]
+fn rust_reliability_example_runs() {
+    reliability::run(&common::url()).unwrap();
 }
 
 /// Regions `README:BEGIN name` … `README:END name` (as comments in any language).
@@ -45,6 +53,7 @@ fn readme_snippets_are_the_tested_sources() {
     for file in [
         "examples/quickstart.rs",
         "examples/session_features.rs",
+        "examples/reliability.rs",
         "examples-c/workers.c",
         "examples-c/raii.cpp",
         "examples-c/go/main.go",
@@ -59,7 +68,7 @@ fn readme_snippets_are_the_tested_sources() {
         }
     }
     assert_eq!(
-        checked, 6,
-        "README regions: rust, rust-session, c, cpp, go, go-tx"
+        checked, 7,
+        "README regions: rust, rust-session, rust-reliability, c, cpp, go, go-tx"
     );
 }

@@ -77,7 +77,8 @@ fn a_connection_held_past_max_checkout_is_reclaimed_and_its_slot_freed() {
     let sites = reclaimed.lock().unwrap().clone();
     assert_eq!(sites.len(), 1);
     assert!(sites[0].contains("reclaim.rs:"), "{sites:?}");
-    assert!(wait_until(LONG, || backends(&mut admin, &app) == i64::from(pool.stats().open)));
+    assert!(wait_until(LONG, || backends(&mut admin, &app)
+        == i64::from(pool.stats().open)));
 }
 
 #[test]
@@ -132,5 +133,8 @@ fn close_with_a_statement_still_running_ends_on_time_and_leaves_nothing_on_the_s
         assert!(held < Duration::from_secs(3), "{held:?}");
     }
     assert!(wait_until(LONG, || backends(&mut admin, &app) == 0));
-    assert!(pool.close_timeout(Duration::from_millis(100)), "a second close is clean");
+    assert!(
+        pool.close_timeout(Duration::from_millis(100)),
+        "a second close is clean"
+    );
 }

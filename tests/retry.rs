@@ -13,12 +13,18 @@ use pgpool::{Error, Retry};
 #[test]
 fn a_serialization_failure_is_retried_and_each_transaction_commits_once() {
     let app = common::app_name("retry_40001");
-    let pool = common::builder(&app).max_size(2).build(&common::url()).unwrap();
+    let pool = common::builder(&app)
+        .max_size(2)
+        .build(&common::url())
+        .unwrap();
     let table = format!("retry_{}", std::process::id());
     pool.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
         .unwrap();
-    pool.execute(&format!("CREATE TABLE {table} (k int PRIMARY KEY, who text)"), &[])
-        .unwrap();
+    pool.execute(
+        &format!("CREATE TABLE {table} (k int PRIMARY KEY, who text)"),
+        &[],
+    )
+    .unwrap();
     let attempts = Arc::new(AtomicU32::new(0));
     let barrier = Arc::new(Barrier::new(2));
     let workers: Vec<_> = ["a", "b"]
@@ -56,7 +62,11 @@ fn a_serialization_failure_is_retried_and_each_transaction_commits_once() {
     for r in &results {
         assert!(r.is_ok(), "{r:?}");
     }
-    assert_eq!(attempts.load(Ordering::SeqCst), 3, "one conflict, one retry");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "one conflict, one retry"
+    );
     let rows: Vec<String> = pool
         .query(&format!("SELECT who FROM {table} ORDER BY who"), &[])
         .unwrap()
@@ -70,7 +80,10 @@ fn a_serialization_failure_is_retried_and_each_transaction_commits_once() {
 #[test]
 fn an_outcome_unknown_error_or_a_statement_error_is_never_retried() {
     let app = common::app_name("retry_never");
-    let pool = common::builder(&app).max_size(2).build(&common::url()).unwrap();
+    let pool = common::builder(&app)
+        .max_size(2)
+        .build(&common::url())
+        .unwrap();
     let attempts = AtomicU32::new(0);
     let err = pool
         .transaction_with_retry(Retry::default(), |tx| {

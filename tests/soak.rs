@@ -34,7 +34,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn pool_threads() -> usize {
@@ -183,10 +185,7 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
                             // Only the fault's own SQLSTATEs: sessions killed or the server
                             // shutting down, statements cancelled.
                             let code = e.sqlstate().unwrap_or("");
-                            assert!(
-                                code.starts_with("57") || code.starts_with("08"),
-                                "{e}"
-                            );
+                            assert!(code.starts_with("57") || code.starts_with("08"), "{e}");
                         }
                         outcomes.lock().unwrap().errors.push(e.kind().to_string());
                         thread::sleep(Duration::from_millis(5));
@@ -249,7 +248,12 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         o.failed.len(),
         o.unknown.len(),
         {
-            let mut kinds: Vec<_> = o.errors.iter().collect::<HashSet<_>>().into_iter().collect();
+            let mut kinds: Vec<_> = o
+                .errors
+                .iter()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
             kinds.sort();
             kinds
         }
@@ -265,7 +269,10 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         assert!(present.contains(k), "committed key {k} is missing");
     }
     for k in &o.failed {
-        assert!(!present.contains(k), "key {k} failed with a known outcome yet is present");
+        assert!(
+            !present.contains(k),
+            "key {k} failed with a known outcome yet is present"
+        );
     }
     for k in &present {
         assert!(
@@ -288,13 +295,19 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         backends(&mut admin, &app)
     );
     let s = pool.stats();
-    assert_eq!(s.connections_created, s.closed_total() + u64::from(s.open), "{s:?}");
+    assert_eq!(
+        s.connections_created,
+        s.closed_total() + u64::from(s.open),
+        "{s:?}"
+    );
 
     // Close: nothing left on the server, and no thread or descriptor left here.
     assert!(pool.close_timeout(Duration::from_secs(5)));
     drop(pool);
     proxy.cut();
-    assert!(wait_until(Duration::from_secs(10), || backends(&mut admin, &app) == 0));
+    assert!(wait_until(Duration::from_secs(10), || backends(
+        &mut admin, &app
+    ) == 0));
     assert!(
         wait_until(Duration::from_secs(10), || pool_threads() <= base_threads),
         "{} pool threads left",

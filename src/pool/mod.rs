@@ -4,7 +4,9 @@
 //! |---|---|
 //! | `state.rs` | `State`, the one lock's contents, its invariants and every change to it |
 //! | `shared.rs` | `Shared` and the paths through the state: acquire, release, close |
-//! | `threads.rs` | the connector, reaper, keepalive and closer threads |
+//! | `threads.rs` | the connector, housekeeper (reaper, checkouts, keepalive) and closer threads |
+//! | `breaker.rs` | `Breaker`: connect outcomes, health state, backoff |
+//! | `checkout.rs` | `Seats`: who holds which connection, since when, from where |
 //! | `guard.rs` | `PooledConnection`, the RAII guard |
 //! | `build.rs` | `Builder::build` and `Builder::build_with_manager` |
 
