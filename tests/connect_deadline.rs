@@ -75,10 +75,12 @@ fn connect_errors(log: &EventLog) -> Vec<(Instant, Error)> {
 
 /// `pool.get()` against a stalling server: every attempt ends at the connect timeout with an
 /// error naming `phase`, the caller gets a timeout after the acquire timeout, and the slot is
-/// given back right after.
+/// given back right after. (The breaker is off here, to see each attempt's bound; with it on,
+/// the caller fails sooner, after the third attempt: `the_breaker_turns_stalled_connects_into_a_fast_failure`.)
 fn stalled_connects_are_bounded(conninfo: &str, phase: &str) {
     let (builder, log) = recording_builder();
     let pool = builder
+        .breaker_threshold(None)
         .max_size(1)
         .connect_timeout(CONNECT_TIMEOUT)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -159,6 +161,34 @@ fn a_stalled_tls_handshake_is_bounded_by_the_connect_timeout() {
         "TLS handshake timed out",
     );
     assert!(accepted.load(Ordering::SeqCst) >= 3);
+}
+
+#[test]
+fn the_breaker_turns_stalled_connects_into_a_fast_failure() {
+    let (port, _) = silent_server(false);
+    let pool = Pool::builder()
+        .max_size(2)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(Duration::from_secs(30))
+        .build(&format!(
+            "host=127.0.0.1 port={port} user=u dbname=d sslmode=disable"
+        ))
+        .unwrap();
+    // Three bounded attempts (two at a time, then one), then the caller learns why: well
+    // before its 30 s acquire timeout.
+    let start = Instant::now();
+    let err = pool.get().map(|_| ()).unwrap_err();
+    let waited = start.elapsed();
+    assert!(waited < CONNECT_TIMEOUT * 3 + SLACK, "get() took {waited:?}");
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert!(err.to_string().contains("database unavailable"), "{err}");
+    assert!(err.to_string().contains("connect timed out after 500 ms"), "{err}");
+    // Down: the next caller fails at once; only the probe keeps trying.
+    let start = Instant::now();
+    assert!(pool.get().is_err());
+    assert!(start.elapsed() < Duration::from_millis(100));
+    assert_eq!(pool.stats().health, pgpool::HealthState::Down);
+    assert!(pool.stats().connectors <= 1);
 }
 
 /// `pool.close()` while a connect hangs: the waiting caller is failed at once, and close
