@@ -179,10 +179,16 @@ fn the_breaker_turns_stalled_connects_into_a_fast_failure() {
     let start = Instant::now();
     let err = pool.get().map(|_| ()).unwrap_err();
     let waited = start.elapsed();
-    assert!(waited < CONNECT_TIMEOUT * 3 + SLACK, "get() took {waited:?}");
+    assert!(
+        waited < CONNECT_TIMEOUT * 3 + SLACK,
+        "get() took {waited:?}"
+    );
     assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
     assert!(err.to_string().contains("database unavailable"), "{err}");
-    assert!(err.to_string().contains("connect timed out after 500 ms"), "{err}");
+    assert!(
+        err.to_string().contains("connect timed out after 500 ms"),
+        "{err}"
+    );
     // Down: the next caller fails at once; only the probe keeps trying.
     let start = Instant::now();
     assert!(pool.get().is_err());

@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -45,6 +47,18 @@ pub struct CancelToken {
     target: CancelTarget,
     process_id: i32,
     secret_key: i32,
+    /// Cancel requests of this session under way, shared by every clone and the session:
+    /// the session sends nothing new while one is (see [`CancelToken::wait_settled`]).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a cancel request under way for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -75,6 +89,21 @@ impl CancelToken {
             target,
             process_id,
             secret_key,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Waits (at most `bound`) until no cancel request of this session is under way. The
+    /// session calls it before sending a new statement: a cancel the server is still taking
+    /// (PostgreSQL signals the backend more than once for one request) must land while the
+    /// session is idle, where the server ignores it, never on the next statement.
+    pub(crate) fn wait_settled(&self, bound: Duration) {
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let deadline = Instant::now() + bound;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 
@@ -92,6 +121,8 @@ impl CancelToken {
     /// As [`cancel`](Self::cancel), bounded by `timeout` in total.
     pub fn cancel_bounded(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight(&self.in_flight);
         let mut request = BytesMut::with_capacity(16);
         frontend::cancel_request(self.process_id, self.secret_key, &mut request);
         let left = || {

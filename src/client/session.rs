@@ -223,6 +223,10 @@ impl Session {
             self.wbuf.clear();
             return Err(self.broken_error(Error::broken("the connection is broken")));
         }
+        if let Some(token) = &self.cancel {
+            // One atomic load unless another thread is cancelling this session right now.
+            token.wait_settled(Duration::from_secs(5));
+        }
         if let Err(e) = self.apply_timeouts() {
             self.wbuf.clear();
             return Err(e);
