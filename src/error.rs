@@ -284,15 +284,17 @@ impl Error {
 
     /// An I/O failure on a session: it is broken and the statement's outcome is unknown.
     pub(crate) fn io(context: &str, err: std::io::Error) -> Error {
-        let kind = if matches!(
-            err.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ) {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Broken
+        // EAGAIN from a socket timeout is one of our deadlines; ETIMEDOUT is the kernel giving
+        // up on the peer (TCP_USER_TIMEOUT, keepalive): a dead connection, not a deadline.
+        let (kind, hint) = match err.kind() {
+            std::io::ErrorKind::WouldBlock => (ErrorKind::Timeout, ""),
+            std::io::ErrorKind::TimedOut => (
+                ErrorKind::Broken,
+                " (the network stopped answering: tcp_user_timeout or TCP keepalive gave up)",
+            ),
+            _ => (ErrorKind::Broken, ""),
         };
-        let mut inner = Error::build(kind, format!("{context}: {err}"));
+        let mut inner = Error::build(kind, format!("{context}: {err}{hint}"));
         inner.outcome_unknown = true;
         inner.source = Some(Arc::new(err));
         Error(Arc::new(inner))

@@ -289,14 +289,10 @@ impl Session {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) && self.deadline.is_some() =>
-                {
-                    // The receive timeout fired: the loop checks the deadline.
-                }
+                // The receive timeout fired (EAGAIN): the loop checks the deadline. ETIMEDOUT
+                // (`TimedOut`) is not ours: the kernel gave up on the peer (TCP_USER_TIMEOUT,
+                // keepalive), and the session is broken.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.deadline.is_some() => {}
                 Err(e) => {
                     self.broken = true;
                     return Err(self.broken_error(Error::io("reading from the server", e)));
@@ -309,6 +305,9 @@ impl Session {
         match mode {
             OnDeadline::Cancel { drain } if !self.cancelled => {
                 self.cancelled = true;
+                // One window for the cancel request and the server's answer to it: a server
+                // that stopped answering costs the call `drain` past its deadline, not twice.
+                let until = Instant::now() + drain;
                 match &self.cancel {
                     Some(token) => {
                         if let Err(e) = token.cancel_bounded(drain) {
@@ -319,7 +318,7 @@ impl Session {
                         log::debug!(target: "pgpool", "no cancel key: the session will be closed")
                     }
                 }
-                self.deadline = Some((Instant::now() + drain, OnDeadline::Break));
+                self.deadline = Some((until, OnDeadline::Break));
                 Ok(())
             }
             _ => {
