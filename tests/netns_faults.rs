@@ -67,6 +67,16 @@ fn dead_link_bound() -> Duration {
     USER_TIMEOUT.max(KEEPALIVE_IDLE * 2)
 }
 
+/// Joins `handle`, failing the test if the thread still runs after `limit`: a call that
+/// hangs must fail the test, not hang it.
+fn join_within<T>(handle: thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
+    assert!(
+        wait_until(limit, || handle.is_finished()),
+        "{what} still running after {limit:?}"
+    );
+    handle.join().unwrap()
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let value = f();
@@ -120,6 +130,7 @@ fn a_cut_is_silent_for_existing_connections_and_new_connects() {
     // Unacknowledged data: no reset, no unreachable; the user timeout ends it.
     let (result, took) = timed(|| {
         use std::io::{Read, Write};
+        // An SSLRequest: the server would answer at once over a live link.
         (&established).write_all(&[0, 0, 0, 8, 4, 210, 22, 47])?;
         (&established).read(&mut [0u8; 16])
     });
@@ -199,7 +210,7 @@ fn a_query_in_flight_when_the_link_dies_fails_within_the_tcp_bound() {
     assert!(names_dead_link(&err), "{err}");
     assert!(sending.is_broken());
 
-    let ((result, took), broken) = in_flight.join().unwrap();
+    let ((result, took), broken) = join_within(in_flight, LONG, "the query in flight");
     let err = result.expect_err("no answer over a cut link");
     eprintln!(
         "measured: query in flight at the cut failed after {} ms (bound {} ms): {:?}: {err}",
@@ -216,7 +227,8 @@ fn a_query_in_flight_when_the_link_dies_fails_within_the_tcp_bound() {
     assert!(names_dead_link(&err), "{err}");
     assert!(broken);
 
-    let ((result, took), broken) = default_in_flight.join().unwrap();
+    let ((result, took), broken) =
+        join_within(default_in_flight, LONG, "the query in flight (defaults)");
     let err = result.expect_err("no answer over a cut link");
     // Keepalive probes at 5, 7, 9, 11 s; the first check past 10 s aborts.
     let default_bound = Duration::from_secs(11);
@@ -240,10 +252,34 @@ fn a_query_in_flight_when_the_link_dies_fails_within_the_tcp_bound() {
 }
 
 #[test]
-#[ignore = "pool bug: on a cut link a call with query_timeout 800 ms returns after ~10.6 s \
-            (the cancel request's connect waits 5 s, then the 5 s drain; the kernel's \
-            ETIMEDOUT is read as a socket timeout) as Broken 'server closed the connection \
-            unexpectedly' instead of a Timeout by query_timeout"]
+#[ignore = "pool bug: the kernel's ETIMEDOUT on a dead link (TCP_USER_TIMEOUT, keepalive) is \
+            reported as ErrorKind::Timeout ('reading from the server: Connection timed out'), \
+            the kind of a passed deadline, instead of Broken"]
+fn a_connection_the_kernel_gave_up_on_is_broken_not_a_timeout() {
+    let Some(net) = net("etimedout") else { return };
+    let app = common::app_name("etimedout");
+    let pool = builder(&app).max_size(1).build(&net.url()).unwrap();
+    let mut conn = pool.get().unwrap();
+    conn.query_one("SELECT 1", &[]).unwrap();
+    net.cut().unwrap();
+    let err = conn
+        .query("SELECT 2", &[])
+        .expect_err("no answer over a cut link");
+    eprintln!(
+        "measured: a query on a link the kernel gave up on: {:?}: {err}",
+        err.kind()
+    );
+    assert_eq!(err.kind(), ErrorKind::Broken, "{err}");
+    assert!(err.outcome_unknown());
+    assert!(conn.is_broken());
+}
+
+#[test]
+#[ignore = "pool bug: on a cut link a call with query_timeout 800 ms returns after ~10.6 s, \
+            not by the timeout: the cancel request's connect hangs up to 5 s, then a 5 s \
+            drain; the 10 s TCP_USER_TIMEOUT ends it first, and its ETIMEDOUT, taken for the \
+            socket's read timeout, comes out as Broken 'server closed the connection \
+            unexpectedly'"]
 fn a_query_timeout_shorter_than_the_tcp_bound_ends_a_call_on_a_cut_link() {
     let Some(net) = net("query_timeout") else {
         return;
@@ -270,7 +306,7 @@ fn a_query_timeout_shorter_than_the_tcp_bound_ends_a_call_on_a_cut_link() {
         ms(took),
         err.kind()
     );
-    let (in_flight_result, in_flight_took) = in_flight.join().unwrap();
+    let (in_flight_result, in_flight_took) = join_within(in_flight, LONG, "the query in flight");
     let in_flight_err = in_flight_result.expect_err("no answer over a cut link");
     eprintln!(
         "measured: query in flight at the cut with query_timeout {} ms returned after {} ms: {:?}: {in_flight_err}",
@@ -418,7 +454,7 @@ fn connects_on_a_cut_link_end_by_the_acquire_deadline_and_name_the_connect_timeo
         })
         .collect();
     for h in handles {
-        let (wait, cause, result, took, connect_timeout) = h.join().unwrap();
+        let (wait, cause, result, took, connect_timeout) = join_within(h, LONG, "an acquire");
         let err = result.expect_err("nothing connects over a cut link");
         eprintln!(
             "measured: get_timeout({} ms) with connect_timeout {} ms on a cut link returned \
@@ -515,9 +551,7 @@ fn after_heal_the_pool_refills_min_idle_by_itself_and_serves_queries() {
         warm.stats()
     );
     let refilled = healed.elapsed();
-    let (first, attempts) = first_query
-        .join()
-        .unwrap()
+    let (first, attempts) = join_within(first_query, LONG, "the first query after the heal")
         .expect("no successful query within 15 s of the heal");
     eprintln!(
         "measured: after heal, first successful query in {} ms ({attempts} attempts), \
@@ -561,6 +595,8 @@ fn during_a_long_cut_no_call_outlives_its_bound() {
     let bound = acquire + dead_link_bound();
     let stop = Arc::new(AtomicBool::new(false));
     let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+    // Bounded in count and in time, whatever happens.
+    let give_up = Instant::now() + LONG_CUT + LONG * 2;
     let workers: Vec<_> = (0..THREADS)
         .map(|_| {
             let (pool, stop, calls) = (pool.clone(), Arc::clone(&stop), Arc::clone(&calls));
@@ -568,6 +604,9 @@ fn during_a_long_cut_no_call_outlives_its_bound() {
                 let mut successes_after_stop = 0;
                 for _ in 0..MAX_CALLS {
                     let start = Instant::now();
+                    if start > give_up {
+                        return;
+                    }
                     let ok = pool
                         .get_timeout(acquire)
                         .and_then(|mut c| c.query_one("SELECT pg_sleep(0.02)", &[]))
@@ -599,15 +638,13 @@ fn during_a_long_cut_no_call_outlives_its_bound() {
     // Each worker stops at its first success after this.
     thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::SeqCst);
-    let joined = Instant::now();
     for w in workers {
-        w.join().unwrap();
+        join_within(
+            w,
+            RECOVERY_BOUND + bound,
+            "a worker with no success since the heal",
+        );
     }
-    assert!(
-        joined.elapsed() < RECOVERY_BOUND + bound,
-        "workers took {:?} to succeed again after the heal",
-        joined.elapsed()
-    );
 
     let calls = calls.lock().unwrap();
     let during: Vec<&Call> = calls
@@ -714,7 +751,7 @@ fn closing_the_pool_during_a_cut_returns_within_its_bound() {
     let (drained, took) = timed(|| full.close_timeout(close));
     assert!(took < close + SLACK, "{took:?}");
     assert!(!drained, "a session is still held");
-    let (result, waited) = waiter.join().unwrap();
+    let (result, waited) = join_within(waiter, LONG, "the waiter");
     let err = result.expect_err("the pool closed under the waiter");
     assert!(err.is_closed(), "{err}");
     assert!(waited < LONG, "{waited:?}");
@@ -728,7 +765,7 @@ fn closing_the_pool_during_a_cut_returns_within_its_bound() {
     assert!(full.close_timeout(close));
 
     // The statement in flight ends by the TCP bound; then the pool is drained.
-    let (result, took) = busy.join().unwrap();
+    let (result, took) = join_within(busy, LONG, "the statement in flight");
     let err = result.expect_err("no answer over a cut link");
     assert!(took < dead_link_bound() + SLACK, "{took:?}: {err}");
     let (drained, took) = timed(|| mixed.close_timeout(close));
