@@ -123,6 +123,8 @@ pub struct TempCluster {
     listen: Vec<IpAddr>,
     /// Setup and [`TempCluster::admin`] go over the Unix socket (a custom `pg_hba.conf`).
     admin_over_socket: bool,
+    /// The network namespace the server runs in (see [`TempCluster::start_in_netns`]).
+    netns: Option<String>,
 }
 
 fn other(msg: impl Into<String>) -> io::Error {
@@ -223,6 +225,26 @@ impl TempCluster {
 
     /// Starts a cluster: `initdb`, configuration, `pg_ctl start`, the SCRAM role.
     pub fn start_with(options: &ClusterOptions) -> io::Result<TempCluster> {
+        TempCluster::start_inner(options, None)
+    }
+
+    /// Starts a cluster whose server runs inside the network namespace `netns` (started with
+    /// `ip netns exec`) and listens only on `addr`, an address of that namespace. Setup and
+    /// [`admin`](TempCluster::admin) go over the Unix socket, which does not depend on the
+    /// network; without [`ClusterOptions::hba`], TCP clients from any address are trusted
+    /// (and [`SCRAM_USER`] must use SCRAM). [`url`](TempCluster::url) names `addr`. Needs root.
+    pub fn start_in_netns(
+        options: &ClusterOptions,
+        netns: &str,
+        addr: IpAddr,
+    ) -> io::Result<TempCluster> {
+        TempCluster::start_inner(options, Some((netns, addr)))
+    }
+
+    fn start_inner(
+        options: &ClusterOptions,
+        netns: Option<(&str, IpAddr)>,
+    ) -> io::Result<TempCluster> {
         let bindir = server_bindir()?;
         let run_as = if effective_uid() == Some(0) {
             let user = ["postgres", "nobody"]
@@ -255,14 +277,25 @@ impl TempCluster {
             port: 0,
             run_as,
             watchdog: None,
-            listen: listen_addresses(options.tls.is_some()),
-            admin_over_socket: options.hba.is_some(),
+            listen: match netns {
+                Some((_, addr)) => vec![addr],
+                None => listen_addresses(options.tls.is_some()),
+            },
+            admin_over_socket: options.hba.is_some() || netns.is_some(),
+            netns: netns.map(|(ns, _)| ns.to_string()),
+        };
+        // Inside a fresh namespace every port is free; the listen address does not exist
+        // here, so only 127.0.0.1 is tried.
+        let port_check = if cluster.netns.is_some() {
+            Vec::new()
+        } else {
+            cluster.listen.clone()
         };
         cluster.spawn_watchdog();
         cluster.initdb(options)?;
         let mut last_err = None;
         for _ in 0..5 {
-            cluster.port = free_port(&cluster.listen)?;
+            cluster.port = free_port(&port_check)?;
             cluster.write_port()?;
             match cluster.start_server() {
                 Ok(()) => {
@@ -358,6 +391,11 @@ impl TempCluster {
         fs::write(&conf_path, existing)?;
         let hba = match &options.hba {
             Some(hba) => hba.clone(),
+            None if self.netns.is_some() => format!(
+                "local all all trust\n\
+                 host all {SCRAM_USER} 0.0.0.0/0 scram-sha-256\n\
+                 host all all 0.0.0.0/0 trust\n"
+            ),
             None => format!(
                 "local all all trust\n\
                  host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
@@ -450,7 +488,20 @@ impl TempCluster {
 
     /// Starts the (stopped) server and waits until it accepts connections.
     pub fn start_server(&self) -> io::Result<()> {
-        let mut cmd = self.command("pg_ctl");
+        let mut cmd = match &self.netns {
+            // The postmaster and its backends inherit the namespace; stopping works from
+            // anywhere (pg_ctl signals the pid in postmaster.pid).
+            Some(ns) => {
+                let inner = self.command("pg_ctl");
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(inner.get_program())
+                    .args(inner.get_args());
+                c.stdin(Stdio::null()).current_dir(&self.root);
+                c
+            }
+            None => self.command("pg_ctl"),
+        };
         cmd.args(["-w", "-t", "60", "-D"])
             .arg(&self.data)
             .arg("-l")
@@ -474,17 +525,31 @@ impl TempCluster {
         self.start_server()
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication).
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication); a cluster in a
+    /// network namespace names its listen address instead of 127.0.0.1.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!("postgres://postgres@{}:{}/postgres", self.host(), self.port)
     }
 
     /// The same server in `key=value` form.
     pub fn conninfo(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            "host={} port={} user=postgres dbname=postgres",
+            self.listen
+                .first()
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             self.port
         )
+    }
+
+    /// The first listen address, as a URL host (127.0.0.1 unless in a network namespace).
+    fn host(&self) -> String {
+        match self.listen.first() {
+            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+            Some(ip) => ip.to_string(),
+            None => Ipv4Addr::LOCALHOST.to_string(),
+        }
     }
 
     /// `key=value` connection string over the Unix-domain socket.
@@ -499,7 +564,8 @@ impl TempCluster {
     /// URL of the SCRAM-authenticated user with `password`.
     pub fn scram_url(&self, password: &str) -> String {
         format!(
-            "postgres://{SCRAM_USER}:{password}@127.0.0.1:{}/postgres",
+            "postgres://{SCRAM_USER}:{password}@{}:{}/postgres",
+            self.host(),
             self.port
         )
     }

@@ -1,11 +1,14 @@
 //! Support code for pgpool's tests, benchmarks and command-line demo: [`TempCluster`], a
-//! throwaway PostgreSQL server (see [`cluster`]).
+//! throwaway PostgreSQL server (see [`cluster`]), and [`NetnsCluster`], one behind a network
+//! link that can be cut (see [`netns`]).
 //!
 //! This crate is a dev-dependency of the `pgpool` library and a dependency of `pgpool-cli`;
 //! nothing in it is linked into `libpgpool`.
 
 pub mod cluster;
+pub mod netns;
 
 pub use cluster::{
     server_bindir, ClusterOptions, ClusterTls, StopMode, TempCluster, SCRAM_PASSWORD, SCRAM_USER,
 };
+pub use netns::{NetnsCluster, NetnsError};
