@@ -81,7 +81,9 @@ pub struct Config {
     pub tcp_keepalive_idle: Duration,
     /// Client-side bound on every statement of a checked-out connection: when a call runs
     /// longer, the statement is cancelled on the server and the call returns a timeout error
-    /// (SQLSTATE `57014`); the session is kept if it answered the cancel within 5 s.
+    /// (SQLSTATE `57014`); the session is kept if it answered the cancel within the timeout
+    /// itself (counted as 1 to 5 s), else it is closed: a call returns at most that window
+    /// past its timeout, even when the server or the network stopped answering.
     /// Each checkout starts with this value; [`PgConnection::set_query_timeout`]
     /// (crate::PgConnection::set_query_timeout) changes it for one checkout. Defaults to
     /// `None` (unbounded); must be at least 1 ms.
@@ -105,11 +107,13 @@ pub struct Config {
     pub max_concurrent_connects: u32,
     /// The circuit breaker: after this many consecutive failed connects with no connection
     /// open (or at once for a permanent error such as a bad password), the pool reports itself
-    /// down and an acquire that would need a new connection fails at once with the last
-    /// connect error instead of waiting out its timeout. One background probe keeps trying,
-    /// with jittered exponential backoff up to `reconnect_backoff_max`; its first success
-    /// closes the breaker. Defaults to 3; `None` switches the breaker off; `Some(0)` is
-    /// rejected.
+    /// down. One background probe keeps trying, with jittered exponential backoff up to
+    /// `reconnect_backoff_max`; its first success closes the breaker. Meanwhile an acquire that
+    /// needs a new connection waits for the outcome of one probe at most (the running one, or
+    /// the next, which callers pull forward to 250 ms after the last attempt) if that fits in
+    /// its deadline, and otherwise fails at once with the last connect error: never its whole
+    /// timeout. A zero-timeout acquire fails at once. Defaults to 3; `None` switches the
+    /// breaker off; `Some(0)` is rejected.
     pub breaker_threshold: Option<u32>,
     /// The longest pause between connect attempts after failures (they start at 10 ms, and
     /// at 250 ms once the breaker is open, doubling each time, ±20% jitter). Defaults to 5 s;

@@ -179,7 +179,9 @@ impl PgConnection {
     /// Bounds every following call on this connection (until changed, or until it goes back
     /// to the pool, which restores its [`query_timeout`](crate::Config::query_timeout)): when a call runs longer, the statement is cancelled on the server, the
     /// call returns a [`Timeout`](crate::ErrorKind::Timeout) error with SQLSTATE `57014`, and
-    /// the session is kept if it answered the cancel within 5 s (else it is closed).
+    /// the session is kept if it answered the cancel in time (within the timeout itself,
+    /// counted as 1 to 5 s; else it is closed). A call therefore returns by its timeout plus
+    /// at most that window, even when the server or the network stopped answering.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), pgpool::Error> {
@@ -261,7 +263,7 @@ impl PgConnection {
             self.session.set_deadline(Some((
                 Instant::now() + t,
                 OnDeadline::Cancel {
-                    drain: DEFAULT_DRAIN,
+                    drain: drain_for(t),
                 },
             )));
         }
@@ -659,6 +661,13 @@ impl std::fmt::Debug for PgConnection {
             .field("cached_statements", &self.cache.len())
             .finish()
     }
+}
+
+/// How long a call whose query timeout `t` passed waits for the cancel request and the
+/// server's answer to it before the session is given up: `t` itself, within 1..=5 s. So a
+/// call returns by `t` plus at most that, even when the server stopped answering.
+fn drain_for(t: Duration) -> Duration {
+    t.clamp(Duration::from_secs(1), DEFAULT_DRAIN)
 }
 
 /// [`Interrupt`](crate::manager::Interrupt) for a [`PgConnection`]: a cancel request, then a

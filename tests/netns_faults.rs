@@ -252,9 +252,6 @@ fn a_query_in_flight_when_the_link_dies_fails_within_the_tcp_bound() {
 }
 
 #[test]
-#[ignore = "pool bug: the kernel's ETIMEDOUT on a dead link (TCP_USER_TIMEOUT, keepalive) is \
-            reported as ErrorKind::Timeout ('reading from the server: Connection timed out'), \
-            the kind of a passed deadline, instead of Broken"]
 fn a_connection_the_kernel_gave_up_on_is_broken_not_a_timeout() {
     let Some(net) = net("etimedout") else { return };
     let app = common::app_name("etimedout");
@@ -275,11 +272,6 @@ fn a_connection_the_kernel_gave_up_on_is_broken_not_a_timeout() {
 }
 
 #[test]
-#[ignore = "pool bug: on a cut link a call with query_timeout 800 ms returns after ~10.6 s, \
-            not by the timeout: the cancel request's connect hangs up to 5 s, then a 5 s \
-            drain; the 10 s TCP_USER_TIMEOUT ends it first, and its ETIMEDOUT, taken for the \
-            socket's read timeout, comes out as Broken 'server closed the connection \
-            unexpectedly'"]
 fn a_query_timeout_shorter_than_the_tcp_bound_ends_a_call_on_a_cut_link() {
     let Some(net) = net("query_timeout") else {
         return;
@@ -317,7 +309,10 @@ fn a_query_timeout_shorter_than_the_tcp_bound_ends_a_call_on_a_cut_link() {
     for (err, took) in [(&err, took), (&in_flight_err, in_flight_took)] {
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         assert!(err.to_string().contains("timed out"), "{err}");
-        assert!(took < query_timeout + SLACK, "{took:?}: {err}");
+        // The timeout, then one window (the timeout itself, counted as 1 to 5 s) for the
+        // cancel request that cannot get through.
+        let window = query_timeout.clamp(Duration::from_secs(1), Duration::from_secs(5));
+        assert!(took < query_timeout + window + SLACK, "{took:?}: {err}");
     }
 }
 

@@ -365,9 +365,6 @@ fn a_blackholed_server_holds_no_caller_past_its_deadline() {
 }
 
 #[test]
-#[ignore = "pool bug: with query_timeout 500 ms a statement the server never answers returns \
-            after ~10.9 s: the cancel request waits up to 5 s for the server to close the \
-            cancel connection, then the drain waits 5 s more"]
 fn a_query_timeout_holds_when_the_server_stops_answering() {
     let (proxy, url) = proxied();
     let app = common::app_name("blackhole_query");
@@ -389,6 +386,9 @@ fn a_query_timeout_holds_when_the_server_stops_answering() {
         err.kind()
     );
     assert!(err.is_timeout(), "{err}");
-    assert!(took < query_timeout + SLACK, "{took:?}");
+    // The timeout, then one window (the timeout itself, counted as 1 to 5 s) for the cancel
+    // request and its answer.
+    let window = query_timeout.clamp(Duration::from_secs(1), Duration::from_secs(5));
+    assert!(took < query_timeout + window + SLACK, "{took:?}");
     assert!(conn.is_broken(), "an unanswered session cannot be kept");
 }

@@ -284,17 +284,31 @@ fn the_breaker_opens_fails_fast_probes_gently_and_closes_on_recovery() {
     assert_eq!(s.health, HealthState::Down);
     assert!(s.consecutive_connect_failures >= 3, "{s:?}");
     assert!(s.since_connect_failure.is_some() && s.since_connect_success.is_none());
-    // Callers now fail at once, and one probe retries with backoff: no storm.
+    // Callers now wait for one probe at most (pulled forward to 250 ms after the last
+    // attempt), then fail with the cause; try_get fails at once. Probes run one at a time, at
+    // most four a second on demand: no storm.
     let before = manager.connects.load(Ordering::SeqCst);
-    for _ in 0..50 {
+    let started = Instant::now();
+    for _ in 0..12 {
         let start = Instant::now();
         let err = pool.get().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Connect);
+        assert!(
+            start.elapsed() < Duration::from_millis(450),
+            "{:?}",
+            start.elapsed()
+        );
+        let start = Instant::now();
+        assert_eq!(pool.try_get().unwrap_err().kind(), ErrorKind::Connect);
         assert!(start.elapsed() < Duration::from_millis(50));
-        thread::sleep(Duration::from_millis(20));
     }
     let probes = manager.connects.load(Ordering::SeqCst) - before;
-    assert!((1..=8).contains(&probes), "{probes} attempts in ~1 s");
+    let most = started.elapsed().as_millis() as usize / 250 + 2;
+    assert!(
+        (1..=most).contains(&probes),
+        "{probes} attempts in {:?}",
+        started.elapsed()
+    );
     assert!(manager.max_connecting.load(Ordering::SeqCst) <= 2);
     // The server is back: the probe's success closes the breaker without any caller.
     manager.always_fail.store(false, Ordering::SeqCst);
@@ -302,6 +316,32 @@ fn the_breaker_opens_fails_fast_probes_gently_and_closes_on_recovery() {
         == HealthState::Healthy));
     assert_eq!(pool.stats().consecutive_connect_failures, 0);
     drop(pool.get().unwrap());
+}
+
+#[test]
+fn while_down_a_caller_waits_for_the_probe_it_pulls_forward_and_gets_its_connection() {
+    let manager = fake();
+    manager.always_fail.store(true, Ordering::SeqCst);
+    let pool = builder()
+        .max_size(2)
+        .reconnect_backoff_max(Duration::from_secs(30))
+        .build_with_manager(manager.clone())
+        .unwrap();
+    assert!(pool.get().is_err());
+    assert_eq!(pool.stats().health, HealthState::Down);
+    // The server comes back; the background probe would wait its (long) backoff, but a
+    // caller 250 ms after the last failure starts it now and gets the connection it opens.
+    manager.always_fail.store(false, Ordering::SeqCst);
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let conn = pool.get().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(pool.stats().health, HealthState::Healthy);
+    drop(conn);
 }
 
 #[test]

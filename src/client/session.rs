@@ -325,7 +325,7 @@ impl Session {
                 self.broken = true;
                 self.deadline = None;
                 Err(Error::timeout_io(if self.cancelled {
-                    "the server did not answer after a cancel request; connection closed"
+                    "query timed out, and the server did not answer the cancel request; connection closed"
                 } else {
                     "timed out waiting for the server; connection closed"
                 }))

@@ -2,9 +2,11 @@
 //! its connect attempts, and when the next attempt may start.
 //!
 //! The pool is **down** when connects keep failing (`threshold` in a row, or one permanent
-//! error such as a bad password) and no connection is open: then an acquire that needs a new
-//! connection fails at once with the last connect error, and a single probe retries with
-//! jittered exponential backoff. It is **degraded** while connects fail but the breaker is
+//! error such as a bad password) and no connection is open: then a single probe retries with
+//! jittered exponential backoff, and an acquire that needs a new connection waits for the
+//! outcome of one probe (the one running, or the next, which a caller pulls forward to 250 ms
+//! after the last attempt) if that fits in its deadline, else fails at once with the last
+//! connect error. It is **degraded** while connects fail but the breaker is
 //! not open (or connections are still open), and **healthy** after a success.
 
 use std::time::{Duration, Instant};
@@ -118,6 +120,20 @@ impl Breaker {
     /// When the next attempt may start, if not now.
     pub(crate) fn wait_until(&self, now: Instant) -> Option<Instant> {
         self.next_attempt.filter(|&at| at > now)
+    }
+
+    /// The earliest a caller's demand may start the next probe: 250 ms (the first open
+    /// pause) after the last attempt ended, so probes started by callers are at most four a
+    /// second.
+    pub(crate) fn earliest_probe(&self, now: Instant) -> Instant {
+        self.last_failure.map_or(now, |t| (t + OPEN_FIRST).max(now))
+    }
+
+    /// Starts the next attempt no later than `at`.
+    pub(crate) fn pull_forward(&mut self, at: Instant) {
+        if let Some(next) = self.next_attempt {
+            self.next_attempt = Some(next.min(at));
+        }
     }
 
     pub(crate) fn succeeded(&mut self, now: Instant) {

@@ -177,12 +177,27 @@ impl<M: Manager> Shared<M> {
             let conn = match state.check_out_idle(self.id, &site) {
                 Some(conn) => conn,
                 None => {
-                    // The breaker is open: fail now with the cause instead of waiting.
-                    if let Some(err) = state.unavailable() {
-                        let spawn = state.hire_probe();
-                        drop(state);
-                        threads::spawn_connectors(self, spawn);
-                        return Err(err);
+                    // The breaker is open: wait for the probe's one attempt, or fail now with
+                    // the cause instead of waiting out the timeout.
+                    let may_wait = timeout != Some(Duration::ZERO);
+                    let now = Instant::now();
+                    let until = deadline.or_else(|| timeout.and_then(|t| now.checked_add(t)));
+                    match state.pass_breaker(now, may_wait, until) {
+                        Ok((spawn, woke)) => {
+                            if woke {
+                                self.changed.notify_all(); // a probe sleeping on its backoff
+                            }
+                            if spawn > 0 {
+                                MutexGuard::unlocked(&mut state, || {
+                                    threads::spawn_connectors(self, spawn)
+                                });
+                                continue;
+                            }
+                        }
+                        Err(err) => {
+                            drop(state);
+                            return Err(err);
+                        }
                     }
                     if timeout == Some(Duration::ZERO) {
                         let spawn = state.plan_connects_for_try();

@@ -110,6 +110,9 @@ pub(crate) struct Waiter<C> {
     slot: Mutex<Option<Delivery<C>>>,
     /// Where the caller acquires from (recorded on the connection it gets).
     site: Site,
+    /// When it joined the line: a failed connect attempt that started later does not fail it
+    /// (it is owed an attempt of its own while the breaker is open).
+    arrived: Instant,
 }
 
 impl<C> Waiter<C> {
@@ -118,6 +121,7 @@ impl<C> Waiter<C> {
             cv: Condvar::new(),
             slot: Mutex::new(None),
             site,
+            arrived: Instant::now(),
         }
     }
 
@@ -309,6 +313,42 @@ impl<C> State<C> {
             self.breaker.failures(),
             ago.unwrap_or_default(),
         ))
+    }
+
+    /// What an acquire that found nothing idle does about the breaker: `Ok((n, woke))` to go
+    /// on and wait (starting `n` connector threads; `woke`: the next probe was pulled forward,
+    /// so a probe sleeping on its backoff must be woken), or the error to fail with at once.
+    ///
+    /// With the breaker open, a caller waits for the outcome of one probe if it fits before
+    /// its `deadline` (`None`: no deadline): the probe running now, or the next one, pulled
+    /// forward to 250 ms after the last attempt ended (so demand starts at most four probes a
+    /// second). Otherwise, and always for a zero-timeout acquire (`may_wait` false), it fails
+    /// at once with the last connect error.
+    pub(crate) fn pass_breaker(
+        &mut self,
+        now: Instant,
+        may_wait: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(usize, bool), Error> {
+        if !self.is_down() {
+            return Ok((0, false));
+        }
+        let probe_at = self.breaker.earliest_probe(now);
+        let out = if may_wait && self.connecting > 0 {
+            Ok((0, false))
+        } else if may_wait && deadline.is_none_or(|d| probe_at < d) {
+            self.breaker.pull_forward(probe_at);
+            Ok((self.hire(), true))
+        } else {
+            // (The probe keeps running even if nobody waits for it.)
+            let spawn = self.hire();
+            match self.unavailable() {
+                Some(err) => Err(err),
+                None => Ok((spawn, false)),
+            }
+        };
+        self.check_invariants();
+        out
     }
 
     /// [`describe`](Self::describe) plus the causes: the longest checkout (how long, where
@@ -635,14 +675,6 @@ impl<C> State<C> {
         n
     }
 
-    /// Threads for the work already reserved (after an acquire found the breaker open, so the
-    /// probe runs even if nothing else would start it).
-    pub(crate) fn hire_probe(&mut self) -> usize {
-        let n = self.hire();
-        self.check_invariants();
-        n
-    }
-
     /// A connector thread asks for work. While the breaker is open only one attempt runs at a
     /// time (the probe, reserving its own slot); otherwise one per reservation not yet being
     /// attempted. Either waits out the breaker's backoff first.
@@ -713,13 +745,15 @@ impl<C> State<C> {
         (retired, spawn)
     }
 
-    /// A connect attempt failed with `err`. If that opens the breaker, every waiter fails at
-    /// once with the "unavailable" error and the reservations are dropped (the probe takes
-    /// over). A permanent error fails the oldest waiter at once (the others keep their
+    /// A connect attempt (begun at `started`) failed with `err`. With the breaker open, every
+    /// waiter that was already waiting when the attempt began fails at once with the
+    /// "unavailable" error; later ones wait for the next probe, pulled forward for them (see
+    /// [`pass_breaker`](Self::pass_breaker)); the reservations are dropped (the probe reserves
+    /// its own slot). A permanent error fails the oldest waiter at once (the others keep their
     /// reservations, so each gets the verdict of its own attempt). A transient error keeps
     /// the reservation while a waiter or the `min_idle` deficit needs it: the next attempt
     /// starts after the breaker's backoff. Returns how many connector threads to start.
-    pub(crate) fn connect_failed(&mut self, err: &Error) -> usize {
+    pub(crate) fn connect_failed(&mut self, err: &Error, started: Instant) -> usize {
         self.connecting -= 1;
         self.counters.connect_errors += 1;
         self.breaker.failed(err, Instant::now());
@@ -727,10 +761,20 @@ impl<C> State<C> {
         if self.closed {
             self.pending -= 1;
         } else if self.is_down() {
+            // Callers who were already waiting when this attempt started fail now; those who
+            // came later are owed an attempt of their own: the next probe comes early.
             if let Some(e) = self.unavailable() {
-                for w in std::mem::take(&mut self.waiters) {
+                let (old, new): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiters)
+                    .into_iter()
+                    .partition(|w| w.arrived <= started);
+                for w in old {
                     w.deliver(Delivery::Failed(e.clone()));
                 }
+                if !new.is_empty() {
+                    let at = self.breaker.earliest_probe(Instant::now());
+                    self.breaker.pull_forward(at);
+                }
+                self.waiters = new;
             }
             self.pending = self.connecting;
         } else if err.is_permanent_connect() {

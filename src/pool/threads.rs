@@ -199,7 +199,7 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
             }
             Err(err) => {
                 let mut state = this.state.lock();
-                let spawn = state.connect_failed(&err);
+                let spawn = state.connect_failed(&err, started);
                 this.changed.notify_all();
                 drop(state);
                 emit(this.hook.as_ref(), Event::Error { error: err });
