@@ -392,3 +392,38 @@ fn a_query_timeout_holds_when_the_server_stops_answering() {
     assert!(took < query_timeout + window + SLACK, "{took:?}");
     assert!(conn.is_broken(), "an unanswered session cannot be kept");
 }
+
+#[test]
+fn a_zero_timeout_acquire_over_a_slow_link_keeps_its_healthy_session() {
+    let (proxy, url) = proxied();
+    let app = common::app_name("try_get_slow_link");
+    let pool = common::builder(&app)
+        .max_size(1)
+        .validation_skip_window(Duration::ZERO) // a round trip before every hand-out
+        .build(&format!("{url}?application_name={app}"))
+        .unwrap();
+    drop(pool.get().unwrap());
+    // About 4 ms per round trip: more than a 1 ms budget, far less than validation_timeout.
+    proxy.delay(Duration::from_millis(2));
+    for _ in 0..20 {
+        let conn = pool.try_get().unwrap().expect("the idle session is handed out");
+        drop(conn);
+    }
+    let s = pool.stats();
+    assert_eq!(s.closed(CloseReason::FailedValidation), 0, "{s:?}");
+    assert_eq!(s.connections_created, 1, "{s:?}");
+    assert!(s.validations >= 20, "{s:?}");
+}
+
+#[test]
+fn a_zero_timeout_acquire_on_a_fresh_pool_starts_a_connect() {
+    let (_proxy, url) = proxied();
+    let app = common::app_name("try_get_fresh");
+    let pool = common::builder(&app)
+        .max_size(2)
+        .build(&format!("{url}?application_name={app}"))
+        .unwrap();
+    assert!(pool.try_get().unwrap().is_none());
+    assert!(wait_until(Duration::from_secs(5), || pool.stats().idle == 1));
+    assert!(pool.try_get().unwrap().is_some());
+}
