@@ -406,7 +406,10 @@ fn a_zero_timeout_acquire_over_a_slow_link_keeps_its_healthy_session() {
     // About 4 ms per round trip: more than a 1 ms budget, far less than validation_timeout.
     proxy.delay(Duration::from_millis(2));
     for _ in 0..20 {
-        let conn = pool.try_get().unwrap().expect("the idle session is handed out");
+        let conn = pool
+            .try_get()
+            .unwrap()
+            .expect("the idle session is handed out");
         drop(conn);
     }
     let s = pool.stats();

@@ -88,8 +88,8 @@ pub(crate) enum CheckIn<C> {
 
 /// What a connector thread does next.
 pub(crate) enum ConnectJob {
-    /// Attempt a connect (counted in `connecting`).
-    Attempt,
+    /// Attempt a connect (counted in `connecting`), begun at this instant.
+    Attempt(Instant),
     /// Nothing may start before this (backoff); wait on `Shared::changed` until then.
     Wait(Instant),
     /// No work: the thread ends (already subtracted from `connectors`).
@@ -212,6 +212,9 @@ pub(crate) struct State<C> {
     connecting: usize,
     /// Connector threads alive.
     connectors: usize,
+    /// When each running attempt began (`connecting` of them): timeout messages name the
+    /// oldest.
+    attempts: Vec<Instant>,
     closing: usize,
     waiters: VecDeque<Arc<Waiter<C>>>,
     closed: bool,
@@ -250,6 +253,7 @@ impl<C> State<C> {
             pending: 0,
             connecting: 0,
             connectors: 0,
+            attempts: Vec::with_capacity(limits.max_concurrent_connects),
             closing: 0,
             waiters: VecDeque::new(),
             closed: false,
@@ -359,6 +363,12 @@ impl<C> State<C> {
             text.push_str(&format!(
                 ", longest held {} ms (acquired at {site})",
                 held.as_millis()
+            ));
+        }
+        if let Some(oldest) = self.attempts.iter().min() {
+            text.push_str(&format!(
+                ", a connect attempt running for {} ms",
+                oldest.elapsed().as_millis()
             ));
         }
         let failures = self.breaker.failures();
@@ -693,7 +703,8 @@ impl<C> State<C> {
             } else {
                 self.pending = self.pending.max(1);
                 self.connecting += 1;
-                ConnectJob::Attempt
+                self.attempts.push(now);
+                ConnectJob::Attempt(now)
             }
         } else if self.pending <= self.connecting {
             ConnectJob::Exit
@@ -701,7 +712,8 @@ impl<C> State<C> {
             ConnectJob::Wait(at)
         } else {
             self.connecting += 1;
-            ConnectJob::Attempt
+            self.attempts.push(now);
+            ConnectJob::Attempt(now)
         };
         if matches!(job, ConnectJob::Exit) {
             self.connectors -= 1;
@@ -728,8 +740,10 @@ impl<C> State<C> {
         &mut self,
         mut conn: Conn<C>,
         interrupt: Option<Arc<dyn Interrupt>>,
+        started: Instant,
     ) -> (Option<Retired<C>>, usize) {
         self.connecting -= 1;
+        self.attempt_over(started);
         self.pending -= 1;
         self.counters.created += 1;
         self.breaker.succeeded(Instant::now());
@@ -755,6 +769,7 @@ impl<C> State<C> {
     /// starts after the breaker's backoff. Returns how many connector threads to start.
     pub(crate) fn connect_failed(&mut self, err: &Error, started: Instant) -> usize {
         self.connecting -= 1;
+        self.attempt_over(started);
         self.counters.connect_errors += 1;
         self.breaker.failed(err, Instant::now());
         let needed = !self.waiters.is_empty() || self.idle.len() < self.limits.min_idle;
@@ -788,6 +803,12 @@ impl<C> State<C> {
         let spawn = self.hire();
         self.check_invariants();
         spawn
+    }
+
+    fn attempt_over(&mut self, started: Instant) {
+        if let Some(i) = self.attempts.iter().position(|&t| t == started) {
+            self.attempts.swap_remove(i);
+        }
     }
 
     // ---- Checkouts -----------------------------------------------------------------------
@@ -1042,6 +1063,13 @@ impl<C> State<C> {
             self.connectors,
             self.limits.max_concurrent_connects
         );
+        assert_eq!(
+            self.attempts.len(),
+            self.connecting,
+            "pool invariant (bounded connect work): {} attempt times for {} attempts",
+            self.attempts.len(),
+            self.connecting
+        );
         let (seated, lent) = self.seats.counts();
         assert!(
             seated == self.live() && lent == self.in_use,
@@ -1110,11 +1138,10 @@ mod tests {
         }
         assert_eq!(s.plan_connects(), 3);
         for id in 1..=3 {
-            assert!(matches!(
-                s.next_connect(Instant::now()),
-                ConnectJob::Attempt
-            ));
-            let (retired, spawn) = s.connected(conn(id), None);
+            let ConnectJob::Attempt(at) = s.next_connect(Instant::now()) else {
+                panic!("an attempt was due");
+            };
+            let (retired, spawn) = s.connected(conn(id), None, at);
             assert!(retired.is_none() && spawn == 0); // straight to a waiter
         }
         for _ in 0..3 {

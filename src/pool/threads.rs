@@ -170,16 +170,15 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
 fn connector<M: Manager>(this: Arc<Shared<M>>) {
     let mut state = this.state.lock();
     loop {
-        match state.next_connect(Instant::now()) {
+        let started = match state.next_connect(Instant::now()) {
             ConnectJob::Exit => return,
             ConnectJob::Wait(until) => {
                 this.changed.wait_until(&mut state, until);
                 continue;
             }
-            ConnectJob::Attempt => {}
-        }
+            ConnectJob::Attempt(at) => at,
+        };
         drop(state);
-        let started = Instant::now();
         let outcome = guarded("connect", || this.manager.connect());
         state = match outcome {
             Ok(mut raw) => {
@@ -190,7 +189,7 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
                 let conn = this.new_conn(raw, id, Tick::now());
                 let mut state = this.state.lock();
-                let (retired, spawn) = state.connected(conn, interrupt);
+                let (retired, spawn) = state.connected(conn, interrupt, started);
                 this.changed.notify_all();
                 drop(state);
                 this.dispose(retired);
