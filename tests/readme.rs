@@ -72,3 +72,45 @@ fn readme_snippets_are_the_tested_sources() {
         "README regions: rust, rust-session, rust-reliability, c, cpp, go, go-tx"
     );
 }
+
+/// Every `file::test` that docs/RELIABILITY.md cites exists: a test in `tests/<file>.rs` whose
+/// name is, or (for `name_*`) starts with, the cited one.
+#[test]
+fn reliability_doc_cites_only_tests_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/RELIABILITY.md")).unwrap();
+    let mut cited = 0;
+    for quoted in doc.split('`').skip(1).step_by(2) {
+        let Some((file, name)) = quoted.split_once("::") else {
+            continue;
+        };
+        if !file.chars().all(|c| c.is_ascii_lowercase() || c == '_') || file.is_empty() {
+            continue;
+        }
+        let path = root.join("tests").join(format!("{file}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!("RELIABILITY.md cites {quoted}, but tests/{file}.rs does not exist")
+        });
+        let (prefix, exact) = match name.strip_suffix('*') {
+            Some(p) => (p, false),
+            None => (name, true),
+        };
+        let found = source.lines().any(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("fn ").is_some_and(|rest| {
+                let fname: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if exact {
+                    fname == prefix
+                } else {
+                    fname.starts_with(prefix)
+                }
+            })
+        });
+        assert!(found, "RELIABILITY.md cites {quoted}: no such test in tests/{file}.rs");
+        cited += 1;
+    }
+    assert!(cited > 30, "only {cited} citations found");
+}
