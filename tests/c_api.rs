@@ -1,5 +1,6 @@
 //! The C ABI from C: every exported function and error path (tests/c/api.c), a
-//! multi-threaded stress test (tests/c/stress.c), and both under valgrind.
+//! multi-threaded stress test (tests/c/stress.c), both under valgrind, and fork() with a pool
+//! in use (tests/c/fork.c).
 //!
 //! Build with `--features test-hooks` to include the injected-panic checks.
 
@@ -53,6 +54,36 @@ fn thirty_two_threads_share_a_pool_of_eight() {
         out.contains("STRESS OK: 32 threads x 2000 cycles, 64000 acquires"),
         "{out}"
     );
+}
+
+/// The arguments of tests/c/fork.c: with the test hooks, a parent thread also holds a handle
+/// table's lock at the moment of the fork.
+fn fork_args<'a>(url: &'a str, mode: &'a str) -> Vec<&'a str> {
+    let mut args = vec![url, mode];
+    if cfg!(feature = "test-hooks") {
+        args.push("hooks");
+    }
+    args
+}
+
+#[test]
+fn a_forked_child_leaves_the_parents_sessions_alone_and_makes_its_own_pool() {
+    let url = common::url();
+    let program = build("fork");
+    let out = c_support::run(&program, &fork_args(&url, "quiet"));
+    assert!(out.contains("FORK OK (quiet"), "{out}");
+    assert!(out.contains("child: "), "{out}");
+    eprintln!("{}", out.trim_end());
+}
+
+#[test]
+fn a_fork_while_a_worker_thread_hammers_the_pool() {
+    let url = common::url();
+    let program = build("fork");
+    let out = c_support::run(&program, &fork_args(&url, "busy"));
+    assert!(out.contains("FORK OK (busy"), "{out}");
+    assert!(!out.contains(" 0 worker rounds"), "{out}");
+    eprintln!("{}", out.trim_end());
 }
 
 #[test]
