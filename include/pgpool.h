@@ -750,8 +750,9 @@ pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
 // Sends `len` bytes of COPY data (any split: rows may span calls).
 //
 // Blocking: only while the socket's send buffer is full.
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
-// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`len` above
+// PTRDIFF_MAX); PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM
+// STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
                                       const void *data,
                                       size_t len,

@@ -181,6 +181,9 @@ static void cancel_and_timeouts(pgpool_pool *pool, pgpool_conn *conn) {
 static void copy_both_ways(pgpool_conn *conn) {
   EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "CREATE TEMP TABLE c (id int, name text)", &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_copy_in_write(conn, "x", 1, &err));
+  /* A length no buffer can have is refused before anything is read (the misuse fuzz found
+   * the code missing from the documentation). */
+  EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_conn_copy_in_write(conn, "x", SIZE_MAX, &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_copy_in_begin(conn, "COPY c TO STDOUT", &err));
   EXPECT(PGPOOL_OK, pgpool_conn_copy_in_begin(conn, "COPY c FROM STDIN", &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_exec(conn, "SELECT 1", NULL, NULL, NULL, &err));

@@ -64,8 +64,9 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_begin(
 /// Sends `len` bytes of COPY data (any split: rows may span calls).
 ///
 /// Blocking: only while the socket's send buffer is full.
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
-/// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`len` above
+/// PTRDIFF_MAX); PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM
+/// STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `data` valid for reading `len` bytes; `out_err` NULL or valid for writing one pointer.
