@@ -123,7 +123,8 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_end(
     }
 }
 
-/// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied.
+/// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied. `PGPOOL_OK` also
+/// when the server had already rejected data sent before (the COPY is over either way).
 ///
 /// Blocking: one round trip.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
