@@ -139,6 +139,17 @@ static void statements_and_reuse(pgpool_pool *pool, pgpool_conn *conn) {
   pgpool_params_free(p);
   EXPECT_RC(PGPOOL_OK, pgpool_stmt_free(stmt));
   EXPECT_RC(PGPOOL_ERR_INVALID_HANDLE, pgpool_stmt_free(stmt));
+  /* 65535 parameters of undeclared type on an empty statement (the server reports type 0
+   * for each): refused for the count, without a type lookup per parameter (the misuse fuzz
+   * found this taking ten seconds). */
+  static uint32_t undeclared[65535];
+  undeclared[1] = 1087017381; /* passed through unchecked for an empty statement */
+  EXPECT(PGPOOL_OK, pgpool_stmt_new("", 65535, undeclared, &stmt, &err));
+  double start = now_ms();
+  EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_conn_exec_stmt(conn, stmt, NULL, NULL, NULL, &err));
+  EXPECT_MSG("65535");
+  CHECK(now_ms() - start < 5000);
+  EXPECT_RC(PGPOOL_OK, pgpool_stmt_free(stmt));
 }
 
 struct canceller {
