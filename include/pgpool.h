@@ -49,13 +49,13 @@
  *   them), except the calls that end them, which return PGPOOL_OK: pgpool_conn_release,
  *   pgpool_conn_discard, pgpool_pool_free, pgpool_result_free and pgpool_params_free forget
  *   the object (the parent's sessions are neither reset nor closed; the child does not
- *   reclaim the memory), and pgpool_pool_close does nothing. Configs, statements, notifications and errors
- *   made before the fork work in the child. The child creates its own pool (an inherited
- *   config will do) and uses it normally; the parent is unaffected. One limit: the pools'
- *   internal locks record waiting threads process-wide, so if another thread was blocked
- *   inside the library at the moment of fork() (waiting for a connection, or in
- *   pgpool_pool_close or pgpool_pool_wait_ready), a child that creates a pool may hang;
- *   such a child should exec or exit instead.
+ *   reclaim the memory), and pgpool_pool_close does nothing. Configs, statements,
+ *   notifications and errors made before the fork work in the child. The child creates its
+ *   own pool (an inherited config will do) and uses it normally; the parent is unaffected.
+ *   One limit: the pools' internal locks record waiting threads process-wide, so if another
+ *   thread was blocked inside the library at the moment of fork() (waiting for a
+ *   connection, or in pgpool_pool_close or pgpool_pool_wait_ready), a child that creates a
+ *   pool may hang or crash; such a child should exec or exit instead.
  * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
  *   callback with pgpool_log_set_callback.
  */

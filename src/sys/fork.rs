@@ -31,8 +31,11 @@
 //!
 //! One hazard remains outside this crate's reach: the pool engine's own locks are
 //! `parking_lot` locks, and `parking_lot_core` keeps the threads parked at the fork in its
-//! table. A child whose parent had threads blocked in the library at that instant (waiting
-//! for a connection, or for a contended pool lock) shares that table with them.
+//! table, which the child inherits with those threads' records (and their stacks, which the
+//! child's new threads may reuse). A child whose parent had threads parked in the library at
+//! that instant (waiting for a connection, in a close or `wait_ready`, or for a contended
+//! lock) can hang or crash once its own pool's threads park; the C header says so. `std`
+//! locks in the engine would remove it.
 //!
 //! # When the handlers are registered
 //!
