@@ -33,6 +33,7 @@ const (
 	CodePanic           Code = 18
 	CodeUsage           Code = 19
 	CodeRolledBack      Code = 20
+	CodeForked          Code = 21 // a pool or connection made before fork(), used in the child
 )
 
 // String is the code's stable name ("timeout", "closed", ...).

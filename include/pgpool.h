@@ -41,8 +41,21 @@
  *   read from any thread (a parameter list or result is changed by one thread at a time).
  * Blocking: functions that talk to the server or wait for a connection say how long they
  *   may block; the others never block beyond a short internal lock.
- * fork(): a child process must neither use nor free any object created before the fork
- *   (the sessions belong to the parent); it creates its own pool. The parent is unaffected.
+ * fork(): the library registers pthread_atfork handlers that hold its internal tables'
+ *   locks across fork() (a fork waits for other threads to leave them, microseconds), so a
+ *   child finds them free. In the child, pools, connections, results and parameter lists
+ *   made before the fork belong to the parent: every call on them returns PGPOOL_ERR_FORKED
+ *   at once, without I/O and without taking their locks (a parent thread may have held
+ *   them), except the calls that end them, which return PGPOOL_OK: pgpool_conn_release,
+ *   pgpool_conn_discard, pgpool_pool_free, pgpool_result_free and pgpool_params_free forget
+ *   the object (the parent's sessions are neither reset nor closed; the child does not
+ *   reclaim the memory), and pgpool_pool_close does nothing. Configs, statements,
+ *   notifications and errors made before the fork work in the child. The child creates its
+ *   own pool (an inherited config will do) and uses it normally; the parent is unaffected.
+ *   One limit: the pools' internal locks record waiting threads process-wide, so if another
+ *   thread was blocked inside the library at the moment of fork() (waiting for a
+ *   connection, or in pgpool_pool_close or pgpool_pool_wait_ready), a child that creates a
+ *   pool may hang or crash; such a child should exec or exit instead.
  * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
  *   callback with pgpool_log_set_callback.
  */
@@ -119,6 +132,10 @@ enum pgpool_code
   PGPOOL_ERR_USAGE = 19,
   // A transaction callback asked for a rollback (returned nonzero); it was rolled back.
   PGPOOL_ERR_ROLLED_BACK = 20,
+  // In a child process after `fork()`: the pool, connection, result or parameter list was
+  // made before the fork and belongs to the parent. Nothing was sent or locked; only the
+  // functions that end the object work on it (they forget it). Create a new pool.
+  PGPOOL_ERR_FORKED = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -157,6 +174,7 @@ typedef int32_t pgpool_log_level;
 
 // Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
 // May be used from any thread; setters on one config from several threads are serialised.
+// Usable in a forked child too (to create the child's pool).
 typedef struct pgpool_config pgpool_config;
 
 // Opaque connection handle. Give it back with `pgpool_conn_release` or
@@ -539,7 +557,7 @@ pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
 // Blocking: one connection to the server, at most 5 s.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
 // PGPOOL_ERR_USAGE (the server sent no cancel key); PGPOOL_ERR_BROKEN or
-// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered).
+// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Gives the connection back to the pool (rolled back first if a transaction may be open).
@@ -551,13 +569,18 @@ pgpool_code pgpool_conn_cancel(struct pgpool_conn *conn, struct pgpool_error **o
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
+// In a child process after `fork()`, releasing a connection acquired before the fork
+// forgets it: `PGPOOL_OK`, and the parent's session is neither reset nor closed (nothing is
+// sent, no lock is taken, even one a parent thread held at the fork).
+//
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
 pgpool_code pgpool_conn_release(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Closes the connection instead of returning it (after a session change the next user must
 // not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 //
-// Non-blocking (closing happens in the background).
+// Non-blocking (closing happens in the background). In a forked child, as
+// `pgpool_conn_release` (the parent's session is forgotten, not closed).
 //
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -579,7 +602,7 @@ pgpool_code pgpool_conn_discard(struct pgpool_conn *conn, struct pgpool_error **
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 // PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
 // PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_USAGE (too
-// many live results).
+// many live results); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
                               const char *sql,
                               size_t nparams,
@@ -598,7 +621,7 @@ pgpool_code pgpool_conn_query(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 // PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
-// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
+// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
                                 const char *sql,
                                 size_t nparams,
@@ -614,7 +637,8 @@ pgpool_code pgpool_conn_execute(struct pgpool_conn *conn,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a COPY in progress or started
-// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN.
+// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
                               const char *sql,
                               struct pgpool_error **out_err);
@@ -627,7 +651,7 @@ pgpool_code pgpool_conn_batch(struct pgpool_conn *conn,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-// timeout); PGPOOL_ERR_BROKEN.
+// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Commits the open transaction (`COMMIT`). Blocking: one round trip.
@@ -637,7 +661,7 @@ pgpool_code pgpool_conn_begin(struct pgpool_conn *conn, struct pgpool_error **ou
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-// timeout); PGPOOL_ERR_BROKEN.
+// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Rolls back the open transaction (`ROLLBACK`). Blocking: one round trip.
@@ -647,7 +671,7 @@ pgpool_code pgpool_conn_commit(struct pgpool_conn *conn, struct pgpool_error **o
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-// timeout); PGPOOL_ERR_BROKEN.
+// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error **out_err);
 
 // Stores the server process id of the session (`pg_backend_pid()`) in `*out_pid`.
@@ -656,7 +680,8 @@ pgpool_code pgpool_conn_rollback(struct pgpool_conn *conn, struct pgpool_error *
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_backend_pid(const struct pgpool_conn *conn,
                                     int32_t *out_pid,
                                     struct pgpool_error **out_err);
@@ -672,7 +697,8 @@ pgpool_code pgpool_conn_backend_pid(const struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
                                           int64_t timeout_ms,
                                           struct pgpool_error **out_err);
@@ -684,7 +710,8 @@ pgpool_code pgpool_conn_set_query_timeout(struct pgpool_conn *conn,
 // Thread safety: the handle may move between threads but is used by one at a time (a
 // concurrent call returns `PGPOOL_ERR_BUSY`).
 //
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_transaction_status(const struct pgpool_conn *conn,
                                            int32_t *out_status,
                                            struct pgpool_error **out_err);
@@ -699,7 +726,8 @@ pgpool_code pgpool_conn_transaction_status(const struct pgpool_conn *conn,
 // Blocking: BEGIN and COMMIT/ROLLBACK round trips plus the callback.
 // Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a transaction or COPY
-// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_transaction(struct pgpool_conn *conn,
                                     pgpool_tx_fn callback,
                                     void *user_data,
@@ -713,7 +741,8 @@ pgpool_code pgpool_conn_transaction(struct pgpool_conn *conn,
 // Blocking: one round trip.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY FROM STDIN, or a
-// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
                                       const char *sql,
                                       struct pgpool_error **out_err);
@@ -721,8 +750,9 @@ pgpool_code pgpool_conn_copy_in_begin(struct pgpool_conn *conn,
 // Sends `len` bytes of COPY data (any split: rows may span calls).
 //
 // Blocking: only while the socket's send buffer is full.
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
-// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`len` above
+// PTRDIFF_MAX); PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM
+// STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
                                       const void *data,
                                       size_t len,
@@ -733,17 +763,18 @@ pgpool_code pgpool_conn_copy_in_write(struct pgpool_conn *conn,
 // Blocking: one round trip.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_SERVER (bad data: nothing
-// was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_in_end(struct pgpool_conn *conn,
                                     uint64_t *out_rows,
                                     struct pgpool_error **out_err);
 
-// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied.
+// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied. `PGPOOL_OK` also
+// when the server had already rejected data sent before (the COPY is over either way).
 //
 // Blocking: one round trip.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM STDIN in
-// progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_in_abort(struct pgpool_conn *conn,
                                       const char *reason,
                                       struct pgpool_error **out_err);
@@ -754,7 +785,8 @@ pgpool_code pgpool_conn_copy_in_abort(struct pgpool_conn *conn,
 // Blocking: one round trip.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY TO STDOUT, or a
-// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_out_begin(struct pgpool_conn *conn,
                                        const char *sql,
                                        struct pgpool_error **out_err);
@@ -766,7 +798,7 @@ pgpool_code pgpool_conn_copy_out_begin(struct pgpool_conn *conn,
 // Blocking: until data arrives.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`cap` 0);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY TO STDOUT in
-// progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+// progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_copy_out_read(struct pgpool_conn *conn,
                                       void *buf,
                                       size_t cap,
@@ -853,7 +885,7 @@ pgpool_code pgpool_stmt_free(struct pgpool_stmt *stmt);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 // PGPOOL_ERR_USAGE (a parameter that does not fit its type, a COPY in progress or started
 // by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014);
-// PGPOOL_ERR_BROKEN.
+// PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_exec(struct pgpool_conn *conn,
                              const char *sql,
                              const struct pgpool_params *params,
@@ -867,7 +899,7 @@ pgpool_code pgpool_conn_exec(struct pgpool_conn *conn,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE (a parameter that does
 // not fit its type, a COPY in progress or started by the statement); PGPOOL_ERR_SERVER;
-// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
+// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
                                   const struct pgpool_stmt *stmt,
                                   const struct pgpool_params *params,
@@ -886,7 +918,7 @@ pgpool_code pgpool_conn_exec_stmt(struct pgpool_conn *conn,
 // (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
 // PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 // idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
-// error), PGPOOL_ERR_TIMEOUT (no connection in time).
+// error), PGPOOL_ERR_TIMEOUT (no connection in time); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_pool_exec(struct pgpool_pool *pool,
                              int64_t timeout_ms,
                              const struct pgpool_stmt *stmt,
@@ -917,7 +949,7 @@ pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
 // Blocking: up to `timeout_ms`.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 // PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_USAGE (a COPY in progress);
-// PGPOOL_ERR_BROKEN.
+// PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_conn_wait_notification(struct pgpool_conn *conn,
                                           int64_t timeout_ms,
                                           struct pgpool_notification **out_notification,
@@ -944,7 +976,8 @@ pgpool_code pgpool_notification_free(struct pgpool_notification *n);
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`out_params` is NULL).
 pgpool_code pgpool_params_new(struct pgpool_params **out_params, struct pgpool_error **out_err);
 
-// Frees a parameter list. NULL is a no-op.
+// Frees a parameter list. NULL is a no-op. In a forked child, a list made before the fork
+// is forgotten (`PGPOOL_OK`; its memory is not reclaimed there).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a parameter list).
 pgpool_code pgpool_params_free(struct pgpool_params *params);
@@ -952,13 +985,13 @@ pgpool_code pgpool_params_free(struct pgpool_params *params);
 // Appends SQL NULL (for a parameter of any type).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_null(struct pgpool_params *params, struct pgpool_error **out_err);
 
 // Appends a boolean (for a `bool` parameter).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_bool(struct pgpool_params *params,
                                    bool value,
                                    struct pgpool_error **out_err);
@@ -966,7 +999,7 @@ pgpool_code pgpool_params_add_bool(struct pgpool_params *params,
 // Appends a 16-bit integer (for any integer, float or numeric parameter it fits).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_int16(struct pgpool_params *params,
                                     int16_t value,
                                     struct pgpool_error **out_err);
@@ -974,7 +1007,7 @@ pgpool_code pgpool_params_add_int16(struct pgpool_params *params,
 // Appends a 32-bit integer (for any integer, float or numeric parameter it fits).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_int32(struct pgpool_params *params,
                                     int32_t value,
                                     struct pgpool_error **out_err);
@@ -982,7 +1015,7 @@ pgpool_code pgpool_params_add_int32(struct pgpool_params *params,
 // Appends a 64-bit integer (for any integer, float or numeric parameter it fits).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_int64(struct pgpool_params *params,
                                     int64_t value,
                                     struct pgpool_error **out_err);
@@ -990,7 +1023,7 @@ pgpool_code pgpool_params_add_int64(struct pgpool_params *params,
 // Appends a 4-byte float (for a float4, float8 or numeric parameter).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_float4(struct pgpool_params *params,
                                      float value,
                                      struct pgpool_error **out_err);
@@ -998,7 +1031,7 @@ pgpool_code pgpool_params_add_float4(struct pgpool_params *params,
 // Appends an 8-byte float (for a float4, float8 or numeric parameter).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_float8(struct pgpool_params *params,
                                      double value,
                                      struct pgpool_error **out_err);
@@ -1010,7 +1043,7 @@ pgpool_code pgpool_params_add_float8(struct pgpool_params *params,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `text` with `len` > 0);
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more
-// than 65535 parameters).
+// than 65535 parameters); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_text(struct pgpool_params *params,
                                    const char *text,
                                    size_t len,
@@ -1019,7 +1052,8 @@ pgpool_code pgpool_params_add_text(struct pgpool_params *params,
 // Appends binary data for a `bytea` parameter: `len` bytes at `data` (copied).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `data` with `len` > 0);
-// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters);
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_bytea(struct pgpool_params *params,
                                     const uint8_t *data,
                                     size_t len,
@@ -1031,7 +1065,8 @@ pgpool_code pgpool_params_add_bytea(struct pgpool_params *params,
 // `PQexecParams`' `paramTypes` do; a `pgpool_stmt` declares its types itself).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+// PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters);
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_add_typed_text(struct pgpool_params *params,
                                          uint32_t type_oid,
                                          const char *text,
@@ -1039,7 +1074,7 @@ pgpool_code pgpool_params_add_typed_text(struct pgpool_params *params,
 
 // Removes every parameter (the list's memory is kept for reuse).
 //
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_params_clear(struct pgpool_params *params, struct pgpool_error **out_err);
 
 // Creates a pool for `conninfo` (a URL `postgres://user:pass@host:port/db?opt=val` or a
@@ -1065,7 +1100,7 @@ pgpool_code pgpool_pool_create(const char *conninfo,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
-// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error).
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
                                    int64_t timeout_ms,
                                    struct pgpool_error **out_err);
@@ -1081,7 +1116,8 @@ pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
 // PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
-// PGPOOL_ERR_USAGE (too many live connection handles).
+// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED (a pool made
+// before fork(), in the child).
 pgpool_code pgpool_pool_acquire(struct pgpool_pool *pool,
                                 int64_t timeout_ms,
                                 struct pgpool_conn **out_conn,
@@ -1095,7 +1131,7 @@ pgpool_code pgpool_pool_acquire(struct pgpool_pool *pool,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error);
-// PGPOOL_ERR_USAGE (too many live connection handles).
+// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_pool_try_acquire(struct pgpool_pool *pool,
                                     struct pgpool_conn **out_conn,
                                     struct pgpool_error **out_err);
@@ -1111,7 +1147,8 @@ pgpool_code pgpool_pool_try_acquire(struct pgpool_pool *pool,
 // PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
 // (a COPY statement, or too many live results); PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
-// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error).
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_pool_query(struct pgpool_pool *pool,
                               const char *sql,
                               size_t nparams,
@@ -1125,7 +1162,7 @@ pgpool_code pgpool_pool_query(struct pgpool_pool *pool,
 // Thread-safe, non-blocking (takes the pool lock briefly).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
+// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
                               struct pgpool_stats *out,
                               struct pgpool_error **out_err);
@@ -1140,7 +1177,8 @@ pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
-// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN.
+// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
+// PGPOOL_ERR_FORKED (`*out` is not filled).
 pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
                                struct pgpool_health *out,
                                struct pgpool_error **out_err);
@@ -1152,6 +1190,9 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
 //
 // Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
 // were still in use at the deadline (they close when released).
+//
+// In a child process after `fork()`, a pool made before the fork is left alone (its
+// connections are the parent's): `PGPOOL_OK` at once, without I/O.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
@@ -1165,13 +1206,17 @@ pgpool_code pgpool_pool_close(struct pgpool_pool *pool,
 // freed; connections still held stay usable and close when released.
 // Thread-safe, non-blocking.
 //
+// In a child process after `fork()`, freeing a pool made before the fork forgets it:
+// `PGPOOL_OK`, and the parent's connections are neither reset nor closed (nothing is sent,
+// no lock is taken; the child does not reclaim the memory).
+//
 // Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 pgpool_code pgpool_pool_free(struct pgpool_pool *pool);
 
 // Stores the number of rows in `*out`.
 //
 // Thread-safe, non-blocking.
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
                                 uint64_t *out,
                                 struct pgpool_error **out_err);
@@ -1179,7 +1224,7 @@ pgpool_code pgpool_result_nrows(const struct pgpool_result *res,
 // Stores the number of columns in `*out` (also known when there are no rows).
 //
 // Thread-safe, non-blocking.
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
                                 uint32_t *out,
                                 struct pgpool_error **out_err);
@@ -1188,7 +1233,7 @@ pgpool_code pgpool_result_ncols(const struct pgpool_result *res,
 // counts; for `SELECT` the number of rows).
 //
 // Thread-safe, non-blocking.
-// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
                                         uint64_t *out,
                                         struct pgpool_error **out_err);
@@ -1197,7 +1242,7 @@ pgpool_code pgpool_result_affected_rows(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_OUT_OF_RANGE.
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
                                       uint32_t col,
                                       const char **out,
@@ -1207,7 +1252,7 @@ pgpool_code pgpool_result_column_name(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_OUT_OF_RANGE.
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
                                       uint32_t col,
                                       uint32_t *out,
@@ -1218,7 +1263,7 @@ pgpool_code pgpool_result_column_type(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_OUT_OF_RANGE.
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
                                            uint32_t col,
                                            const char **out,
@@ -1228,7 +1273,7 @@ pgpool_code pgpool_result_column_type_name(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_OUT_OF_RANGE.
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
                                   uint64_t row,
                                   uint32_t col,
@@ -1244,7 +1289,7 @@ pgpool_code pgpool_result_is_null(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_UNSUPPORTED_TYPE (a type the library cannot render:
-// cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value).
+// cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_value(const struct pgpool_result *res,
                                 uint64_t row,
                                 uint32_t col,
@@ -1261,7 +1306,7 @@ pgpool_code pgpool_result_value(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_NULL_VALUE (SQL NULL: check with
-// `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE.
+// `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE; PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_text(const struct pgpool_result *res,
                                    uint64_t row,
                                    uint32_t col,
@@ -1274,7 +1319,8 @@ pgpool_code pgpool_result_get_text(const struct pgpool_result *res,
 //
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE.
+// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE;
+// PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_bytea(const struct pgpool_result *res,
                                     uint64_t row,
                                     uint32_t col,
@@ -1287,7 +1333,7 @@ pgpool_code pgpool_result_get_bytea(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-// PGPOOL_ERR_USAGE (a malformed value).
+// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
                                     uint64_t row,
                                     uint32_t col,
@@ -1300,7 +1346,7 @@ pgpool_code pgpool_result_get_int64(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-// PGPOOL_ERR_USAGE (a malformed value).
+// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
                                      uint64_t row,
                                      uint32_t col,
@@ -1312,7 +1358,7 @@ pgpool_code pgpool_result_get_double(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-// PGPOOL_ERR_USAGE (a malformed value).
+// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
                                    uint64_t row,
                                    uint32_t col,
@@ -1326,14 +1372,15 @@ pgpool_code pgpool_result_get_bool(const struct pgpool_result *res,
 // Thread-safe, non-blocking.
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-// PGPOOL_ERR_USAGE (a malformed value).
+// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 pgpool_code pgpool_result_get_timestamp(const struct pgpool_result *res,
                                         uint64_t row,
                                         uint32_t col,
                                         int64_t *out,
                                         struct pgpool_error **out_err);
 
-// Frees a result and every string read from it. NULL is a no-op.
+// Frees a result and every string read from it. NULL is a no-op. In a forked child, a
+// result made before the fork is forgotten (`PGPOOL_OK`; its memory is not reclaimed there).
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a result).
 pgpool_code pgpool_result_free(struct pgpool_result *res);

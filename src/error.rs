@@ -74,6 +74,8 @@ struct Inner {
     outcome_unknown: bool,
     /// A connect failure that retrying cannot fix (besides the permanent SQLSTATEs).
     permanent: bool,
+    /// [`Error::forked`]: the C ABI gives it a code of its own.
+    forked: bool,
     db: Option<Box<DbError>>,
     source: Option<Source>,
 }
@@ -116,6 +118,7 @@ impl Error {
             option: None,
             outcome_unknown: false,
             permanent: false,
+            forked: false,
             db: None,
             source: None,
         }
@@ -134,10 +137,19 @@ impl Error {
 
     /// The pool was made before this process forked: its sessions belong to the parent.
     pub(crate) fn forked() -> Error {
-        Error::usage(
+        let mut inner = Error::build(
+            ErrorKind::Usage,
             "this pool was created before fork(): its connections belong to the parent process; \
-             create a new pool in the child",
-        )
+             create a new pool in the child"
+                .to_string(),
+        );
+        inner.forked = true;
+        Error(Arc::new(inner))
+    }
+
+    /// True for [`Error::forked`] (a [`ErrorKind::Usage`] error).
+    pub(crate) fn is_forked(&self) -> bool {
+        self.0.forked
     }
 
     /// A misuse of the API (bad argument, wrong state).

@@ -1,5 +1,7 @@
 //! The C ABI from C: every exported function and error path (tests/c/api.c), a
-//! multi-threaded stress test (tests/c/stress.c), and both under valgrind.
+//! multi-threaded stress test (tests/c/stress.c), both under valgrind, fork() with a pool in
+//! use (tests/c/fork.c), and multi-threaded misuse fuzzing under AddressSanitizer, UBSan and
+//! LeakSanitizer (tests/c/misuse_fuzz.c).
 //!
 //! Build with `--features test-hooks` to include the injected-panic checks.
 
@@ -53,6 +55,83 @@ fn thirty_two_threads_share_a_pool_of_eight() {
         out.contains("STRESS OK: 32 threads x 2000 cycles, 64000 acquires"),
         "{out}"
     );
+}
+
+/// The arguments of tests/c/fork.c: with the test hooks, a parent thread also holds a handle
+/// table's lock at the moment of the fork.
+fn fork_args<'a>(url: &'a str, mode: &'a str) -> Vec<&'a str> {
+    let mut args = vec![url, mode];
+    if cfg!(feature = "test-hooks") {
+        args.push("hooks");
+    }
+    args
+}
+
+#[test]
+fn a_forked_child_leaves_the_parents_sessions_alone_and_makes_its_own_pool() {
+    let url = common::url();
+    let program = build("fork");
+    let out = c_support::run(&program, &fork_args(&url, "quiet"));
+    assert!(out.contains("FORK OK (quiet"), "{out}");
+    assert!(out.contains("child: "), "{out}");
+    eprintln!("{}", out.trim_end());
+}
+
+#[test]
+fn a_fork_while_a_worker_thread_hammers_the_pool() {
+    let url = common::url();
+    let program = build("fork");
+    let out = c_support::run(&program, &fork_args(&url, "busy"));
+    assert!(out.contains("FORK OK (busy"), "{out}");
+    assert!(!out.contains(" 0 worker rounds"), "{out}");
+    eprintln!("{}", out.trim_end());
+}
+
+/// Flags of the sanitizer builds (as tests/cpp_header.rs builds the C++ wrapper's test).
+const SANITIZE: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=all",
+];
+
+/// Four threads of random misuse for a few seconds (the seed is printed; set
+/// `PGPOOL_FUZZ_SEED` to replay one, `PGPOOL_FUZZ_SECONDS` to run longer). The library's
+/// test-hooks build aborts on a code a function's documentation does not list; the program
+/// checks the rest (known codes, detail objects, no panic) and the sanitizers everything else.
+#[test]
+fn misuse_from_many_threads_is_reported_never_crashes_leaks_or_hits_ub() {
+    if !cfg!(feature = "test-hooks") {
+        eprintln!("note: built without `test-hooks`: unlisted codes are not caught");
+    }
+    let url = common::url();
+    let out = c_support::out_dir("c").join("misuse_fuzz_asan");
+    let src = c_support::root().join("tests/c/misuse_fuzz.c");
+    c_support::compile_with(&[&src], &out, false, SANITIZE);
+    let seed = std::env::var("PGPOOL_FUZZ_SEED").unwrap_or_else(|_| "random".into());
+    let seconds = std::env::var("PGPOOL_FUZZ_SECONDS").unwrap_or_else(|_| "10".into());
+    let output = std::process::Command::new(&out)
+        .args([url.as_str(), &seed, &seconds, "4"])
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=23",
+        )
+        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run the sanitized fuzz program");
+    let stdout = c_support::check(&out.display().to_string(), &output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("FUZZ OK"), "{stdout}\n{stderr}");
+    // A report that did not fail the exit code must not hide either.
+    for marker in [
+        "runtime error:",
+        "AddressSanitizer",
+        "LeakSanitizer",
+        "SUMMARY:",
+    ] {
+        assert!(!stderr.contains(marker), "sanitizer report:\n{stderr}");
+    }
+    eprintln!("{}", stdout.trim_end());
 }
 
 #[test]

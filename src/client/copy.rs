@@ -101,12 +101,15 @@ pub(crate) fn end_in(session: &mut Session) -> Result<u64, Error> {
     finish_command(session)
 }
 
-/// Aborts COPY FROM STDIN with `reason`.
+/// Aborts COPY FROM STDIN with `reason`. The server ends the COPY with an error: its answer
+/// to the abort (57014), or the error that data sent before had already caused (a malformed
+/// row). Either way nothing was copied and the session is ready again, so a server error is
+/// success here; only a broken session is an error.
 pub(crate) fn abort_in(session: &mut Session, reason: &str) -> Result<(), Error> {
     frontend::copy_fail(reason, &mut session.wbuf).map_err(|e| Error::usage(e.to_string()))?;
     session.send()?;
     match finish_command(session) {
-        Err(e) if e.sqlstate() == Some("57014") => Ok(()),
+        Err(e) if e.kind() == crate::error::ErrorKind::Server => Ok(()),
         Err(e) => Err(e),
         Ok(_) => Ok(()),
     }
@@ -182,7 +185,8 @@ impl<'a> CopyIn<'a> {
         end_in(self.session)
     }
 
-    /// Aborts the COPY with `reason` (the server rolls it back).
+    /// Aborts the COPY with `reason` (the server rolls it back). Succeeds too when data sent
+    /// before had already failed on the server (nothing is copied either way).
     pub fn abort(mut self, reason: &str) -> Result<(), Error> {
         self.done = true;
         self.fail(reason)

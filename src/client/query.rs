@@ -4,6 +4,7 @@
 //! Every exchange ends at ReadyForQuery, whatever happened, unless the session broke: a
 //! session is never left half-read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -115,8 +116,21 @@ impl Session {
             }
         }
         let mut params = Vec::with_capacity(param_oids.len());
+        // Types that are not built in are looked up once per statement, however many of its
+        // (up to 65535) parameters share one: the session keeps only the types it found.
+        let mut looked_up: HashMap<u32, Type> = HashMap::new();
         for oid in param_oids {
-            params.push(types::resolve(self, oid)?);
+            if let Some(ty) = Type::from_oid(oid) {
+                params.push(ty);
+                continue;
+            }
+            if let Some(ty) = looked_up.get(&oid) {
+                params.push(ty.clone());
+                continue;
+            }
+            let ty = types::resolve(self, oid)?;
+            looked_up.insert(oid, ty.clone());
+            params.push(ty);
         }
         let mut columns = Vec::with_capacity(fields.len());
         for (name, oid, table_oid, column_id) in fields {

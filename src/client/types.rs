@@ -35,7 +35,9 @@ fn resolve_at(session: &mut Session, oid: u32, depth: u32) -> Result<Type, Error
         return Ok(ty.clone());
     }
     let fallback = || Type::new(format!("oid{oid}"), oid, Kind::Simple, String::new());
-    if depth >= MAX_DEPTH {
+    // OID 0 is no type ("unspecified": what the server reports for a parameter of an empty
+    // statement whose type was not declared): nothing to look up.
+    if oid == 0 || depth >= MAX_DEPTH {
         return Ok(fallback());
     }
     // Inside a failed transaction nothing can be looked up: the statement itself will fail.

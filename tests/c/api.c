@@ -473,6 +473,7 @@ static void error_object_paths(void) {
   pgpool_config_free(cfg);
   CHECK(strcmp(pgpool_code_name(PGPOOL_OK), "ok") == 0);
   CHECK(strcmp(pgpool_code_name(PGPOOL_ERR_BUSY), "busy") == 0);
+  CHECK(strcmp(pgpool_code_name(PGPOOL_ERR_FORKED), "forked") == 0);
   CHECK(strcmp(pgpool_code_name(12345), "unknown") == 0);
   CHECK(strcmp(pgpool_version(), PGPOOL_VERSION_STRING) == 0);
 }

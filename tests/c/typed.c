@@ -139,6 +139,17 @@ static void statements_and_reuse(pgpool_pool *pool, pgpool_conn *conn) {
   pgpool_params_free(p);
   EXPECT_RC(PGPOOL_OK, pgpool_stmt_free(stmt));
   EXPECT_RC(PGPOOL_ERR_INVALID_HANDLE, pgpool_stmt_free(stmt));
+  /* 65535 parameters of undeclared type on an empty statement (the server reports type 0
+   * for each): refused for the count, without a type lookup per parameter (the misuse fuzz
+   * found this taking ten seconds). */
+  static uint32_t undeclared[65535];
+  undeclared[1] = 1087017381; /* passed through unchecked for an empty statement */
+  EXPECT(PGPOOL_OK, pgpool_stmt_new("", 65535, undeclared, &stmt, &err));
+  double start = now_ms();
+  EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_conn_exec_stmt(conn, stmt, NULL, NULL, NULL, &err));
+  EXPECT_MSG("65535");
+  CHECK(now_ms() - start < 5000);
+  EXPECT_RC(PGPOOL_OK, pgpool_stmt_free(stmt));
 }
 
 struct canceller {
@@ -181,6 +192,9 @@ static void cancel_and_timeouts(pgpool_pool *pool, pgpool_conn *conn) {
 static void copy_both_ways(pgpool_conn *conn) {
   EXPECT(PGPOOL_OK, pgpool_conn_batch(conn, "CREATE TEMP TABLE c (id int, name text)", &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_copy_in_write(conn, "x", 1, &err));
+  /* A length no buffer can have is refused before anything is read (the misuse fuzz found
+   * the code missing from the documentation). */
+  EXPECT(PGPOOL_ERR_INVALID_ARGUMENT, pgpool_conn_copy_in_write(conn, "x", SIZE_MAX, &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_copy_in_begin(conn, "COPY c TO STDOUT", &err));
   EXPECT(PGPOOL_OK, pgpool_conn_copy_in_begin(conn, "COPY c FROM STDIN", &err));
   EXPECT(PGPOOL_ERR_USAGE, pgpool_conn_exec(conn, "SELECT 1", NULL, NULL, NULL, &err));
@@ -196,6 +210,12 @@ static void copy_both_ways(pgpool_conn *conn) {
   EXPECT(PGPOOL_OK, pgpool_conn_copy_in_begin(conn, "COPY c FROM STDIN", &err));
   EXPECT(PGPOOL_OK, pgpool_conn_copy_in_write(conn, "1\tlost\n", 7, &err));
   EXPECT(PGPOOL_OK, pgpool_conn_copy_in_abort(conn, "changed my mind", &err));
+  /* Aborting after a row the server rejected: the COPY is over, nothing copied, the session
+   * ready (the misuse fuzz found this returning the row's error, an undocumented code). */
+  EXPECT(PGPOOL_OK, pgpool_conn_copy_in_begin(conn, "COPY c FROM STDIN", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_copy_in_write(conn, "not a number\tx\n", 15, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_copy_in_abort(conn, "bad data", &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_exec(conn, "SELECT 1", NULL, NULL, NULL, &err));
   EXPECT(PGPOOL_OK, pgpool_conn_copy_out_begin(conn, "COPY (SELECT * FROM c ORDER BY id) TO STDOUT", &err));
   char buf[1000];
   size_t len = 0, total = 0;

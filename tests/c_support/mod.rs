@@ -77,6 +77,11 @@ pub fn check(what: &str, output: &Output) -> String {
 /// renamed over `out`, so tests that build the same program at once never run a half-written
 /// executable.
 pub fn compile(sources: &[&Path], out: &Path, cpp: bool) {
+    compile_with(sources, out, cpp, &[]);
+}
+
+/// [`compile`] with `extra` compiler and linker flags (sanitizers).
+pub fn compile_with(sources: &[&Path], out: &Path, cpp: bool, extra: &[&str]) {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let lib = lib_dir();
     let partial = out.with_extension(format!(
@@ -95,6 +100,7 @@ pub fn compile(sources: &[&Path], out: &Path, cpp: bool) {
             "-Werror",
             "-pedantic",
         ])
+        .args(extra)
         .arg("-I")
         .arg(root().join("include"))
         .arg("-I")

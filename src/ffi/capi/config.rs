@@ -9,31 +9,30 @@
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use crate::config::Builder;
 
 use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::log;
 use super::panic::boundary;
 
 /// Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
 /// May be used from any thread; setters on one config from several threads are serialised.
+/// Usable in a forked child too (to create the child's pool).
 #[allow(non_camel_case_types)]
 pub struct pgpool_config {
     _private: (),
 }
 
-pub(crate) static CONFIGS: Registry<Mutex<Builder>> = Registry::new(0xC0, "pgpool_config");
+/// A config is an immutable builder that every setter replaces (copy on write), so it has
+/// no lock of its own: only the table's, which the fork handlers keep usable in a child.
+pub(crate) static CONFIGS: Registry<Builder> = Registry::new(0xC0, "pgpool_config", Inherit::Share);
 
 /// The builder behind a config handle (a copy).
 pub(crate) fn builder_of(cfg: *const pgpool_config) -> Result<Builder, FfiError> {
     let handle = args::handle(cfg, "cfg")?;
-    let entry = CONFIGS.get(handle)?;
-    let builder = entry.lock().clone();
-    Ok(builder)
+    Ok(Builder::clone(&*CONFIGS.get(handle)?))
 }
 
 fn millis(value: i64, option: &str) -> Result<Duration, FfiError> {
@@ -46,7 +45,8 @@ fn optional_millis(value: i64) -> Option<Duration> {
     u64::try_from(value).ok().map(Duration::from_millis)
 }
 
-/// Applies `f` to the builder behind `cfg`.
+/// Applies `f` to (a copy of) the builder behind `cfg`. `f` may run more than once when
+/// another thread changes the same config meanwhile.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -54,16 +54,12 @@ fn optional_millis(value: i64) -> Option<Duration> {
 unsafe fn update(
     cfg: *mut pgpool_config,
     out_err: *mut *mut pgpool_error,
-    f: impl FnOnce(Builder) -> Result<Builder, FfiError>,
+    f: impl Fn(Builder) -> Result<Builder, FfiError>,
 ) -> pgpool_code {
     // SAFETY: `out_err` is forwarded under the caller's guarantee.
     unsafe {
         boundary(out_err, || {
-            let entry = CONFIGS.get(args::handle(cfg, "cfg")?)?;
-            let mut guard = entry.lock();
-            let updated = f(guard.clone())?;
-            *guard = updated;
-            Ok(())
+            CONFIGS.update(args::handle(cfg, "cfg")?, |b| f(b.clone()))
         })
     }
 }
@@ -88,7 +84,7 @@ pub unsafe extern "C" fn pgpool_config_new(
         boundary(out_err, || {
             log::init_from_env();
             args::out(out_cfg, "out_cfg")?;
-            let handle = CONFIGS.insert(Mutex::new(Builder::new()))?;
+            let handle = CONFIGS.insert(Builder::new())?;
             args::write(out_cfg, handle as *mut pgpool_config);
             Ok(())
         })

@@ -13,7 +13,7 @@ use crate::PooledConnection;
 
 use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::boundary;
 use super::query;
 use super::result::{self, pgpool_result};
@@ -52,7 +52,10 @@ pub(crate) struct Slot {
     cancel: parking_lot::RwLock<Option<crate::CancelToken>>,
 }
 
-static CONNS: Registry<Slot> = Registry::new(0xC1, "pgpool_conn");
+/// A connection of a pool made before `fork()` is the parent's session: refused in the
+/// child (before its locks are touched: a parent thread may have held them), forgotten when
+/// released there.
+pub(crate) static CONNS: Registry<Slot> = Registry::new(0xC1, "pgpool_conn", Inherit::Refuse);
 
 /// Registers a checked-out connection and returns its handle.
 pub(crate) fn publish_conn(guard: PooledConnection) -> Result<*mut pgpool_conn, FfiError> {
@@ -111,7 +114,10 @@ fn take_conn(
     conn: *mut pgpool_conn,
     finish: impl FnOnce(PooledConnection),
 ) -> Result<(), FfiError> {
-    let slot = CONNS.remove(args::handle(conn, "conn")?)?;
+    let Some(slot) = CONNS.remove(args::handle(conn, "conn")?)? else {
+        // A parent's connection in a forked child: forgotten, nothing sent or locked.
+        return Ok(());
+    };
     // Wait for a cancel in flight (at most its 5 s bound), then no more can start.
     slot.cancel.write().take();
     let taken = slot.state.lock().guard.take();
@@ -131,7 +137,7 @@ fn take_conn(
 /// Blocking: one connection to the server, at most 5 s.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released);
 /// PGPOOL_ERR_USAGE (the server sent no cancel key); PGPOOL_ERR_BROKEN or
-/// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered).
+/// PGPOOL_ERR_TIMEOUT (the cancel request could not be delivered); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -165,6 +171,10 @@ pub unsafe extern "C" fn pgpool_conn_cancel(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
+/// In a child process after `fork()`, releasing a connection acquired before the fork
+/// forgets it: `PGPOOL_OK`, and the parent's session is neither reset nor closed (nothing is
+/// sent, no lock is taken, even one a parent thread held at the fork).
+///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE (released already).
 ///
 /// # Safety
@@ -181,7 +191,8 @@ pub unsafe extern "C" fn pgpool_conn_release(
 /// Closes the connection instead of returning it (after a session change the next user must
 /// not inherit); the pool opens a replacement if it needs one. The handle is dead afterwards.
 ///
-/// Non-blocking (closing happens in the background).
+/// Non-blocking (closing happens in the background). In a forked child, as
+/// `pgpool_conn_release` (the parent's session is forgotten, not closed).
 ///
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
@@ -213,7 +224,7 @@ pub unsafe extern "C" fn pgpool_conn_discard(
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 /// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
 /// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_USAGE (too
-/// many live results).
+/// many live results); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
@@ -251,7 +262,7 @@ pub unsafe extern "C" fn pgpool_conn_query(
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 /// PGPOOL_ERR_USAGE (a COPY in progress or started by `sql`); PGPOOL_ERR_SERVER;
-/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
+/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// As `pgpool_conn_query`, with `out_rows` NULL or valid for writing.
@@ -285,7 +296,8 @@ pub unsafe extern "C" fn pgpool_conn_execute(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a COPY in progress or started
-/// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN.
+/// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout); PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
@@ -326,7 +338,7 @@ unsafe fn control(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-/// timeout); PGPOOL_ERR_BROKEN.
+/// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -346,7 +358,7 @@ pub unsafe extern "C" fn pgpool_conn_begin(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-/// timeout); PGPOOL_ERR_BROKEN.
+/// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -366,7 +378,7 @@ pub unsafe extern "C" fn pgpool_conn_commit(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_USAGE (a COPY in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query
-/// timeout); PGPOOL_ERR_BROKEN.
+/// timeout); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -385,7 +397,8 @@ pub unsafe extern "C" fn pgpool_conn_rollback(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_pid` and `out_err` must be NULL or valid for writing.
@@ -417,7 +430,8 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -449,7 +463,8 @@ pub unsafe extern "C" fn pgpool_conn_set_query_timeout(
 /// Thread safety: the handle may move between threads but is used by one at a time (a
 /// concurrent call returns `PGPOOL_ERR_BUSY`).
 ///
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_status` and `out_err` must be NULL or valid for writing.
@@ -492,7 +507,8 @@ pub type pgpool_tx_fn =
 /// Blocking: BEGIN and COMMIT/ROLLBACK round trips plus the callback.
 /// Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (a transaction or COPY
-/// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `callback` must be safe to call with these arguments; `out_callback_result` and

@@ -46,7 +46,8 @@ fn begin(conn: *mut pgpool_conn, sql: &str, want_in: bool) -> Result<(), FfiErro
 /// Blocking: one round trip.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY FROM STDIN, or a
-/// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
@@ -63,8 +64,9 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_begin(
 /// Sends `len` bytes of COPY data (any split: rows may span calls).
 ///
 /// Blocking: only while the socket's send buffer is full.
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
-/// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_BROKEN.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`len` above
+/// PTRDIFF_MAX); PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM
+/// STDIN in progress); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `data` valid for reading `len` bytes; `out_err` NULL or valid for writing one pointer.
@@ -93,7 +95,7 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_write(
 /// Blocking: one round trip.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_USAGE (no COPY FROM STDIN in progress); PGPOOL_ERR_SERVER (bad data: nothing
-/// was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// was copied); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_rows` and `out_err` NULL or valid for writing.
@@ -121,12 +123,13 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_end(
     }
 }
 
-/// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied.
+/// Aborts the COPY with `reason` (NULL: a generic one); nothing is copied. `PGPOOL_OK` also
+/// when the server had already rejected data sent before (the COPY is over either way).
 ///
 /// Blocking: one round trip.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY FROM STDIN in
-/// progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// progress); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `reason` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
@@ -161,7 +164,8 @@ pub unsafe extern "C" fn pgpool_conn_copy_in_abort(
 /// Blocking: one round trip.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (not a COPY TO STDOUT, or a
-/// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// COPY already in progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `out_err` NULL or valid for writing one pointer.
@@ -182,7 +186,7 @@ pub unsafe extern "C" fn pgpool_conn_copy_out_begin(
 /// Blocking: until data arrives.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_ARGUMENT (`cap` 0);
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_USAGE (no COPY TO STDOUT in
-/// progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN.
+/// progress); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `buf` valid for writing `cap` bytes; `out_len`, `out_rows`, `out_err` NULL or valid.

@@ -9,7 +9,7 @@ use std::ffi::{c_char, CStr, CString};
 use crate::error::{Error, ErrorKind};
 
 use super::args::c_string;
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::boundary_value;
 
 /// Result codes. Numbers are part of the ABI: they never change, new codes are only added.
@@ -59,6 +59,10 @@ pub enum pgpool_code {
     PGPOOL_ERR_USAGE = 19,
     /// A transaction callback asked for a rollback (returned nonzero); it was rolled back.
     PGPOOL_ERR_ROLLED_BACK = 20,
+    /// In a child process after `fork()`: the pool, connection, result or parameter list was
+    /// made before the fork and belongs to the parent. Nothing was sent or locked; only the
+    /// functions that end the object work on it (they forget it). Create a new pool.
+    PGPOOL_ERR_FORKED = 21,
 }
 
 use pgpool_code::*;
@@ -88,6 +92,7 @@ impl pgpool_code {
             PGPOOL_ERR_PANIC => c"panic",
             PGPOOL_ERR_USAGE => c"usage",
             PGPOOL_ERR_ROLLED_BACK => c"rolled_back",
+            PGPOOL_ERR_FORKED => c"forked",
         }
     }
 }
@@ -132,6 +137,18 @@ impl FfiError {
         FfiError::new(PGPOOL_ERR_USAGE, message)
     }
 
+    /// A parent's object used in a forked child.
+    pub(crate) fn forked(what: &str) -> FfiError {
+        FfiError::new(
+            PGPOOL_ERR_FORKED,
+            format!(
+                "this {what} was made before fork(): it belongs to the parent process \
+                 (in the child only releasing or freeing it works, and that forgets it); \
+                 create a new pool in the child"
+            ),
+        )
+    }
+
     pub(crate) fn panic(payload: &(dyn std::any::Any + Send)) -> FfiError {
         let what = payload
             .downcast_ref::<&str>()
@@ -148,6 +165,7 @@ impl FfiError {
 impl From<Error> for FfiError {
     fn from(err: Error) -> FfiError {
         let code = match err.kind() {
+            _ if err.is_forked() => PGPOOL_ERR_FORKED,
             ErrorKind::Timeout => PGPOOL_ERR_TIMEOUT,
             ErrorKind::Closed => PGPOOL_ERR_CLOSED,
             ErrorKind::Overloaded => PGPOOL_ERR_OVERLOADED,
@@ -184,7 +202,7 @@ pub struct pgpool_error {
     _private: (),
 }
 
-pub(crate) static ERRORS: Registry<ErrorObj> = Registry::new(0xE5, "pgpool_error");
+pub(crate) static ERRORS: Registry<ErrorObj> = Registry::new(0xE5, "pgpool_error", Inherit::Share);
 
 /// Registers `err` and returns the handle to give to C (NULL if the table is exhausted).
 pub(crate) fn publish(err: FfiError) -> *mut pgpool_error {
@@ -312,7 +330,7 @@ pub extern "C" fn pgpool_code_name(code: i32) -> *const c_char {
     })
 }
 
-const ALL_CODES: [pgpool_code; 21] = [
+const ALL_CODES: [pgpool_code; 22] = [
     PGPOOL_OK,
     PGPOOL_ERR_NULL_ARGUMENT,
     PGPOOL_ERR_INVALID_UTF8,
@@ -334,4 +352,5 @@ const ALL_CODES: [pgpool_code; 21] = [
     PGPOOL_ERR_PANIC,
     PGPOOL_ERR_USAGE,
     PGPOOL_ERR_ROLLED_BACK,
+    PGPOOL_ERR_FORKED,
 ];

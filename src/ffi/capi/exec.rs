@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::args;
 use super::conn::{pgpool_conn, with_conn};
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::boundary;
 use super::params::{self, pgpool_params};
 use super::pool::{pgpool_pool, pool_of};
@@ -29,7 +29,8 @@ pub(crate) struct Stmt {
     types: Vec<u32>,
 }
 
-static STMTS: Registry<Stmt> = Registry::new(0x57, "pgpool_stmt");
+/// Statements are immutable text and types: usable in a forked child too.
+pub(crate) static STMTS: Registry<Stmt> = Registry::new(0x57, "pgpool_stmt", Inherit::Share);
 
 /// Creates a statement for `sql` (`$1`, `$2`, … for parameters) in `*out_stmt`.
 /// `param_types` holds `ntypes` type OIDs for the first parameters (0 = let the server
@@ -56,6 +57,10 @@ pub unsafe extern "C" fn pgpool_stmt_new(
         boundary(out_err, || {
             let sql = args::string(sql, "sql")?;
             args::out(out_stmt, "out_stmt")?;
+            #[cfg(feature = "test-hooks")]
+            if sql == super::test_hooks::HOLD_TABLE_MAGIC {
+                STMTS.hold_lock_for(super::test_hooks::HOLD_TABLE_FOR);
+            }
             if ntypes > 65_535 {
                 return Err(FfiError::invalid(
                     "a statement takes at most 65535 parameters",
@@ -143,7 +148,7 @@ unsafe fn exec_on(
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY; PGPOOL_ERR_INVALID_ARGUMENT (parameter count);
 /// PGPOOL_ERR_USAGE (a parameter that does not fit its type, a COPY in progress or started
 /// by `sql`); PGPOOL_ERR_SERVER; PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014);
-/// PGPOOL_ERR_BROKEN.
+/// PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.
@@ -176,7 +181,7 @@ pub unsafe extern "C" fn pgpool_conn_exec(
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE (a parameter that does
 /// not fit its type, a COPY in progress or started by the statement); PGPOOL_ERR_SERVER;
-/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN.
+/// PGPOOL_ERR_TIMEOUT (query timeout: SQLSTATE 57014); PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `inout_res`, `out_affected`, `out_err` NULL or valid.
@@ -213,7 +218,7 @@ pub unsafe extern "C" fn pgpool_conn_exec_stmt(
 /// (a parameter that does not fit its type, a COPY statement); PGPOOL_ERR_SERVER;
 /// PGPOOL_ERR_BROKEN; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing
 /// idle), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent connect
-/// error), PGPOOL_ERR_TIMEOUT (no connection in time).
+/// error), PGPOOL_ERR_TIMEOUT (no connection in time); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `inout_res`, `out_affected`, `out_err` NULL or valid.

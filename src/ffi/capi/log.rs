@@ -8,9 +8,10 @@
 
 use std::ffi::{c_char, c_void, CString};
 use std::io::Write;
-use std::sync::{Once, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use parking_lot::RwLock;
+use crate::sys::fork::{HeldAcrossFork, HeldGuard};
 
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::panic::boundary;
@@ -49,29 +50,70 @@ struct Sink {
     max_level: log::LevelFilter,
 }
 
-struct FfiLogger {
+/// The process's one logger. Its state survives `fork()` usable: the sink's lock is a `std`
+/// lock that the fork handlers hold across the fork (see `sys::fork`), the stderr level an
+/// atomic, and nothing in this file waits on a `Once` another thread may be running.
+pub(crate) struct FfiLogger {
     sink: RwLock<Option<Sink>>,
-    stderr_level: RwLock<log::LevelFilter>,
+    /// The guard of `sink` while the fork handlers hold it.
+    held: HeldGuard<RwLockWriteGuard<'static, Option<Sink>>>,
+    /// The `PGPOOL_LOG` level (a `log::LevelFilter` as a number).
+    stderr_level: AtomicUsize,
 }
 
-static LOGGER: FfiLogger = FfiLogger {
-    sink: parking_lot::const_rwlock(None),
-    stderr_level: parking_lot::const_rwlock(log::LevelFilter::Off),
+pub(crate) static LOGGER: FfiLogger = FfiLogger {
+    sink: RwLock::new(None),
+    held: HeldGuard::new(),
+    stderr_level: AtomicUsize::new(log::LevelFilter::Off as usize),
 };
-static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+/// Whether the library's logger is the process's logger: 0 not known yet, 1 yes, 2 no.
+static INSTALLED: AtomicU8 = AtomicU8::new(0);
+
+impl FfiLogger {
+    fn sink(&self) -> RwLockReadGuard<'_, Option<Sink>> {
+        self.sink.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stderr_level(&self) -> log::LevelFilter {
+        filter_from(self.stderr_level.load(Ordering::Relaxed))
+    }
+}
+
+fn filter_from(n: usize) -> log::LevelFilter {
+    match n {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}
+
+impl HeldAcrossFork for FfiLogger {
+    fn hold(&'static self) {
+        let guard = self.sink.write().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: the guard of `sink`'s lock, just taken by the prepare handler.
+        unsafe { self.held.keep(guard) };
+    }
+
+    fn release(&'static self) {
+        // SAFETY: called by the parent or child handler on the thread whose prepare handler
+        // took the lock.
+        unsafe { self.held.give_back() };
+    }
+}
 
 impl log::Log for FfiLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        let sink = self
-            .sink
-            .read()
-            .map_or(log::LevelFilter::Off, |s| s.max_level);
-        metadata.level() <= sink || metadata.level() <= *self.stderr_level.read()
+        let sink = self.sink().map_or(log::LevelFilter::Off, |s| s.max_level);
+        metadata.level() <= sink || metadata.level() <= self.stderr_level()
     }
 
     fn log(&self, record: &log::Record<'_>) {
         let level = record.level();
-        if level <= *self.stderr_level.read() {
+        if level <= self.stderr_level() {
             let _ = writeln!(
                 std::io::stderr(),
                 "[pgpool {}] {}: {}",
@@ -81,7 +123,7 @@ impl log::Log for FfiLogger {
             );
         }
         // Copy the sink out so the callback runs without the lock held (it may re-register).
-        let sink = *self.sink.read();
+        let sink = *self.sink();
         if let Some(sink) = sink.filter(|s| level <= s.max_level) {
             let text = record.args().to_string().replace('\0', "\\0");
             let message = CString::new(text).unwrap_or_default();
@@ -111,35 +153,58 @@ fn level_from_int(level: i32) -> log::LevelFilter {
     }
 }
 
-/// Installs the library's logger once; true when it is the process's logger.
+fn is_ours() -> bool {
+    std::ptr::addr_eq(
+        log::logger() as *const dyn log::Log,
+        &LOGGER as *const FfiLogger,
+    )
+}
+
+/// Installs the library's logger (the first time); true when it is the process's logger.
+/// Not a `OnceLock`: a `fork()` while another thread ran its initialiser would leave the
+/// child's copy half-run, and the child's next call waiting for it forever.
 fn install() -> bool {
-    *INSTALLED.get_or_init(|| log::set_logger(&LOGGER).is_ok())
+    match INSTALLED.load(Ordering::Acquire) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    // `set_logger` also fails while another thread is installing this same logger: look
+    // again for a moment before concluding that another logger is installed.
+    let ours = log::set_logger(&LOGGER).is_ok()
+        || (0..1000).any(|_| {
+            let ours = is_ours();
+            if !ours {
+                std::thread::yield_now();
+            }
+            ours
+        });
+    INSTALLED.store(if ours { 1 } else { 2 }, Ordering::Release);
+    ours
 }
 
 fn refresh_max_level() {
-    let sink = LOGGER
-        .sink
-        .read()
-        .map_or(log::LevelFilter::Off, |s| s.max_level);
-    let stderr = *LOGGER.stderr_level.read();
-    log::set_max_level(sink.max(stderr));
+    let sink = LOGGER.sink().map_or(log::LevelFilter::Off, |s| s.max_level);
+    log::set_max_level(sink.max(LOGGER.stderr_level()));
 }
 
-/// Honours `PGPOOL_LOG` (called when a config or pool is created).
+/// Honours `PGPOOL_LOG` (called when a config or pool is created; the first call reads it).
 pub(crate) fn init_from_env() {
-    static ENV: Once = Once::new();
-    ENV.call_once(|| {
-        let Ok(value) = std::env::var("PGPOOL_LOG") else {
-            return;
-        };
-        let Ok(level) = value.trim().parse::<log::LevelFilter>() else {
-            return;
-        };
-        if install() {
-            *LOGGER.stderr_level.write() = level;
-            refresh_max_level();
-        }
-    });
+    // A flag, not a `Once`, for the reason `install` gives.
+    static READ: AtomicBool = AtomicBool::new(false);
+    if READ.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(value) = std::env::var("PGPOOL_LOG") else {
+        return;
+    };
+    let Ok(level) = value.trim().parse::<log::LevelFilter>() else {
+        return;
+    };
+    if install() {
+        LOGGER.stderr_level.store(level as usize, Ordering::Relaxed);
+        refresh_max_level();
+    }
 }
 
 /// Routes the library's log records at `max_level` or more severe (1 error … 5 trace; 0 or
@@ -171,7 +236,7 @@ pub unsafe extern "C" fn pgpool_log_set_callback(
                 ));
             }
             let level = level_from_int(max_level);
-            *LOGGER.sink.write() = match callback {
+            *LOGGER.sink.write().unwrap_or_else(PoisonError::into_inner) = match callback {
                 Some(callback) if level != log::LevelFilter::Off => Some(Sink {
                     callback,
                     user_data: user_data as usize,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::args::{self, c_string};
 use super::conn::{pgpool_conn, with_conn};
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::{boundary, boundary_value};
 
 /// Opaque notification (`NOTIFY channel, 'payload'`). Freed with `pgpool_notification_free`;
@@ -17,13 +17,14 @@ pub struct pgpool_notification {
     _private: (),
 }
 
-struct Notice {
+pub(crate) struct Notice {
     process_id: i32,
     channel: CString,
     payload: CString,
 }
 
-static NOTIFICATIONS: Registry<Notice> = Registry::new(0x4E, "pgpool_notification");
+pub(crate) static NOTIFICATIONS: Registry<Notice> =
+    Registry::new(0x4E, "pgpool_notification", Inherit::Share);
 
 /// Waits for a notification on `conn` (after `LISTEN channel` on it) and stores it in
 /// `*out_notification`. `timeout_ms`: negative = wait without limit, 0 = only one already
@@ -34,7 +35,7 @@ static NOTIFICATIONS: Registry<Notice> = Registry::new(0x4E, "pgpool_notificatio
 /// Blocking: up to `timeout_ms`.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
 /// PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_USAGE (a COPY in progress);
-/// PGPOOL_ERR_BROKEN.
+/// PGPOOL_ERR_BROKEN; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_notification` and `out_err` NULL or valid for writing one pointer.

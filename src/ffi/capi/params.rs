@@ -16,7 +16,7 @@ use postgres::types::{Format, IsNull, ToSql, Type};
 
 use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::boundary;
 use super::result::text_like;
 
@@ -135,7 +135,10 @@ pub(crate) fn declared_types(params: &[Param]) -> Vec<u32> {
 /// The data behind a `pgpool_params *`.
 pub(crate) type ParamList = Mutex<Vec<Param>>;
 
-pub(crate) static PARAMS: Registry<ParamList> = Registry::new(0x9A, "pgpool_params");
+/// A parameter list has a lock of its own, which a parent thread may have held at a
+/// `fork()`: a list made before the fork is refused in the child, forgotten when freed there.
+pub(crate) static PARAMS: Registry<ParamList> =
+    Registry::new(0x9A, "pgpool_params", Inherit::Refuse);
 
 /// Runs `f` with the parameters behind `params` (NULL: none), the list locked for the call:
 /// another thread changing it meanwhile gets `PGPOOL_ERR_BUSY` (no copy, no allocation).
@@ -179,7 +182,8 @@ pub unsafe extern "C" fn pgpool_params_new(
     }
 }
 
-/// Frees a parameter list. NULL is a no-op.
+/// Frees a parameter list. NULL is a no-op. In a forked child, a list made before the fork
+/// is forgotten (`PGPOOL_OK`; its memory is not reclaimed there).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a parameter list).
 #[no_mangle]
@@ -211,7 +215,7 @@ fn push(params: *mut pgpool_params, value: Param) -> Result<(), FfiError> {
 /// Appends SQL NULL (for a parameter of any type).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -227,7 +231,7 @@ pub unsafe extern "C" fn pgpool_params_add_null(
 /// Appends a boolean (for a `bool` parameter).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -244,7 +248,7 @@ pub unsafe extern "C" fn pgpool_params_add_bool(
 /// Appends a 16-bit integer (for any integer, float or numeric parameter it fits).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -261,7 +265,7 @@ pub unsafe extern "C" fn pgpool_params_add_int16(
 /// Appends a 32-bit integer (for any integer, float or numeric parameter it fits).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -278,7 +282,7 @@ pub unsafe extern "C" fn pgpool_params_add_int32(
 /// Appends a 64-bit integer (for any integer, float or numeric parameter it fits).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -295,7 +299,7 @@ pub unsafe extern "C" fn pgpool_params_add_int64(
 /// Appends a 4-byte float (for a float4, float8 or numeric parameter).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -312,7 +316,7 @@ pub unsafe extern "C" fn pgpool_params_add_float4(
 /// Appends an 8-byte float (for a float4, float8 or numeric parameter).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -333,7 +337,7 @@ pub unsafe extern "C" fn pgpool_params_add_float8(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `text` with `len` > 0);
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more
-/// than 65535 parameters).
+/// than 65535 parameters); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `text` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
@@ -362,7 +366,8 @@ pub unsafe extern "C" fn pgpool_params_add_text(
 /// Appends binary data for a `bytea` parameter: `len` bytes at `data` (copied).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT (`params`, or `data` with `len` > 0);
-/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters);
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `data` must be valid for reading `len` bytes; `out_err` NULL or valid for one pointer.
@@ -388,7 +393,8 @@ pub unsafe extern "C" fn pgpool_params_add_bytea(
 /// `PQexecParams`' `paramTypes` do; a `pgpool_stmt` declares its types itself).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters).
+/// PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_INVALID_ARGUMENT (more than 65535 parameters);
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `text` must be NULL or a NUL-terminated string; `out_err` NULL or valid for one pointer.
@@ -410,7 +416,7 @@ pub unsafe extern "C" fn pgpool_params_add_typed_text(
 
 /// Removes every parameter (the list's memory is kept for reuse).
 ///
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.

@@ -12,7 +12,7 @@ use super::args;
 use super::config::{builder_of, pgpool_config};
 use super::conn::{pgpool_conn, publish_conn};
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::log;
 use super::panic::boundary;
 use super::query;
@@ -26,7 +26,9 @@ pub struct pgpool_pool {
     _private: (),
 }
 
-static POOLS: Registry<Pool> = Registry::new(0x90, "pgpool_pool");
+/// A pool made before `fork()` is the parent's: refused in the child, forgotten when freed
+/// there (the engine would not touch its sessions either: `Shared::forked`).
+pub(crate) static POOLS: Registry<Pool> = Registry::new(0x90, "pgpool_pool", Inherit::Refuse);
 
 pub(crate) fn pool_of(pool: *const pgpool_pool) -> Result<std::sync::Arc<Pool>, FfiError> {
     POOLS.get(args::handle(pool, "pool")?)
@@ -79,7 +81,7 @@ pub unsafe extern "C" fn pgpool_pool_create(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
-/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error).
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -120,7 +122,8 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
 /// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
-/// PGPOOL_ERR_USAGE (too many live connection handles).
+/// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED (a pool made
+/// before fork(), in the child).
 ///
 /// # Safety
 /// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
@@ -151,7 +154,7 @@ pub unsafe extern "C" fn pgpool_pool_acquire(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK; PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error);
-/// PGPOOL_ERR_USAGE (too many live connection handles).
+/// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
@@ -191,7 +194,8 @@ pub unsafe extern "C" fn pgpool_pool_try_acquire(
 /// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_INVALID_ARGUMENT (parameter count); PGPOOL_ERR_USAGE
 /// (a COPY statement, or too many live results); PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
-/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error).
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `sql` NULL or NUL-terminated; `params` NULL or `nparams` readable pointers, each NULL or
@@ -227,7 +231,7 @@ pub unsafe extern "C" fn pgpool_pool_query(
 /// Thread-safe, non-blocking (takes the pool lock briefly).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8).
+/// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or point to a writable `pgpool_stats` whose `size` field is set;
@@ -258,7 +262,8 @@ pub unsafe extern "C" fn pgpool_pool_stats(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
-/// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN.
+/// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
+/// PGPOOL_ERR_FORKED (`*out` is not filled).
 ///
 /// # Safety
 /// As `pgpool_pool_stats`, for `pgpool_health`.
@@ -293,6 +298,9 @@ pub unsafe extern "C" fn pgpool_pool_health(
 /// Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
 /// were still in use at the deadline (they close when released).
 ///
+/// In a child process after `fork()`, a pool made before the fork is left alone (its
+/// connections are the parent's): `PGPOOL_OK` at once, without I/O.
+///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
 /// (connections still in use at the deadline; they close as they come back).
@@ -308,7 +316,10 @@ pub unsafe extern "C" fn pgpool_pool_close(
     // SAFETY: forwarded under the caller's guarantee.
     unsafe {
         boundary(out_err, || {
-            let pool = pool_of(pool)?;
+            let pool = match pool_of(pool) {
+                Err(e) if e.code == pgpool_code::PGPOOL_ERR_FORKED => return Ok(()),
+                other => other?,
+            };
             let drained = match u64::try_from(timeout_ms) {
                 Ok(ms) => pool.close_timeout(Duration::from_millis(ms)),
                 Err(_) => pool.close(),
@@ -340,6 +351,10 @@ pub unsafe extern "C" fn pgpool_pool_close(
 /// `PGPOOL_ERR_INVALID_HANDLE`. The pool closes (without waiting) when its last handle is
 /// freed; connections still held stay usable and close when released.
 /// Thread-safe, non-blocking.
+///
+/// In a child process after `fork()`, freeing a pool made before the fork forgets it:
+/// `PGPOOL_OK`, and the parent's connections are neither reset nor closed (nothing is sent,
+/// no lock is taken; the child does not reclaim the memory).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 #[no_mangle]

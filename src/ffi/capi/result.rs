@@ -23,7 +23,7 @@ use crate::error::Error;
 
 use super::args::{self, c_string};
 use super::error::{pgpool_code, pgpool_error, FfiError};
-use super::handle::Registry;
+use super::handle::{Inherit, Registry};
 use super::panic::boundary;
 use super::render::{render, RenderError};
 
@@ -55,7 +55,10 @@ pub(crate) struct QueryResult {
     rendered: OnceLock<Box<[OnceLock<Rendered>]>>,
 }
 
-pub(crate) static RESULTS: Registry<RwLock<QueryResult>> = Registry::new(0x5E, "pgpool_result");
+/// A result has a lock of its own, which a parent thread may have held at a `fork()`: a
+/// result made before the fork is refused in the child, forgotten when freed there.
+pub(crate) static RESULTS: Registry<RwLock<QueryResult>> =
+    Registry::new(0x5E, "pgpool_result", Inherit::Refuse);
 
 /// Types whose binary form is their text (UTF-8 as the session's client_encoding).
 pub(crate) fn text_like(ty: &Type) -> bool {
@@ -286,7 +289,7 @@ unsafe fn read<T>(
 /// Stores the number of rows in `*out`.
 ///
 /// Thread-safe, non-blocking.
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -303,7 +306,7 @@ pub unsafe extern "C" fn pgpool_result_nrows(
 /// Stores the number of columns in `*out` (also known when there are no rows).
 ///
 /// Thread-safe, non-blocking.
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -321,7 +324,7 @@ pub unsafe extern "C" fn pgpool_result_ncols(
 /// counts; for `SELECT` the number of rows).
 ///
 /// Thread-safe, non-blocking.
-/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -339,7 +342,7 @@ pub unsafe extern "C" fn pgpool_result_affected_rows(
 ///
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_OUT_OF_RANGE.
+/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -359,7 +362,7 @@ pub unsafe extern "C" fn pgpool_result_column_name(
 ///
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_OUT_OF_RANGE.
+/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -379,7 +382,7 @@ pub unsafe extern "C" fn pgpool_result_column_type(
 ///
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_OUT_OF_RANGE.
+/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -398,7 +401,7 @@ pub unsafe extern "C" fn pgpool_result_column_type_name(
 ///
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_OUT_OF_RANGE.
+/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -423,7 +426,7 @@ pub unsafe extern "C" fn pgpool_result_is_null(
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_UNSUPPORTED_TYPE (a type the library cannot render:
-/// cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value).
+/// cast it to text in SQL); PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// The three output pointers must be NULL or valid for writing; `out_err` NULL or valid for
@@ -467,7 +470,7 @@ pub unsafe extern "C" fn pgpool_result_value(
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_NULL_VALUE (SQL NULL: check with
-/// `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE.
+/// `pgpool_result_is_null`); PGPOOL_ERR_UNSUPPORTED_TYPE; PGPOOL_ERR_USAGE; PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
@@ -515,7 +518,8 @@ pub unsafe extern "C" fn pgpool_result_get_text(
 ///
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
-/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE.
+/// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH (not bytea); PGPOOL_ERR_NULL_VALUE;
+/// PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// The output pointers must be NULL or valid for writing; `out_err` NULL or valid for
@@ -559,7 +563,7 @@ fn be_int(raw: &[u8], ty: &Type) -> Result<i64, FfiError> {
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-/// PGPOOL_ERR_USAGE (a malformed value).
+/// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -587,7 +591,7 @@ pub unsafe extern "C" fn pgpool_result_get_int64(
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-/// PGPOOL_ERR_USAGE (a malformed value).
+/// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -635,7 +639,7 @@ pub unsafe extern "C" fn pgpool_result_get_double(
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-/// PGPOOL_ERR_USAGE (a malformed value).
+/// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -669,7 +673,7 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// Thread-safe, non-blocking.
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_OUT_OF_RANGE; PGPOOL_ERR_TYPE_MISMATCH; PGPOOL_ERR_NULL_VALUE;
-/// PGPOOL_ERR_USAGE (a malformed value).
+/// PGPOOL_ERR_USAGE (a malformed value); PGPOOL_ERR_FORKED.
 ///
 /// # Safety
 /// `out` must be NULL or valid for writing; `out_err` NULL or valid for writing one pointer.
@@ -697,7 +701,8 @@ pub unsafe extern "C" fn pgpool_result_get_timestamp(
     }
 }
 
-/// Frees a result and every string read from it. NULL is a no-op.
+/// Frees a result and every string read from it. NULL is a no-op. In a forked child, a
+/// result made before the fork is forgotten (`PGPOOL_OK`; its memory is not reclaimed there).
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already, or not a result).
 #[no_mangle]

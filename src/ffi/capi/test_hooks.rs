@@ -24,6 +24,16 @@ pub(crate) fn maybe_panic(value: &str) {
     let _ = value == PANIC_MAGIC;
 }
 
+/// The SQL text that makes `pgpool_stmt_new` hold the statement table's lock for
+/// [`HOLD_TABLE_FOR`] first (test builds only), so the fork test can call `fork()` while
+/// another thread is inside a handle table's critical section.
+#[cfg(feature = "test-hooks")]
+pub(crate) const HOLD_TABLE_MAGIC: &str = "pgpool-test-hold-table-lock";
+
+/// How long [`HOLD_TABLE_MAGIC`] holds the lock.
+#[cfg(feature = "test-hooks")]
+pub(crate) const HOLD_TABLE_FOR: std::time::Duration = std::time::Duration::from_millis(600);
+
 /// The value that makes a function return a code its documentation does not list, so tests
 /// can check that the test build's code check catches it.
 pub(crate) const UNLISTED_MAGIC: &str = "pgpool-test-unlisted-code";
