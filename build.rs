@@ -23,7 +23,15 @@ fn version_macros() -> String {
          #define PGPOOL_VERSION_PATCH {patch}\n\
          #define PGPOOL_VERSION_STRING \"{}\"\n\
          /* MAJOR * 1000000 + MINOR * 1000 + PATCH (each component below 1000), for #if. */\n\
-         #define PGPOOL_VERSION_NUMBER {}\n",
+         #define PGPOOL_VERSION_NUMBER {}\n\
+         \n/* The call site as \"file.c:42\", for pgpool_pool_acquire_at. PGPOOL_ACQUIRE(pool,\n\
+         \x20* timeout_ms, &conn, &err) acquires recording it: leak reports (leak_threshold),\n\
+         \x20* reclaim events (max_checkout) and timeout messages then name the line. */\n\
+         #define PGPOOL_STRINGIFY_(x) #x\n\
+         #define PGPOOL_STRINGIFY(x) PGPOOL_STRINGIFY_(x)\n\
+         #define PGPOOL_SITE __FILE__ \":\" PGPOOL_STRINGIFY(__LINE__)\n\
+         #define PGPOOL_ACQUIRE(pool, timeout_ms, out_conn, out_err) \\\n\
+         \x20   pgpool_pool_acquire_at((pool), (timeout_ms), PGPOOL_SITE, (out_conn), (out_err))\n",
         get("CARGO_PKG_VERSION"),
         number(&major) * 1_000_000 + number(&minor) * 1_000 + number(&patch),
     )

@@ -80,6 +80,15 @@
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH (each component below 1000), for #if. */
 #define PGPOOL_VERSION_NUMBER 1000
 
+/* The call site as "file.c:42", for pgpool_pool_acquire_at. PGPOOL_ACQUIRE(pool,
+ * timeout_ms, &conn, &err) acquires recording it: leak reports (leak_threshold),
+ * reclaim events (max_checkout) and timeout messages then name the line. */
+#define PGPOOL_STRINGIFY_(x) #x
+#define PGPOOL_STRINGIFY(x) PGPOOL_STRINGIFY_(x)
+#define PGPOOL_SITE __FILE__ ":" PGPOOL_STRINGIFY(__LINE__)
+#define PGPOOL_ACQUIRE(pool, timeout_ms, out_conn, out_err) \
+    pgpool_pool_acquire_at((pool), (timeout_ms), PGPOOL_SITE, (out_conn), (out_err))
+
 
 // Capacity of the text fields of `pgpool_health`, NUL included.
 #define PGPOOL_HEALTH_TEXT_LEN 64
@@ -169,6 +178,29 @@ enum pgpool_log_level
 typedef enum pgpool_log_level pgpool_log_level;
 #else
 typedef int32_t pgpool_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A pool's health (`pgpool_stats.health`, `pgpool_health.state`).
+enum pgpool_health_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The last connect attempt (if any) succeeded.
+  PGPOOL_HEALTHY = 0,
+  // Recent connect attempts failed, but the breaker is not open (or connections are still
+  // open and serve callers).
+  PGPOOL_DEGRADED = 1,
+  // The breaker is open: connects keep failing and no connection is open; acquires that
+  // need a new connection fail with the last connect error after one probe at most.
+  PGPOOL_DOWN = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgpool_health_state pgpool_health_state;
+#else
+typedef int32_t pgpool_health_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -276,6 +308,23 @@ typedef struct pgpool_stats {
   uint64_t closed_discarded;
   // Connections closed because the pool closed.
   uint64_t closed_pool_closed;
+  // Connections taken back from their holders (held past `max_checkout`, or still held
+  // when a bounded close ran out).
+  uint64_t closed_reclaimed;
+  // Checkouts reported as suspected leaks (held past `leak_threshold`).
+  uint64_t leaks_suspected;
+  // The pool's health: a `pgpool_health_state` value.
+  int32_t health;
+  // Connect attempts that failed in a row (0 after a success).
+  uint32_t consecutive_connect_failures;
+  // Milliseconds since the last successful connect; -1 if there was none.
+  int64_t since_connect_success_ms;
+  // Milliseconds since the last failed connect; -1 if there was none.
+  int64_t since_connect_failure_ms;
+  // Connector threads running (at most `max_concurrent_connects`).
+  uint32_t connectors;
+  // Always zero (alignment).
+  uint32_t reserved2;
 } pgpool_stats;
 
 // The result of a health check (`pgpool_pool_health`).
@@ -300,6 +349,16 @@ typedef struct pgpool_health {
   char database[PGPOOL_HEALTH_TEXT_LEN];
   // The server's `now()` as text, NUL-terminated (empty on failure).
   char server_time[PGPOOL_HEALTH_TEXT_LEN];
+  // The pool's health at the end of the check: a `pgpool_health_state` value.
+  int32_t state;
+  // Connect attempts that failed in a row (0 after a success).
+  uint32_t consecutive_connect_failures;
+  // Connections held by callers.
+  uint32_t in_use;
+  // Always zero (alignment).
+  uint32_t reserved2;
+  // The server's `server_version`, NUL-terminated (empty on failure).
+  char server_version[PGPOOL_HEALTH_TEXT_LEN];
 } pgpool_health;
 
 #ifdef __cplusplus
@@ -546,6 +605,77 @@ pgpool_code pgpool_config_set_full_reset(struct pgpool_config *cfg,
 pgpool_code pgpool_config_set_transaction_pooling(struct pgpool_config *cfg,
                                                   bool value,
                                                   struct pgpool_error **out_err);
+
+// Sets `max_concurrent_connects`: connection attempts running at once, shared by warm-up,
+// refill and growth on demand, so a crowd of callers cannot start a login storm (default 2;
+// at least 1; above `max_size` acts as `max_size`; 0 fails `pgpool_pool_create` with
+// PGPOOL_ERR_CONFIG).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_max_concurrent_connects(struct pgpool_config *cfg,
+                                                      uint32_t value,
+                                                      struct pgpool_error **out_err);
+
+// Sets `breaker_threshold`: after this many failed connects in a row with no connection
+// open (or one permanent error such as a bad password), the pool is down: an acquire that
+// needs a new connection waits for one background probe at most, then fails with the last
+// connect error (PGPOOL_ERR_CONNECT) instead of waiting out its timeout (default 3; 0 switches
+// the breaker off).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_breaker_threshold(struct pgpool_config *cfg,
+                                                uint32_t value,
+                                                struct pgpool_error **out_err);
+
+// Sets `reconnect_backoff_max_ms`: the longest pause between connect attempts after
+// failures (default 5 s; at least 10, else `pgpool_pool_create` fails with
+// PGPOOL_ERR_CONFIG).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+pgpool_code pgpool_config_set_reconnect_backoff_max_ms(struct pgpool_config *cfg,
+                                                       int64_t value,
+                                                       struct pgpool_error **out_err);
+
+// Sets `leak_threshold_ms`: a connection held longer is reported once as a suspected leak
+// (logged with where it was acquired: see PGPOOL_ACQUIRE), and counted in
+// `pgpool_stats.leaks_suspected` (default: off; negative: off; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_leak_threshold_ms(struct pgpool_config *cfg,
+                                                int64_t value,
+                                                struct pgpool_error **out_err);
+
+// Sets `max_checkout_ms`: a connection held longer is taken back: its statement cancelled
+// on the server, its socket shut down (the holder's next call fails with PGPOOL_ERR_BROKEN,
+// "reclaimed"; release it as usual), its slot freed for other callers (default: off;
+// negative: off; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_max_checkout_ms(struct pgpool_config *cfg,
+                                              int64_t value,
+                                              struct pgpool_error **out_err);
+
+// Sets `health_timeout_ms`: the bound on `pgpool_pool_health` as a whole (default 2 s;
+// must be > 0, else `pgpool_pool_create` fails with PGPOOL_ERR_CONFIG).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+pgpool_code pgpool_config_set_health_timeout_ms(struct pgpool_config *cfg,
+                                                int64_t value,
+                                                struct pgpool_error **out_err);
 
 // Asks the server to cancel the statement running on `conn`. The one function that may be
 // called while another thread is using the handle (that is its point: a watchdog, or a Go
@@ -1115,13 +1245,58 @@ pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
-// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
-// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED (a pool made
-// before fork(), in the child).
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error,
+// or the breaker open: see `pgpool_config_set_breaker_threshold`); PGPOOL_ERR_USAGE (too
+// many live connection handles); PGPOOL_ERR_FORKED (a pool made before fork(), in the
+// child).
 pgpool_code pgpool_pool_acquire(struct pgpool_pool *pool,
                                 int64_t timeout_ms,
                                 struct pgpool_conn **out_conn,
                                 struct pgpool_error **out_err);
+
+// As `pgpool_pool_acquire`, recording `site` (a NUL-terminated label, copied: a call site
+// such as `"worker.c:42"`, a request name; NULL for none) as where the connection was
+// acquired. Leak reports (`leak_threshold_ms`), reclaim events (`max_checkout_ms`) and
+// timeout messages name it. `PGPOOL_ACQUIRE(pool, timeout_ms, &conn, &err)` passes
+// `__FILE__:__LINE__`. Costs one small allocation per call for the label.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error,
+// or the breaker open); PGPOOL_ERR_USAGE (too many live connection handles);
+// PGPOOL_ERR_FORKED.
+pgpool_code pgpool_pool_acquire_at(struct pgpool_pool *pool,
+                                   int64_t timeout_ms,
+                                   const char *site,
+                                   struct pgpool_conn **out_conn,
+                                   struct pgpool_error **out_err);
+
+// Runs `callback(conn, user_data)` in a transaction on a connection of its own (acquired
+// per `timeout_ms`, released afterwards) like `pgpool_conn_transaction`, and runs it again,
+// on a fresh connection after a jittered pause (10 ms doubling to 1 s), when the attempt
+// failed in a way that is safe to retry: a serialization failure (40001) or deadlock
+// (40P01) the server rolled back (in COMMIT's error, or in the failed statement that made
+// the callback return non-zero), a transient connect error, or a connection that broke
+// before anything could be committed. Never after an error whose outcome is unknown (a
+// connection lost during COMMIT): that error is returned, flagged in `*out_err`. At most
+// `max_attempts` attempts (0 counts as 1). The callback may run several times: keep side
+// effects outside the database out of it. `*out_callback_result` (may be NULL) receives the
+// last run's value.
+//
+// Blocking: the acquires, round trips, callbacks and pauses of every attempt. Thread-safe.
+//
+// Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle);
+// PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT;
+// PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN; PGPOOL_ERR_BUSY (the callback released or misused
+// the handle); PGPOOL_ERR_USAGE; PGPOOL_ERR_FORKED.
+pgpool_code pgpool_pool_transaction_retry(struct pgpool_pool *pool,
+                                          int64_t timeout_ms,
+                                          uint32_t max_attempts,
+                                          pgpool_tx_fn callback,
+                                          void *user_data,
+                                          int32_t *out_callback_result,
+                                          struct pgpool_error **out_err);
 
 // Takes an idle connection without waiting; `PGPOOL_ERR_WOULD_BLOCK` when none is idle (a
 // connect is started if there is room, so a later call may succeed).
@@ -1167,13 +1342,14 @@ pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
                               struct pgpool_stats *out,
                               struct pgpool_error **out_err);
 
-// Runs a health check: acquires a connection, asks the server for its database name and
-// time, and fills `*out` (set `out->size = sizeof(pgpool_health)` first) with the result,
-// the round trip's latency and the pool's counts.
+// Runs a health check: acquires a connection, asks the server for its database name,
+// version and time, and fills `*out` (set `out->size = sizeof(pgpool_health)` first) with
+// the result, the round trip's latency, the pool's counts and its health state
+// (`pgpool_health_state`: healthy, degraded, down).
 //
 // Returns `PGPOOL_OK` when healthy; otherwise the failure's code (with its detail in
 // `*out_err`), `*out` still filled with `ok = false`. Thread-safe; blocks for at most the
-// configured `acquire_timeout` plus one round trip.
+// configured `health_timeout` (2 s by default) as a whole.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
@@ -1183,20 +1359,25 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
                                struct pgpool_health *out,
                                struct pgpool_error **out_err);
 
-// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, waiters wake with it, idle
-// connections close, and the call waits up to `timeout_ms` (negative: the configured
-// `close_timeout`; 0: not at all) for connections in use to come back. Idempotent. The handle stays valid
-// (stats still work) until `pgpool_pool_free`.
+// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, queued callers wake with it
+// at once, idle connections close, and the call waits up to `timeout_ms` (negative: the
+// configured `close_timeout`) for connections in use to come back. At the deadline, what is
+// still held is reclaimed: its socket is shut down (the holder's call fails with
+// `PGPOOL_ERR_BROKEN`, "reclaimed"; it releases the handle as usual) and its statement
+// cancelled on the server from a background thread, so the call returns on time even with
+// the server unreachable. With `timeout_ms` 0 nothing is reclaimed: connections in use close
+// as they come back. Idempotent. The handle stays valid (stats still work) until
+// `pgpool_pool_free`.
 //
 // Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
-// were still in use at the deadline (they close when released).
+// were still in use at the deadline (and were reclaimed).
 //
 // In a child process after `fork()`, a pool made before the fork is left alone (its
 // connections are the parent's): `PGPOOL_OK` at once, without I/O.
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
-// (connections still in use at the deadline; they close as they come back).
+// (connections still in use at the deadline, now reclaimed).
 pgpool_code pgpool_pool_close(struct pgpool_pool *pool,
                               int64_t timeout_ms,
                               struct pgpool_error **out_err);

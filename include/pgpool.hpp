@@ -1501,9 +1501,11 @@ class Pool {
     pgpool_error_free(err);
     return out;
   }
-  /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, idle connections close, and
-  /// the call waits up to `timeout` (default: the `close_timeout`) for leased ones to come
-  /// back; throws PGPOOL_ERR_TIMEOUT if some did not (they close when released).
+  /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, queued callers wake with it,
+  /// idle connections close, and the call waits up to `timeout` (default: the
+  /// `close_timeout`) for leased ones to come back; those still out at the deadline are
+  /// reclaimed (their calls fail with PGPOOL_ERR_BROKEN, "reclaimed") and it throws
+  /// PGPOOL_ERR_TIMEOUT. A zero timeout reclaims nothing: leases close when released.
   /// Idempotent; stats() still work afterwards.
   void close(std::chrono::milliseconds timeout = default_timeout) const {
     detail::call(pgpool_pool_close, p_.get(), detail::ms(timeout));

@@ -63,6 +63,8 @@ pub struct PgConnection {
     query_timeout: Option<Duration>,
     /// What each checkout starts with (the pool's `query_timeout`).
     default_query_timeout: Option<Duration>,
+    /// The error of the last failed call in this checkout (cleared on release).
+    last_error: Option<Error>,
 }
 
 /// Keeps the first row of a result and counts the rest (`query_one`, `query_opt`): no
@@ -125,6 +127,7 @@ impl PgConnection {
             tx_depth: 0,
             query_timeout: None,
             default_query_timeout: None,
+            last_error: None,
         }
     }
 
@@ -169,6 +172,12 @@ impl PgConnection {
                 None
             }
         }
+    }
+
+    /// The error of the last call that failed on this connection since it was acquired (what
+    /// a C transaction callback's failure is judged by when deciding on a retry).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
     }
 
     /// A token that cancels this session's running statement from another thread.
@@ -270,6 +279,9 @@ impl PgConnection {
         let result = f(&mut self.session);
         if self.query_timeout.is_some() {
             self.session.clear_deadline();
+        }
+        if let Err(e) = &result {
+            self.last_error = Some(e.clone());
         }
         if self.session.statements_dropped {
             self.session.statements_dropped = false;
@@ -601,6 +613,7 @@ impl PgConnection {
         }
         self.query_timeout = self.default_query_timeout;
         self.tx_depth = 0;
+        self.last_error = None;
         if !self.reset_transaction(timeout) {
             return false;
         }

@@ -169,3 +169,14 @@ fn a_code_missing_from_a_functions_documentation_is_caught() {
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("NOT ABORTED"));
 }
+
+#[test]
+fn leaks_reclaim_breaker_bounded_close_and_retry_from_c() {
+    let url = common::url();
+    let program = build("reliability");
+    let out = c_support::run(&program, &[&url]);
+    assert!(out.contains("RELIABILITY OK"), "{out}");
+    for line in out.lines().filter(|l| l.starts_with("measured:")) {
+        eprintln!("{line}");
+    }
+}

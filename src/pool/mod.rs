@@ -334,8 +334,12 @@ impl<M: Manager> Pool<M> {
     /// hand-out checks (probe, validation) still run.
     #[track_caller]
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, Error> {
+        self.try_get_at(Site::Rust(std::panic::Location::caller()))
+    }
+
+    /// [`try_get`](Pool::try_get) recording `site`.
+    pub(crate) fn try_get_at(&self, site: Site) -> Result<Option<PooledConnection<M>>, Error> {
         let start = self.event_start();
-        let site = Site::Rust(std::panic::Location::caller());
         match self.shared().acquire(Some(Duration::ZERO), site) {
             Ok(conn) => Ok(Some(self.guard(conn, start))),
             Err(e) if e.is_timeout() => Ok(None),
@@ -412,6 +416,14 @@ impl<M: Manager> Pool<M> {
     /// ```
     pub fn close_timeout(&self, timeout: Duration) -> bool {
         self.shared().close_by(Instant::now() + timeout)
+    }
+
+    /// Closes the pool without waiting and without reclaiming anything: connections in use
+    /// close as they come back (what dropping the last clone does). True when nothing was in
+    /// use, being opened or being closed.
+    pub fn close_without_waiting(&self) -> bool {
+        self.shared().shut();
+        self.shared().wait_drained(Instant::now())
     }
 }
 

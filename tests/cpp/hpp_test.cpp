@@ -692,18 +692,24 @@ static void pool_and_leases(const std::string &url) {
   EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.acquire());
   EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.health());
   auto held = other.acquire();
-  // Close: waits for the lease, times out while it is held.
+  // Close: waits for the lease, times out while it is held, and takes it back then.
   EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, other.close(50ms));
   EXPECT_ERROR(PGPOOL_ERR_CLOSED, other.acquire());
   EXPECT_ERROR(PGPOOL_ERR_CLOSED, other.exec("SELECT 1"));
   pgpool::Health closed = other.health();
   CHECK(!closed.ok && closed.error.has_value() && closed.error->code() == PGPOOL_ERR_CLOSED);
-  CHECK(held.exec("SELECT 1").get<int>(0, 0) == 1);
-  {
-    pgpool::Pool gone = std::move(other);
-  }  // freed while `held` is out
-  CHECK(held.exec("SELECT 2").get<int>(0, 0) == 2);
+  Error reclaimed = EXPECT_ERROR(PGPOOL_ERR_BROKEN, held.exec("SELECT 1"));
+  CHECK(reclaimed.message().find("reclaimed") != std::string::npos);
   held.release();
+  CHECK(other.stats().closed_reclaimed == 1);
+  // Freeing a pool (not closing it with a deadline) leaves a lease usable until released.
+  pgpool::Pool freed(url, pgpool::Config().max_size(1));
+  auto kept = freed.acquire();
+  {
+    pgpool::Pool gone = std::move(freed);
+  }  // freed while `kept` is out
+  CHECK(kept.exec("SELECT 2").get<int>(0, 0) == 2);
+  kept.release();
   // A pool that cannot connect.
   pgpool::Pool bad("postgres://nobody@127.0.0.1:1/none",
                    pgpool::Config().min_idle(1).acquire_timeout(200ms).connect_timeout(100ms));

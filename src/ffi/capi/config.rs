@@ -601,3 +601,141 @@ pub unsafe extern "C" fn pgpool_config_set_transaction_pooling(
     // SAFETY: `out_err` is forwarded under the caller's guarantee.
     unsafe { update(cfg, out_err, |b| Ok(b.transaction_pooling(value))) }
 }
+
+/// Sets `max_concurrent_connects`: connection attempts running at once, shared by warm-up,
+/// refill and growth on demand, so a crowd of callers cannot start a login storm (default 2;
+/// at least 1; above `max_size` acts as `max_size`; 0 fails `pgpool_pool_create` with
+/// PGPOOL_ERR_CONFIG).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_concurrent_connects(
+    cfg: *mut pgpool_config,
+    value: u32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.max_concurrent_connects(value))) }
+}
+
+/// Sets `breaker_threshold`: after this many failed connects in a row with no connection
+/// open (or one permanent error such as a bad password), the pool is down: an acquire that
+/// needs a new connection waits for one background probe at most, then fails with the last
+/// connect error (PGPOOL_ERR_CONNECT) instead of waiting out its timeout (default 3; 0 switches
+/// the breaker off).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_breaker_threshold(
+    cfg: *mut pgpool_config,
+    value: u32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    let threshold = (value > 0).then_some(value);
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.breaker_threshold(threshold))) }
+}
+
+/// Sets `reconnect_backoff_max_ms`: the longest pause between connect attempts after
+/// failures (default 5 s; at least 10, else `pgpool_pool_create` fails with
+/// PGPOOL_ERR_CONFIG).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_reconnect_backoff_max_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.reconnect_backoff_max(millis(value, "reconnect_backoff_max_ms")?))
+        })
+    }
+}
+
+/// Sets `leak_threshold_ms`: a connection held longer is reported once as a suspected leak
+/// (logged with where it was acquired: see PGPOOL_ACQUIRE), and counted in
+/// `pgpool_stats.leaks_suspected` (default: off; negative: off; at least 1).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_leak_threshold_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.leak_threshold(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `max_checkout_ms`: a connection held longer is taken back: its statement cancelled
+/// on the server, its socket shut down (the holder's next call fails with PGPOOL_ERR_BROKEN,
+/// "reclaimed"; release it as usual), its slot freed for other callers (default: off;
+/// negative: off; at least 1).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_checkout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.max_checkout(optional_millis(value)))) }
+}
+
+/// Sets `health_timeout_ms`: the bound on `pgpool_pool_health` as a whole (default 2 s;
+/// must be > 0, else `pgpool_pool_create` fails with PGPOOL_ERR_CONFIG).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (a negative value).
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_health_timeout_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.health_timeout(millis(value, "health_timeout_ms")?))
+        })
+    }
+}

@@ -525,38 +525,89 @@ pub unsafe extern "C" fn pgpool_conn_transaction(
     unsafe {
         boundary(out_err, || {
             let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
-            with_conn(conn, |c| {
-                if c.transaction_status() != crate::TransactionStatus::Idle {
-                    return Err(FfiError::usage(
-                        "a transaction is already open on this connection",
-                    ));
-                }
-                Ok(c.begin()?)
-            })?;
-            // The handle is unlocked while the callback runs, so it can use `conn`.
-            let rc = callback(conn, user_data);
-            if !out_callback_result.is_null() {
-                args::write(out_callback_result, rc);
-            }
-            with_conn(conn, |c| {
-                if rc != 0 {
-                    c.rollback()?;
-                    return Err(FfiError::new(
-                        pgpool_code::PGPOOL_ERR_ROLLED_BACK,
-                        format!("the callback returned {rc}: rolled back"),
-                    ));
-                }
-                if c.transaction_status() == crate::TransactionStatus::Failed {
-                    c.rollback()?;
-                    let mut e = FfiError::new(
-                        pgpool_code::PGPOOL_ERR_SERVER,
-                        "a statement in the transaction failed: rolled back, not committed",
-                    );
-                    e.sqlstate = Some("25P02".into());
-                    return Err(e);
-                }
-                Ok(c.commit()?)
-            })
+            run_transaction(conn, callback, user_data, out_callback_result)
         })
     }
+}
+
+/// A transaction callback, known to be non-NULL.
+pub(crate) type TxCallback =
+    unsafe extern "C" fn(conn: *mut pgpool_conn, user_data: *mut std::ffi::c_void) -> i32;
+
+/// `pgpool_conn_transaction`'s work: BEGIN, the callback, then COMMIT (0) or ROLLBACK.
+///
+/// # Safety
+/// `callback` is called with `conn` and `user_data` under the caller's guarantees;
+/// `out_callback_result` must be NULL or valid for writing an `i32`.
+pub(crate) unsafe fn run_transaction(
+    conn: *mut pgpool_conn,
+    callback: TxCallback,
+    user_data: *mut std::ffi::c_void,
+    out_callback_result: *mut i32,
+) -> Result<(), FfiError> {
+    with_conn(conn, |c| {
+        if c.transaction_status() != crate::TransactionStatus::Idle {
+            return Err(FfiError::usage(
+                "a transaction is already open on this connection",
+            ));
+        }
+        Ok(c.begin()?)
+    })?;
+    // The handle is unlocked while the callback runs, so it can use `conn`.
+    // SAFETY: the caller's callback, with the caller's data.
+    let rc = unsafe { callback(conn, user_data) };
+    if !out_callback_result.is_null() {
+        // SAFETY: non-NULL, valid for writing under the caller's guarantee.
+        unsafe { args::write(out_callback_result, rc) };
+    }
+    with_conn(conn, |c| {
+        if rc != 0 {
+            c.rollback()?;
+            return Err(FfiError::new(
+                pgpool_code::PGPOOL_ERR_ROLLED_BACK,
+                format!("the callback returned {rc}: rolled back"),
+            ));
+        }
+        if c.transaction_status() == crate::TransactionStatus::Failed {
+            c.rollback()?;
+            let mut e = FfiError::new(
+                pgpool_code::PGPOOL_ERR_SERVER,
+                "a statement in the transaction failed: rolled back, not committed",
+            );
+            e.sqlstate = Some("25P02".into());
+            return Err(e);
+        }
+        Ok(c.commit()?)
+    })
+}
+
+/// Whether the failed transaction on `conn` (its outcome `result`) may run again: the
+/// server rolled it back for a reason a retry can cure (`40001`, `40P01`: in the COMMIT's
+/// error, or in the failed statement the callback saw), or the connection failed before
+/// anything could be committed. Never an outcome-unknown error.
+pub(crate) fn may_retry(conn: *mut pgpool_conn, result: &FfiError) -> bool {
+    if result.outcome_unknown {
+        return false;
+    }
+    let rolled_back = result.code == pgpool_code::PGPOOL_ERR_ROLLED_BACK
+        || result.sqlstate.as_deref() == Some("25P02");
+    if rolled_back {
+        // What made the callback give up (or the transaction fail) is the last failed call.
+        return with_conn(conn, |c| {
+            Ok(c.last_error().is_some_and(crate::Retry::is_retryable))
+        })
+        .unwrap_or(false);
+    }
+    match result.code {
+        pgpool_code::PGPOOL_ERR_SERVER => {
+            matches!(result.sqlstate.as_deref(), Some("40001" | "40P01"))
+        }
+        pgpool_code::PGPOOL_ERR_BROKEN => true,
+        _ => false,
+    }
+}
+
+/// Gives `conn` back to the pool (`pgpool_conn_release`'s work).
+pub(crate) fn release(conn: *mut pgpool_conn) -> Result<(), FfiError> {
+    take_conn(conn, drop)
 }

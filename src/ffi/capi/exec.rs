@@ -5,6 +5,8 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use crate::pool::checkout::Site;
+
 use super::args;
 use super::conn::{pgpool_conn, with_conn};
 use super::error::{pgpool_code, pgpool_error, FfiError};
@@ -268,14 +270,23 @@ pub(crate) fn acquire(
     pool: &crate::Pool,
     timeout_ms: i64,
 ) -> Result<crate::PooledConnection, FfiError> {
+    acquire_at(pool, timeout_ms, Site::Unknown)
+}
+
+/// [`acquire`] recording `site` as where the connection was acquired.
+pub(crate) fn acquire_at(
+    pool: &crate::Pool,
+    timeout_ms: i64,
+    site: Site,
+) -> Result<crate::PooledConnection, FfiError> {
     match timeout_ms {
-        t if t < 0 => Ok(pool.get()?),
-        0 => pool.try_get()?.ok_or_else(|| {
+        t if t < 0 => Ok(pool.get_at(pool.config().acquire_timeout, site)?),
+        0 => pool.try_get_at(site)?.ok_or_else(|| {
             FfiError::new(
                 pgpool_code::PGPOOL_ERR_WOULD_BLOCK,
                 "no idle connection (timeout 0: not waiting)",
             )
         }),
-        t => Ok(pool.get_timeout(Duration::from_millis(t as u64))?),
+        t => Ok(pool.get_at(Duration::from_millis(t as u64), site)?),
     }
 }

@@ -121,9 +121,10 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
-/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error);
-/// PGPOOL_ERR_USAGE (too many live connection handles); PGPOOL_ERR_FORKED (a pool made
-/// before fork(), in the child).
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error,
+/// or the breaker open: see `pgpool_config_set_breaker_threshold`); PGPOOL_ERR_USAGE (too
+/// many live connection handles); PGPOOL_ERR_FORKED (a pool made before fork(), in the
+/// child).
 ///
 /// # Safety
 /// `out_conn` and `out_err` must be NULL or valid for writing one pointer.
@@ -142,6 +143,133 @@ pub unsafe extern "C" fn pgpool_pool_acquire(
             let guard = super::exec::acquire(&pool, timeout_ms)?;
             args::write(out_conn, publish_conn(guard)?);
             Ok(())
+        })
+    }
+}
+
+/// As `pgpool_pool_acquire`, recording `site` (a NUL-terminated label, copied: a call site
+/// such as `"worker.c:42"`, a request name; NULL for none) as where the connection was
+/// acquired. Leak reports (`leak_threshold_ms`), reclaim events (`max_checkout_ms`) and
+/// timeout messages name it. `PGPOOL_ACQUIRE(pool, timeout_ms, &conn, &err)` passes
+/// `__FILE__:__LINE__`. Costs one small allocation per call for the label.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle); PGPOOL_ERR_TIMEOUT;
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT (a permanent connect error,
+/// or the breaker open); PGPOOL_ERR_USAGE (too many live connection handles);
+/// PGPOOL_ERR_FORKED.
+///
+/// # Safety
+/// `site` must be NULL or a NUL-terminated string; `out_conn` and `out_err` NULL or valid
+/// for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_pool_acquire_at(
+    pool: *mut pgpool_pool,
+    timeout_ms: i64,
+    site: *const std::ffi::c_char,
+    out_conn: *mut *mut pgpool_conn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            let pool = pool_of(pool)?;
+            args::out(out_conn, "out_conn")?;
+            let site = if site.is_null() {
+                crate::pool::checkout::Site::Unknown
+            } else {
+                // A label need not be UTF-8 (a path): shown with replacement characters.
+                let label = std::ffi::CStr::from_ptr(site).to_string_lossy();
+                crate::pool::checkout::Site::Label(label.as_ref().into())
+            };
+            let guard = super::exec::acquire_at(&pool, timeout_ms, site)?;
+            args::write(out_conn, publish_conn(guard)?);
+            Ok(())
+        })
+    }
+}
+
+/// Runs `callback(conn, user_data)` in a transaction on a connection of its own (acquired
+/// per `timeout_ms`, released afterwards) like `pgpool_conn_transaction`, and runs it again,
+/// on a fresh connection after a jittered pause (10 ms doubling to 1 s), when the attempt
+/// failed in a way that is safe to retry: a serialization failure (40001) or deadlock
+/// (40P01) the server rolled back (in COMMIT's error, or in the failed statement that made
+/// the callback return non-zero), a transient connect error, or a connection that broke
+/// before anything could be committed. Never after an error whose outcome is unknown (a
+/// connection lost during COMMIT): that error is returned, flagged in `*out_err`. At most
+/// `max_attempts` attempts (0 counts as 1). The callback may run several times: keep side
+/// effects outside the database out of it. `*out_callback_result` (may be NULL) receives the
+/// last run's value.
+///
+/// Blocking: the acquires, round trips, callbacks and pauses of every attempt. Thread-safe.
+///
+/// Returns: PGPOOL_OK (committed); PGPOOL_ERR_ROLLED_BACK; PGPOOL_ERR_NULL_ARGUMENT;
+/// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and nothing idle);
+/// PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED; PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT;
+/// PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN; PGPOOL_ERR_BUSY (the callback released or misused
+/// the handle); PGPOOL_ERR_USAGE; PGPOOL_ERR_FORKED.
+///
+/// # Safety
+/// `callback` must be safe to call with a connection handle and `user_data`;
+/// `out_callback_result` NULL or valid for writing an `int32_t`; `out_err` NULL or valid for
+/// writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_pool_transaction_retry(
+    pool: *mut pgpool_pool,
+    timeout_ms: i64,
+    max_attempts: u32,
+    callback: super::conn::pgpool_tx_fn,
+    user_data: *mut std::ffi::c_void,
+    out_callback_result: *mut i32,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: forwarded under the caller's guarantees; the callback is the caller's.
+    unsafe {
+        boundary(out_err, || {
+            let pool = pool_of(pool)?;
+            let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
+            let retry = crate::Retry {
+                max_attempts: max_attempts.max(1),
+                ..crate::Retry::default()
+            };
+            let mut attempt = 1;
+            loop {
+                let (result, again) = match super::exec::acquire(&pool, timeout_ms) {
+                    Err(e) => {
+                        let again = e.code == pgpool_code::PGPOOL_ERR_CONNECT && e.retry_safe;
+                        (Err(e), again)
+                    }
+                    Ok(guard) => {
+                        let conn = publish_conn(guard)?;
+                        let result = super::conn::run_transaction(
+                            conn,
+                            callback,
+                            user_data,
+                            out_callback_result,
+                        );
+                        let again = match &result {
+                            Ok(()) => false,
+                            Err(e) => super::conn::may_retry(conn, e),
+                        };
+                        // The callback may have released the handle itself: that is its
+                        // error to report, not this one.
+                        let _ = super::conn::release(conn);
+                        (result, again)
+                    }
+                };
+                match result {
+                    Err(e) if again && attempt < retry.max_attempts => {
+                        ::log::debug!(
+                            target: "pgpool",
+                            "transaction attempt {attempt} failed, retrying: {}",
+                            e.message
+                        );
+                        std::thread::sleep(retry.pause(attempt));
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
         })
     }
 }
@@ -252,13 +380,14 @@ pub unsafe extern "C" fn pgpool_pool_stats(
     }
 }
 
-/// Runs a health check: acquires a connection, asks the server for its database name and
-/// time, and fills `*out` (set `out->size = sizeof(pgpool_health)` first) with the result,
-/// the round trip's latency and the pool's counts.
+/// Runs a health check: acquires a connection, asks the server for its database name,
+/// version and time, and fills `*out` (set `out->size = sizeof(pgpool_health)` first) with
+/// the result, the round trip's latency, the pool's counts and its health state
+/// (`pgpool_health_state`: healthy, degraded, down).
 ///
 /// Returns `PGPOOL_OK` when healthy; otherwise the failure's code (with its detail in
 /// `*out_err`), `*out` still filled with `ok = false`. Thread-safe; blocks for at most the
-/// configured `acquire_timeout` plus one round trip.
+/// configured `health_timeout` (2 s by default) as a whole.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
@@ -290,20 +419,25 @@ pub unsafe extern "C" fn pgpool_pool_health(
     }
 }
 
-/// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, waiters wake with it, idle
-/// connections close, and the call waits up to `timeout_ms` (negative: the configured
-/// `close_timeout`; 0: not at all) for connections in use to come back. Idempotent. The handle stays valid
-/// (stats still work) until `pgpool_pool_free`.
+/// Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, queued callers wake with it
+/// at once, idle connections close, and the call waits up to `timeout_ms` (negative: the
+/// configured `close_timeout`) for connections in use to come back. At the deadline, what is
+/// still held is reclaimed: its socket is shut down (the holder's call fails with
+/// `PGPOOL_ERR_BROKEN`, "reclaimed"; it releases the handle as usual) and its statement
+/// cancelled on the server from a background thread, so the call returns on time even with
+/// the server unreachable. With `timeout_ms` 0 nothing is reclaimed: connections in use close
+/// as they come back. Idempotent. The handle stays valid (stats still work) until
+/// `pgpool_pool_free`.
 ///
 /// Thread-safe; blocks at most the timeout. Returns `PGPOOL_ERR_TIMEOUT` when connections
-/// were still in use at the deadline (they close when released).
+/// were still in use at the deadline (and were reclaimed).
 ///
 /// In a child process after `fork()`, a pool made before the fork is left alone (its
 /// connections are the parent's): `PGPOOL_OK` at once, without I/O.
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
-/// (connections still in use at the deadline; they close as they come back).
+/// (connections still in use at the deadline, now reclaimed).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -321,6 +455,7 @@ pub unsafe extern "C" fn pgpool_pool_close(
                 other => other?,
             };
             let drained = match u64::try_from(timeout_ms) {
+                Ok(0) => pool.close_without_waiting(),
                 Ok(ms) => pool.close_timeout(Duration::from_millis(ms)),
                 Err(_) => pool.close(),
             };
@@ -338,7 +473,8 @@ pub unsafe extern "C" fn pgpool_pool_close(
                 Err(FfiError::new(
                     pgpool_code::PGPOOL_ERR_TIMEOUT,
                     format!(
-                        "pool closed, but not every connection was back in time ({})",
+                        "pool closed, but not every connection was back in time: the rest \
+                         were reclaimed ({})",
                         pool.state_line()
                     ),
                 ))

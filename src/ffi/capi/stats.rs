@@ -74,6 +74,52 @@ pub struct pgpool_stats {
     pub closed_discarded: u64,
     /// Connections closed because the pool closed.
     pub closed_pool_closed: u64,
+    /// Connections taken back from their holders (held past `max_checkout`, or still held
+    /// when a bounded close ran out).
+    pub closed_reclaimed: u64,
+    /// Checkouts reported as suspected leaks (held past `leak_threshold`).
+    pub leaks_suspected: u64,
+    /// The pool's health: a `pgpool_health_state` value.
+    pub health: i32,
+    /// Connect attempts that failed in a row (0 after a success).
+    pub consecutive_connect_failures: u32,
+    /// Milliseconds since the last successful connect; -1 if there was none.
+    pub since_connect_success_ms: i64,
+    /// Milliseconds since the last failed connect; -1 if there was none.
+    pub since_connect_failure_ms: i64,
+    /// Connector threads running (at most `max_concurrent_connects`).
+    pub connectors: u32,
+    /// Always zero (alignment).
+    pub reserved2: u32,
+}
+
+/// A pool's health (`pgpool_stats.health`, `pgpool_health.state`).
+#[allow(non_camel_case_types)]
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum pgpool_health_state {
+    /// The last connect attempt (if any) succeeded.
+    PGPOOL_HEALTHY = 0,
+    /// Recent connect attempts failed, but the breaker is not open (or connections are still
+    /// open and serve callers).
+    PGPOOL_DEGRADED = 1,
+    /// The breaker is open: connects keep failing and no connection is open; acquires that
+    /// need a new connection fail with the last connect error after one probe at most.
+    PGPOOL_DOWN = 2,
+}
+
+impl From<crate::HealthState> for pgpool_health_state {
+    fn from(h: crate::HealthState) -> pgpool_health_state {
+        match h {
+            crate::HealthState::Degraded => pgpool_health_state::PGPOOL_DEGRADED,
+            crate::HealthState::Down => pgpool_health_state::PGPOOL_DOWN,
+            _ => pgpool_health_state::PGPOOL_HEALTHY,
+        }
+    }
+}
+
+fn millis_or_none(d: Option<std::time::Duration>) -> i64 {
+    d.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The result of a health check (`pgpool_pool_health`).
@@ -101,6 +147,16 @@ pub struct pgpool_health {
     pub database: [c_char; PGPOOL_HEALTH_TEXT_LEN],
     /// The server's `now()` as text, NUL-terminated (empty on failure).
     pub server_time: [c_char; PGPOOL_HEALTH_TEXT_LEN],
+    /// The pool's health at the end of the check: a `pgpool_health_state` value.
+    pub state: i32,
+    /// Connect attempts that failed in a row (0 after a success).
+    pub consecutive_connect_failures: u32,
+    /// Connections held by callers.
+    pub in_use: u32,
+    /// Always zero (alignment).
+    pub reserved2: u32,
+    /// The server's `server_version`, NUL-terminated (empty on failure).
+    pub server_version: [c_char; PGPOOL_HEALTH_TEXT_LEN],
 }
 
 fn micros(d: std::time::Duration) -> u64 {
@@ -175,6 +231,14 @@ impl From<&Stats> for pgpool_stats {
             closed_failed_keepalive: s.closed(CloseReason::FailedKeepalive),
             closed_discarded: s.closed(CloseReason::Discarded),
             closed_pool_closed: s.closed(CloseReason::PoolClosed),
+            closed_reclaimed: s.closed(CloseReason::Reclaimed),
+            leaks_suspected: s.leaks_suspected,
+            health: pgpool_health_state::from(s.health) as i32,
+            consecutive_connect_failures: s.consecutive_connect_failures,
+            since_connect_success_ms: millis_or_none(s.since_connect_success),
+            since_connect_failure_ms: millis_or_none(s.since_connect_failure),
+            connectors: s.connectors,
+            reserved2: 0,
         }
     }
 }
@@ -203,6 +267,11 @@ impl From<&Health> for pgpool_health {
             reserved: [0; 7],
             database: fixed_text(&h.database),
             server_time: fixed_text(&h.server_time),
+            state: pgpool_health_state::from(h.state) as i32,
+            consecutive_connect_failures: h.consecutive_connect_failures,
+            in_use: h.in_use,
+            reserved2: 0,
+            server_version: fixed_text(&h.server_version),
         }
     }
 }
