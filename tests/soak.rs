@@ -1,5 +1,6 @@
 //! A soak: a mixed workload (queries checked for their values, transactions that each commit a
-//! unique key, COPY in and out) from several threads for a bounded time, through a TCP proxy
+//! unique key, COPY in and out) from several Rust threads and a C program
+//! (tests/c/soak_worker.c, over the C ABI) for a bounded time, through a TCP proxy
 //! to a private server, while a fault thread keeps breaking things at random: sessions
 //! terminated, connections cut, the network stalled, the server restarted. At the end, with
 //! the faults stopped:
@@ -12,11 +13,13 @@
 //! `PGPOOL_SOAK_SECS` sets the duration (10 s by default; the seed is printed and can be
 //! fixed with `PGPOOL_SOAK_SEED`).
 
+mod c_support;
 mod common;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -93,6 +96,25 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         .reaper_interval(Duration::from_millis(100))
         .build(&url)
         .unwrap();
+
+    // The C side: its own pool in its own process, on the same proxy.
+    let c_app = format!("{app}c");
+    let c_url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?application_name={c_app}",
+        proxy.port()
+    );
+    let c_program = c_support::out_dir("c").join("soak_worker");
+    c_support::compile(
+        &[&c_support::root().join("tests/c/soak_worker.c")],
+        &c_program,
+        false,
+    );
+    let c_worker = Command::new(&c_program)
+        .args([c_url.as_str(), &secs.to_string(), "1000000000", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the C soak worker");
 
     let stop = Arc::new(AtomicBool::new(false));
     let next_key = Arc::new(AtomicI64::new(1));
@@ -204,6 +226,7 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         let fault = match rng.u32(0..10) {
             0..=3 => {
                 common::terminate(&mut admin, &app);
+                common::terminate(&mut admin, &c_app);
                 "terminate"
             }
             4..=5 => {
@@ -229,6 +252,33 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.join().unwrap();
+    }
+    let c_out = c_worker.wait_with_output().unwrap();
+    let c_stdout = String::from_utf8_lossy(&c_out.stdout).into_owned();
+    assert!(
+        c_out.status.success() && c_stdout.contains("SOAK WORKER OK"),
+        "C soak worker: {}\n{}",
+        c_out.status,
+        String::from_utf8_lossy(&c_out.stderr)
+    );
+    eprintln!("soak: C side: {}", c_stdout.lines().last().unwrap_or(""));
+    {
+        let mut o = outcomes.lock().unwrap();
+        for line in c_stdout.lines() {
+            let mut parts = line.split(' ');
+            let (Some(kind), Some(key)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(key) = key.parse::<i64>() else {
+                continue;
+            };
+            match kind {
+                "C" => o.committed.insert(key),
+                "F" => o.failed.insert(key),
+                "U" => o.unknown.insert(key),
+                _ => continue,
+            };
+        }
     }
     eprintln!(
         "soak: {} operations, faults {faults:?}",
@@ -300,6 +350,9 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
         s.closed_total() + u64::from(s.open),
         "{s:?}"
     );
+
+    // The C program closed its pool and exited: none of its sessions is left either.
+    assert!(wait_until(Duration::from_secs(10), || backends(&mut admin, &c_app) == 0));
 
     // Close: nothing left on the server, and no thread or descriptor left here.
     assert!(pool.close_timeout(Duration::from_secs(5)));
