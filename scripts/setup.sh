@@ -29,6 +29,8 @@ command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# The network-cut tests put a server in a network namespace behind a veth link.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -37,6 +37,17 @@ if [ -z "${PGPOOL_TEST_URL:-}" ]; then
   echo "   $PGPOOL_TEST_URL"
 fi
 
+# The network-cut tests (tests/netns_faults.rs) need network namespaces. Where this shell can
+# make one (root with CAP_NET_ADMIN, as in CI) they are required: a skip would be a failure.
+# Elsewhere they print "skipped: no netns (...)".
+probe_ns="pgpool-probe-$$"
+if [ -z "${PGPOOL_REQUIRE_NETNS:-}" ] && command -v ip >/dev/null 2>&1 &&
+  ip netns add "$probe_ns" >/dev/null 2>&1; then
+  ip netns del "$probe_ns" >/dev/null 2>&1 || true
+  export PGPOOL_REQUIRE_NETNS=1
+  echo "== network namespaces available: the network-cut tests are required"
+fi
+
 echo "== cargo test --workspace"
 # The library, its integration and doc tests (among them the installation, tests/install.rs),
 # the test kit and the command-line program (crates/); benchmarks run below, in their smoke
