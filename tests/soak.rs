@@ -352,7 +352,9 @@ fn a_mixed_workload_under_random_faults_loses_nothing_and_leaks_nothing() {
     );
 
     // The C program closed its pool and exited: none of its sessions is left either.
-    assert!(wait_until(Duration::from_secs(10), || backends(&mut admin, &c_app) == 0));
+    assert!(wait_until(Duration::from_secs(10), || backends(
+        &mut admin, &c_app
+    ) == 0));
 
     // Close: nothing left on the server, and no thread or descriptor left here.
     assert!(pool.close_timeout(Duration::from_secs(5)));

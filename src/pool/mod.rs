@@ -205,7 +205,7 @@ impl Pool<PgManager> {
             in_use: stats.in_use,
             waiting: stats.waiting,
             consecutive_connect_failures: stats.consecutive_connect_failures,
-            last_connect_error: self.shared().state.lock().last_connect_error().cloned(),
+            last_connect_error: self.last_connect_error(),
             error,
         }
     }
@@ -364,6 +364,12 @@ impl<M: Manager> Pool<M> {
     /// A consistent snapshot of the pool's gauges and counters.
     pub fn stats(&self) -> Stats {
         self.shared().stats()
+    }
+
+    /// The most recent connect error since the last successful connect (`None` after a
+    /// success): what the breaker and timed-out acquires report.
+    pub fn last_connect_error(&self) -> Option<Error> {
+        self.shared().state.lock().last_connect_error().cloned()
     }
 
     /// The pool's state in one line (`open 3/8, in use 2, idle 1, ...`), as timeout errors
