@@ -147,6 +147,7 @@ impl Seats {
     }
 
     /// (taken and not reclaimed, lent and not reclaimed), for the invariant check.
+    #[cfg(debug_assertions)]
     pub(crate) fn counts(&self) -> (usize, usize) {
         let mut taken = 0;
         let mut lent = 0;

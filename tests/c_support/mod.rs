@@ -42,7 +42,13 @@ pub fn soname_link(dir: &Path) {
     if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("libpgpool.so")) {
         return;
     }
-    let partial = dir.join(format!("{soname}.partial-{}", std::process::id()));
+    // Unique per process and call: tests in one process build in parallel threads.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let partial = dir.join(format!(
+        "{soname}.partial-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_file(&partial);
     std::os::unix::fs::symlink("libpgpool.so", &partial).expect("symlink the SONAME");
     std::fs::rename(&partial, &link).expect("move the SONAME symlink into place");
