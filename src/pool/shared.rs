@@ -234,7 +234,8 @@ impl<M: Manager> Shared<M> {
         start: &mut Option<Instant>,
         deadline: &mut Option<Instant>,
     ) -> Result<Conn<M::Connection>, ()> {
-        let now = Tick::now();
+        // Stamped at hand-out, a moment ago: no second clock read.
+        let now = conn.checked_out;
         if conn.is_expired(now) {
             self.discard_checked_out(conn, CloseReason::Lifetime);
             return Err(());
@@ -272,7 +273,6 @@ impl<M: Manager> Shared<M> {
             }
             conn.last_alive = Tick::now();
         }
-        conn.checked_out = now;
         Ok(conn)
     }
 

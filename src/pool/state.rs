@@ -32,7 +32,8 @@ pub(crate) struct Conn<C> {
     pub(crate) last_used: Tick,
     /// Last time the session proved alive (use, validation, keepalive).
     pub(crate) last_alive: Tick,
-    /// When the current holder got it.
+    /// When the current holder got it (stamped under the lock at hand-out, the same instant
+    /// its seat records).
     pub(crate) checked_out: Tick,
     pub(crate) uses: u64,
     /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
@@ -448,10 +449,12 @@ impl<C> State<C> {
             Some(i) => self.idle.remove(i),
             None => self.idle.pop_back(),
         };
-        if let Some(c) = &conn {
+        let mut conn = conn;
+        if let Some(c) = &mut conn {
             self.in_use += 1;
             self.counters.acquires += 1;
-            self.seats.lend(c.seat, Tick::now(), site.clone());
+            c.checked_out = Tick::now();
+            self.seats.lend(c.seat, c.checked_out, site.clone());
         }
         self.check_invariants();
         conn
@@ -603,7 +606,9 @@ impl<C> State<C> {
         if let Some(waiter) = self.waiters.pop_front() {
             self.in_use += 1;
             self.counters.acquires += 1;
-            self.seats.lend(conn.seat, Tick::now(), waiter.site.clone());
+            let mut conn = conn;
+            conn.checked_out = Tick::now();
+            self.seats.lend(conn.seat, conn.checked_out, waiter.site.clone());
             waiter.deliver(Delivery::Conn(conn));
             None
         } else if self.idle.len() >= self.limits.max_idle {
