@@ -1,6 +1,7 @@
 // C++17 over libpgpool through pgpool.hpp, the header-only wrapper shipped beside pgpool.h:
 // move-only RAII handles, failures as pgpool::Error exceptions carrying the code, SQLSTATE and
-// retry flags, typed parameters and getters, transactions that roll back on an exception.
+// retry flags, typed parameters and getters, transactions that roll back on an exception and
+// retry what is safe to retry, leases named by their call site.
 //
 // Usage: raii [URL]; URL defaults to $DATABASE_URL.
 #include <chrono>
@@ -23,9 +24,16 @@ int main(int argc, char **argv) {
   }
   try {
     // README:BEGIN cpp
-    pgpool::Pool pool(url, pgpool::Config().max_size(4).application_name("pgpool-cpp-example"));
+    // A lease held over 10 s is logged with the line that took it (PGPOOL_LEASE); one held
+    // over a minute is taken back; after 3 failed connects in a row acquires fail at once.
+    pgpool::Pool pool(url, pgpool::Config()
+                               .max_size(4)
+                               .application_name("pgpool-cpp-example")
+                               .leak_threshold(10s)
+                               .max_checkout(1min)
+                               .breaker_threshold(3));
     {
-      auto conn = pool.acquire();
+      auto conn = PGPOOL_LEASE(pool);
       conn.execute("DROP TABLE IF EXISTS cpp_events");
       conn.execute("CREATE TABLE cpp_events (id serial PRIMARY KEY, worker int, note text)");
     }
@@ -33,11 +41,12 @@ int main(int argc, char **argv) {
     for (int w = 0; w < 4; w++) {
       workers.emplace_back([&pool, w] {
         for (int i = 0; i < 25; i++) {
-          auto conn = pool.acquire(5s);
-          conn.transaction([&](pgpool::Conn &tx) {
+          // A transaction on a connection of its own, run again (on a fresh one) after a
+          // serialization failure or deadlock, never after an unknown outcome.
+          pool.transaction_retry(3, [&](pgpool::Conn &tx) {
             tx.execute("INSERT INTO cpp_events (worker, note) VALUES ($1, $2)", w,
                        "event " + std::to_string(i));
-          });
+          }, 5s);
         }
       });
     }

@@ -2,6 +2,7 @@ package pgpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -18,6 +19,21 @@ import "C"
 type Conn struct {
 	c    *C.pgpool_conn
 	pool *Pool
+	// cause is the error of the last failed call on this connection, unless that was the
+	// server refusing a statement in a failed transaction (25P02): then the failure before.
+	// BeginFuncRetry judges a COMMIT that turned into a rollback by it.
+	cause error
+}
+
+// failed records err (when not nil) as the connection's last failure; see Conn.cause.
+func (c *Conn) failed(err error) error {
+	if err != nil {
+		var e *Error
+		if c.cause == nil || !errors.As(err, &e) || e.SQLState != "25P02" {
+			c.cause = err
+		}
+	}
+	return err
 }
 
 // Release gives the connection back to the pool (rolling back an open transaction).
@@ -90,7 +106,7 @@ func (c *Conn) runState(ctx context.Context, st *execState, wantRows bool) error
 		stop()
 	}
 	runtime.KeepAlive(c)
-	return wrapCtx(ctx, takeError(rc, detail), byCtx)
+	return c.failed(wrapCtx(ctx, takeError(rc, detail), byCtx))
 }
 
 func (c *Conn) run(ctx context.Context, sql string, args []any, wantRows bool) (*execState, error) {
@@ -151,7 +167,7 @@ func (c *Conn) control(ctx context.Context, f func(*C.pgpool_conn, **C.pgpool_er
 		stop()
 	}
 	runtime.KeepAlive(c)
-	return wrapCtx(ctx, takeError(rc, detail), false)
+	return c.failed(wrapCtx(ctx, takeError(rc, detail), false))
 }
 
 // Begin starts a transaction (BEGIN).

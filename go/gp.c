@@ -1,5 +1,6 @@
 #include <string.h>
 #include "gp.h"
+#include "_cgo_export.h"
 
 void gp_error_info(const pgpool_error *e, gp_errinfo *out) {
 	out->code = pgpool_error_code(e);
@@ -209,4 +210,14 @@ pgpool_code gp_commit(pgpool_conn *conn, int32_t *failed, pgpool_error **err) {
 		return pgpool_conn_rollback(conn, err);
 	}
 	return pgpool_conn_commit(conn, err);
+}
+
+// The log callback: hands each record to the Go function SetLogger installed (log.go).
+static void gp_log(int32_t level, const char *message, void *user_data) {
+	(void)user_data;
+	pgpoolGoLog(level, (char *)message);
+}
+
+pgpool_code gp_log_install(int32_t max_level, pgpool_error **err) {
+	return pgpool_log_set_callback(gp_log, NULL, max_level, err);
 }

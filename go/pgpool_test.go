@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -504,5 +507,541 @@ func TestConcurrency(t *testing.T) {
 	s := p.Stats()
 	if s.TotalConns > 4 || s.AcquiredConns != 0 || s.AcquireCount < 16*200 {
 		t.Fatalf("stats after the run: %+v", s)
+	}
+}
+
+// warnings collects the library's log records at LogWarn and above while a test runs.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func captureWarnings(t *testing.T) *warnings {
+	t.Helper()
+	w := &warnings{}
+	if err := pgpool.SetLogger(pgpool.LogWarn, func(level pgpool.LogLevel, msg string) {
+		if level > pgpool.LogWarn {
+			panic("a record above the level asked for: " + level.String())
+		}
+		w.mu.Lock()
+		w.msgs = append(w.msgs, msg)
+		w.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := pgpool.SetLogger(pgpool.LogOff, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	return w
+}
+
+// find waits up to 5 s for a record containing every one of parts.
+func (w *warnings) find(t *testing.T, parts ...string) string {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		w.mu.Lock()
+		for _, m := range w.msgs {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(m, p)
+			}
+			if all {
+				w.mu.Unlock()
+				return m
+			}
+		}
+		w.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Fatalf("no log record with %q among %q", parts, w.msgs)
+	return ""
+}
+
+// eventually waits up to 5 s for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// site is "go/pgpool_test.go:N" for the line after the caller's.
+func nextLine(t *testing.T) string {
+	t.Helper()
+	_, _, line, _ := runtime.Caller(1)
+	return fmt.Sprintf("pgpool_test.go:%d", line+1)
+}
+
+func TestReliabilityOptions(t *testing.T) {
+	ctx := context.Background()
+	p := newPool(t, pgpool.MaxConcurrentConnects(1), pgpool.BreakerThreshold(5),
+		pgpool.ReconnectBackoffMax(2*time.Second), pgpool.LeakThreshold(pgpool.Never),
+		pgpool.MaxCheckout(0), pgpool.HealthTimeout(3*time.Second), pgpool.BreakerThreshold(0))
+	if err := p.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		name string
+		opt  pgpool.Option
+	}{
+		{"max_concurrent_connects", pgpool.MaxConcurrentConnects(0)},
+		{"health_timeout", pgpool.HealthTimeout(0)},
+		{"reconnect_backoff_max", pgpool.ReconnectBackoffMax(5 * time.Millisecond)},
+	} {
+		_, err := pgpool.NewPool(ctx, testURL(t), bad.opt)
+		if !errors.Is(err, pgpool.ErrConfig) || !strings.Contains(err.Error(), bad.name) {
+			t.Fatalf("%s: %v", bad.name, err)
+		}
+	}
+	if pgpool.Healthy.String() != "healthy" || pgpool.Degraded.String() != "degraded" ||
+		pgpool.Down.String() != "down" || pgpool.LogWarn.String() != "warn" {
+		t.Fatal("String of the health states or log levels")
+	}
+}
+
+func TestHealth(t *testing.T) {
+	p := newPool(t, pgpool.MaxConns(2))
+	ctx := context.Background()
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Health(ctx)
+	if !h.OK || h.Err != nil || h.State != pgpool.Healthy || h.ServerVersion == "" || h.Database == "" ||
+		h.ServerTime == "" || h.AcquiredConns != 1 || h.TotalConns != 2 || h.Latency <= 0 ||
+		h.ConsecutiveConnectFailures != 0 {
+		t.Fatalf("health: %+v", h)
+	}
+	c.Release()
+	s := p.Stats()
+	if s.Health != pgpool.Healthy || s.ConsecutiveConnectFailures != 0 || s.SinceConnectSuccess < 0 ||
+		s.SinceConnectFailure != pgpool.Never || s.ReclaimedClosed != 0 || s.LeaksSuspected != 0 ||
+		s.Connectors < 0 || s.Connectors > 2 {
+		t.Fatalf("stats: %+v", s)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if h := p.Health(cancelled); h.OK || !errors.Is(h.Err, context.Canceled) {
+		t.Fatalf("health with a cancelled context: %+v", h)
+	}
+	withDeadline, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	if h := p.Health(withDeadline); !h.OK {
+		t.Fatalf("health with a deadline: %+v", h)
+	}
+	p.Close()
+	if h := p.Health(ctx); h.OK || !errors.Is(h.Err, pgpool.ErrClosed) {
+		t.Fatalf("health of a closed pool: %+v", h)
+	}
+}
+
+func TestLeakReportNamesTheCaller(t *testing.T) {
+	w := captureWarnings(t)
+	ctx := context.Background()
+	p := newPool(t, pgpool.MaxConns(1), pgpool.LeakThreshold(50*time.Millisecond),
+		pgpool.ReaperInterval(20*time.Millisecond), pgpool.ApplicationName("pgpool-go-leak"))
+	site := nextLine(t)
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a suspected leak", func() bool { return p.Stats().LeaksSuspected == 1 })
+	msg := w.find(t, "possible leak", "acquired at go/"+site)
+	t.Logf("logged: %s", msg)
+	// A timed-out acquire names the longest-held connection and its caller.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = p.Acquire(short)
+	cancel()
+	if !errors.Is(err, pgpool.ErrTimeout) || !strings.Contains(err.Error(), "longest held") ||
+		!strings.Contains(err.Error(), "(acquired at go/"+site+")") {
+		t.Fatalf("timeout message: %v", err)
+	}
+	c.Release()
+	// Pool-level calls name their caller too (acquired, run and released as three calls).
+	var wg sync.WaitGroup
+	wg.Add(1)
+	execSite := nextLine(t)
+	go func() { defer wg.Done(); p.Exec(ctx, "SELECT pg_sleep(0.3)") }()
+	w.find(t, "possible leak", "acquired at go/"+execSite)
+	wg.Wait()
+	beginSite := nextLine(t)
+	err = p.BeginFunc(ctx, func(c *pgpool.Conn) error {
+		_, err := c.Exec(ctx, "SELECT pg_sleep(0.3)")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.find(t, "possible leak", "acquired at go/"+beginSite)
+	// Without LeakThreshold or MaxCheckout no call site is recorded.
+	plain := newPool(t, pgpool.MaxConns(1))
+	held, err := plain.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	short2, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	if _, err := plain.Acquire(short2); !errors.Is(err, pgpool.ErrTimeout) || strings.Contains(err.Error(), "pgpool_test.go") {
+		t.Fatalf("timeout message of a pool that records no sites: %v", err)
+	}
+}
+
+func TestMaxCheckoutReclaims(t *testing.T) {
+	w := captureWarnings(t)
+	ctx := context.Background()
+	p := newPool(t, pgpool.MaxConns(1), pgpool.MaxCheckout(300*time.Millisecond),
+		pgpool.ReaperInterval(20*time.Millisecond))
+	site := nextLine(t)
+	stuck, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Release()
+	start := time.Now()
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	other, err := p.Acquire(wait) // served once the first is taken back
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	if _, err := other.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	other.Release()
+	if waited < 250*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("the waiter was served after %v (MaxCheckout 300 ms)", waited)
+	}
+	_, err = stuck.Exec(ctx, "SELECT 1")
+	if !errors.Is(err, pgpool.ErrBroken) || !strings.Contains(err.Error(), "reclaimed") {
+		t.Fatalf("reclaimed connection: %v", err)
+	}
+	w.find(t, "reclaimed", "acquired at go/"+site)
+	stuck.Release()
+	if s := p.Stats(); s.ReclaimedClosed != 1 || s.AcquiredConns != 0 {
+		t.Fatalf("stats: %+v", s)
+	}
+	t.Logf("measured: a waiter was served %v after the holder's acquire (MaxCheckout 300 ms)", waited)
+}
+
+func TestBreakerFailsFast(t *testing.T) {
+	ctx := context.Background()
+	p, err := pgpool.NewPool(ctx, "postgres://nobody@127.0.0.1:1/none", pgpool.BreakerThreshold(3),
+		pgpool.AcquireTimeout(10*time.Second), pgpool.ConnectTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	_, err = p.Acquire(ctx)
+	took := time.Since(start)
+	if !errors.Is(err, pgpool.ErrConnect) || !strings.Contains(err.Error(), "database unavailable") || took > 2*time.Second {
+		t.Fatalf("acquire after %v: %v", took, err)
+	}
+	s := p.Stats()
+	if s.Health != pgpool.Down || s.ConsecutiveConnectFailures < 3 || s.SinceConnectSuccess != pgpool.Never ||
+		s.SinceConnectFailure < 0 || s.ConnectErrors < 3 {
+		t.Fatalf("stats: %+v", s)
+	}
+	// Down: every way in fails fast with the cause.
+	start = time.Now()
+	if _, err := p.Exec(ctx, "SELECT 1"); !errors.Is(err, pgpool.ErrConnect) {
+		t.Fatalf("exec: %v", err)
+	}
+	deadline, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.QueryRow(deadline, "SELECT 1").Scan(new(int)); !errors.Is(err, pgpool.ErrConnect) {
+		t.Fatalf("query row with a deadline: %v", err)
+	}
+	runs := 0
+	if err := p.BeginFuncRetry(ctx, 3, func(*pgpool.Conn) error { runs++; return nil }); !errors.Is(err, pgpool.ErrConnect) || runs != 0 {
+		t.Fatalf("BeginFuncRetry: %v (%d runs)", err, runs)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("the pool that is down took %v", d)
+	}
+	h := p.Health(ctx)
+	if h.OK || h.State != pgpool.Down || !errors.Is(h.Err, pgpool.ErrConnect) || h.ServerVersion != "" {
+		t.Fatalf("health: %+v", h)
+	}
+	t.Logf("measured: acquire against a refusing server failed after %v (AcquireTimeout 10 s)", took)
+}
+
+func TestCloseTimeoutReclaims(t *testing.T) {
+	p := newPool(t, pgpool.MaxConns(2))
+	ctx := context.Background()
+	errs := make(chan error, 1)
+	go func() {
+		c, err := p.Acquire(ctx)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer c.Release()
+		_, err = c.Exec(ctx, "SELECT pg_sleep(20)")
+		errs <- err
+	}()
+	eventually(t, "the statement to start", func() bool { return p.Stats().AcquiredConns == 1 })
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	err := p.CloseTimeout(300 * time.Millisecond)
+	took := time.Since(start)
+	if !errors.Is(err, pgpool.ErrTimeout) || !strings.Contains(err.Error(), "reclaimed") || took > time.Second {
+		t.Fatalf("CloseTimeout after %v: %v", took, err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, pgpool.ErrBroken) {
+			t.Fatalf("the holder's statement: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the holder's statement was not cut short")
+	}
+	if s := p.Stats(); s.ReclaimedClosed != 1 || s.AcquiredConns != 0 {
+		t.Fatalf("stats: %+v", s)
+	}
+	if _, err := p.Exec(ctx, "SELECT 1"); !errors.Is(err, pgpool.ErrClosed) {
+		t.Fatalf("after CloseTimeout: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close after CloseTimeout: %v", err)
+	}
+	// A zero timeout reclaims nothing.
+	p2 := newPool(t, pgpool.MaxConns(1))
+	c, err := p2.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.CloseTimeout(0); !errors.Is(err, pgpool.ErrWouldBlock) {
+		t.Fatalf("CloseTimeout(0): %v", err)
+	}
+	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Release()
+	if s := p2.Stats(); s.ReclaimedClosed != 0 {
+		t.Fatalf("stats: %+v", s)
+	}
+	t.Logf("measured: CloseTimeout(300 ms) with a statement running returned after %v", took)
+}
+
+const fail40001 = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"
+
+func TestBeginFuncRetryWriteSkew(t *testing.T) {
+	p := newPool(t, pgpool.MaxConns(4))
+	ctx := context.Background()
+	table := fmt.Sprintf("go_retry_%d", os.Getpid())
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Batch(ctx, "DROP TABLE IF EXISTS "+table+"; CREATE TABLE "+table+" (who int)"); err != nil {
+		t.Fatal(err)
+	}
+	c.Release()
+	t.Cleanup(func() { p.Exec(context.Background(), "DROP TABLE "+table) })
+	// Both read the count and insert under SERIALIZABLE; with both first attempts
+	// overlapping (the barrier), one COMMIT fails with 40001 and its retry commits.
+	var barrier sync.WaitGroup
+	barrier.Add(2)
+	met := make(chan struct{})
+	go func() { barrier.Wait(); close(met) }()
+	var runs [2]atomic.Int32
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for who := 0; who < 2; who++ {
+		wg.Add(1)
+		go func(who int) {
+			defer wg.Done()
+			errs[who] = p.BeginFuncRetry(ctx, 5, func(c *pgpool.Conn) error {
+				n := runs[who].Add(1)
+				if err := c.Batch(ctx, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"); err != nil {
+					return err
+				}
+				var count int
+				if err := c.QueryRow(ctx, "SELECT count(*)::int4 FROM "+table).Scan(&count); err != nil {
+					return err
+				}
+				if _, err := c.Exec(ctx, "INSERT INTO "+table+" VALUES ($1)", who); err != nil {
+					return err
+				}
+				if n == 1 {
+					barrier.Done()
+					select {
+					case <-met:
+					case <-time.After(10 * time.Second):
+						return errors.New("the other transaction never reached the barrier")
+					}
+				}
+				return nil
+			})
+		}(who)
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("BeginFuncRetry: %v / %v", errs[0], errs[1])
+	}
+	if total := runs[0].Load() + runs[1].Load(); total != 3 {
+		t.Fatalf("%d + %d runs, want 3 in all", runs[0].Load(), runs[1].Load())
+	}
+	for who := 0; who < 2; who++ {
+		var n int
+		if err := p.QueryRow(ctx, "SELECT count(*)::int4 FROM "+table+" WHERE who = $1", who).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("writer %d committed %d times (%v), want once", who, n, err)
+		}
+	}
+	t.Logf("attempts: %d and %d", runs[0].Load(), runs[1].Load())
+}
+
+func TestBeginFuncRetryDecisions(t *testing.T) {
+	p := newPool(t, pgpool.MaxConns(2))
+	ctx := context.Background()
+	conflict := func(c *pgpool.Conn) error {
+		_, err := c.Exec(ctx, fail40001)
+		return err
+	}
+	// A conflict every time: maxAttempts runs, the last error returned.
+	runs := 0
+	err := p.BeginFuncRetry(ctx, 3, func(c *pgpool.Conn) error { runs++; return conflict(c) })
+	var pe *pgpool.Error
+	if !errors.As(err, &pe) || pe.SQLState != "40001" || runs != 3 || !pgpool.IsRetryable(err) {
+		t.Fatalf("%d runs: %v", runs, err)
+	}
+	// Wrapped, then gone on the second attempt; a deadlock too; below 1 attempt counts as 1.
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 3, func(c *pgpool.Conn) error {
+		if runs++; runs == 1 {
+			return fmt.Errorf("step 1: %w", conflict(c))
+		}
+		return nil
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("%d runs: %v", runs, err)
+	}
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 2, func(c *pgpool.Conn) error {
+		if runs++; runs == 1 {
+			_, err := c.Exec(ctx, "DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$")
+			return err
+		}
+		return nil
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("deadlock: %d runs: %v", runs, err)
+	}
+	runs = 0
+	if err := p.BeginFuncRetry(ctx, 0, func(c *pgpool.Conn) error { runs++; return conflict(c) }); err == nil || runs != 1 {
+		t.Fatalf("0 attempts: %d runs: %v", runs, err)
+	}
+	// A conflict f swallowed dooms the COMMIT (25P02), which is judged by the conflict.
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 3, func(c *pgpool.Conn) error {
+		if runs++; runs == 1 {
+			_ = conflict(c)
+			c.Exec(ctx, "SELECT 1") // refused: 25P02, the cause stays the conflict
+		}
+		return nil
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("swallowed conflict: %d runs: %v", runs, err)
+	}
+	// Not retried: another server error, an error of f's own (even after a conflict), a
+	// swallowed error of another kind, a panic.
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 5, func(c *pgpool.Conn) error {
+		runs++
+		_, err := c.Exec(ctx, "INSERT INTO no_such_table_here VALUES (1)")
+		return err
+	})
+	if !errors.As(err, &pe) || pe.SQLState != "42P01" || runs != 1 {
+		t.Fatalf("%d runs: %v", runs, err)
+	}
+	mine := errors.New("mine")
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 5, func(c *pgpool.Conn) error { runs++; _ = conflict(c); return mine })
+	if !errors.Is(err, mine) || runs != 1 {
+		t.Fatalf("%d runs: %v", runs, err)
+	}
+	runs = 0
+	err = p.BeginFuncRetry(ctx, 5, func(c *pgpool.Conn) error { runs++; c.Exec(ctx, "SELECT 1/0"); return nil })
+	if !errors.As(err, &pe) || pe.SQLState != "25P02" || runs != 1 {
+		t.Fatalf("%d runs: %v", runs, err)
+	}
+	runs = 0
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v", r)
+			}
+		}()
+		p.BeginFuncRetry(ctx, 5, func(c *pgpool.Conn) error { runs++; conflict(c); panic("boom") })
+	}()
+	if runs != 1 {
+		t.Fatalf("panic: %d runs", runs)
+	}
+	// Cancelling ctx ends the pauses.
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	runs = 0
+	err = p.BeginFuncRetry(cctx, 1000, func(c *pgpool.Conn) error { runs++; return conflict(c) })
+	if err == nil || runs < 2 || time.Since(start) > 3*time.Second {
+		t.Fatalf("cancelled after %v and %d runs: %v", time.Since(start), runs, err)
+	}
+	if s := p.Stats(); s.AcquiredConns != 0 {
+		t.Fatalf("connections still held: %+v", s)
+	}
+	// IsRetryable on the library's flags.
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgpool.Error{Code: pgpool.CodeServer, SQLState: "40001"}, true},
+		{&pgpool.Error{Code: pgpool.CodeServer, SQLState: "23505"}, false},
+		{&pgpool.Error{Code: pgpool.CodeConnect, RetrySafe: true}, true},
+		{&pgpool.Error{Code: pgpool.CodeConnect}, false},
+		{&pgpool.Error{Code: pgpool.CodeBroken}, true},
+		{&pgpool.Error{Code: pgpool.CodeBroken, OutcomeUnknown: true}, false},
+		{&pgpool.Error{Code: pgpool.CodeServer, SQLState: "40001", OutcomeUnknown: true}, false},
+		{fmt.Errorf("wrapped: %w", &pgpool.Error{Code: pgpool.CodeServer, SQLState: "40P01"}), true},
+		{&pgpool.Error{Code: pgpool.CodeTimeout, RetrySafe: true}, false},
+		{errors.New("plain"), false},
+		{nil, false},
+	} {
+		if got := pgpool.IsRetryable(c.err); got != c.want {
+			t.Errorf("IsRetryable(%v) = %v", c.err, got)
+		}
+	}
+}
+
+// BenchmarkQueryRowSites measures what recording call sites costs a pool-level QueryRow:
+// go test -bench QueryRowSites (with PGPOOL_TEST_URL).
+func BenchmarkQueryRowSites(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts []pgpool.Option
+	}{
+		{"off", nil},
+		{"leak_threshold", []pgpool.Option{pgpool.LeakThreshold(time.Hour)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			p := newPool(b, append([]pgpool.Option{pgpool.MaxConns(1)}, c.opts...)...)
+			ctx := context.Background()
+			var n int
+			for i := 0; i < b.N; i++ {
+				if err := p.QueryRow(ctx, "SELECT $1::int4", i).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -37,6 +37,7 @@ type Pool struct {
 	p              *C.pgpool_pool
 	acquireTimeout time.Duration
 	queryTimeout   time.Duration // 0: unbounded
+	recordSites    bool          // LeakThreshold or MaxCheckout is on: name acquires' callers
 	closeOnce      sync.Once
 }
 
@@ -44,11 +45,18 @@ type settings struct {
 	setters        []func(cfg *C.pgpool_config, err **C.pgpool_error) C.pgpool_code
 	acquireTimeout time.Duration
 	queryTimeout   time.Duration
+	leakThreshold  bool
+	maxCheckout    bool
 }
 
 // Option configures a Pool (NewPool). Durations are rounded up to milliseconds; where the
-// library accepts "never", a negative duration means never.
+// library accepts "never", a negative duration (Never) means never.
 type Option func(*settings)
+
+// Never, as an Option's duration, switches the limit off (MaxConnLifetime, MaxConnIdleTime,
+// HealthCheckPeriod, LeakThreshold, MaxCheckout); in Stats (SinceConnectSuccess,
+// SinceConnectFailure) it means the event has not happened yet.
+const Never time.Duration = -1
 
 func ms(d time.Duration) C.int64_t {
 	if d < 0 {
@@ -175,6 +183,15 @@ func HealthCheckPeriod(d time.Duration) Option {
 	})
 }
 
+// ReaperInterval is how often the pool's housekeeping enforces MaxConnIdleTime,
+// MaxConnLifetime, LeakThreshold and MaxCheckout (reaper_interval; default 1 s): a leak is
+// reported, and a connection reclaimed, up to this long after its limit passed.
+func ReaperInterval(d time.Duration) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_reaper_interval_ms(c, ms(d), e)
+	})
+}
+
 // MaxWaiters fails acquires at once (ErrOverloaded) when this many callers already wait
 // (default 0: unbounded).
 func MaxWaiters(n uint64) Option {
@@ -205,6 +222,81 @@ func TransactionPooling(on bool) Option {
 	})
 }
 
+// MaxConcurrentConnects is the number of connection attempts running at once, shared by
+// warm-up, refill and growth on demand, so that a crowd of callers cannot start a login
+// storm (max_concurrent_connects; default 2; at least 1; above MaxConns acts as MaxConns).
+func MaxConcurrentConnects(n int32) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_max_concurrent_connects(c, C.uint32_t(max(n, 0)), e)
+	})
+}
+
+// BreakerThreshold is the circuit breaker: after n failed connects in a row with no
+// connection open (or one permanent error such as a bad password) the pool is down, and an
+// acquire that needs a new connection waits for one background probe at most, then fails
+// with ErrConnect ("database unavailable: ...", the cause's SQLSTATE kept) instead of
+// waiting out its timeout. Default 3; 0 (or negative) switches the breaker off.
+func BreakerThreshold(n int32) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_breaker_threshold(c, C.uint32_t(max(n, 0)), e)
+	})
+}
+
+// ReconnectBackoffMax is the longest pause between connect attempts after failures
+// (reconnect_backoff_max; default 5 s; at least 10 ms).
+func ReconnectBackoffMax(d time.Duration) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_reconnect_backoff_max_ms(c, ms(d), e)
+	})
+}
+
+// offOrMs maps a duration that may switch a limit off: zero or negative (Never) is off.
+func offOrMs(d time.Duration) C.int64_t {
+	if d <= 0 {
+		return -1
+	}
+	return ms(d)
+}
+
+// LeakThreshold reports a connection held longer than d once, as a suspected leak: logged
+// at LogWarn (see SetLogger) with the file and line that acquired it, and counted in
+// Stats.LeaksSuspected (leak_threshold; default off; zero or Never: off). Checked every
+// ReaperInterval.
+//
+// With LeakThreshold or MaxCheckout on, Acquire, Query, QueryRow, Exec, BeginFunc and
+// BeginFuncRetry record their caller's file and line (runtime.Callers, cached per call
+// stack; the first frame outside this package, package stdlib and database/sql), and the
+// one-call path of a pool-level query becomes three (acquire, run, release).
+func LeakThreshold(d time.Duration) Option {
+	return func(s *settings) {
+		s.leakThreshold = d > 0
+		set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+			return C.pgpool_config_set_leak_threshold_ms(c, offOrMs(d), e)
+		})(s)
+	}
+}
+
+// MaxCheckout takes back a connection held longer than d: its statement is cancelled on
+// the server and its socket shut down (the holder's next call fails with ErrBroken,
+// "reclaimed"; Release it as usual), and its slot serves other callers (max_checkout;
+// default off; zero or Never: off). Checked every ReaperInterval; call sites are recorded
+// as for LeakThreshold.
+func MaxCheckout(d time.Duration) Option {
+	return func(s *settings) {
+		s.maxCheckout = d > 0
+		set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+			return C.pgpool_config_set_max_checkout_ms(c, offOrMs(d), e)
+		})(s)
+	}
+}
+
+// HealthTimeout bounds Health as a whole (health_timeout; default 2 s).
+func HealthTimeout(d time.Duration) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_health_timeout_ms(c, ms(d), e)
+	})
+}
+
 // NewPool creates a pool for connString (a postgres:// URL or key=value pairs). It returns
 // at once: connections open in the background (MinIdle of them) or on demand. Use Ping to
 // check the server is reachable.
@@ -230,7 +322,8 @@ func NewPool(ctx context.Context, connString string, opts ...Option) (*Pool, err
 	}
 	cs := C.CString(connString)
 	defer C.free(unsafe.Pointer(cs))
-	p := &Pool{acquireTimeout: s.acquireTimeout, queryTimeout: s.queryTimeout}
+	p := &Pool{acquireTimeout: s.acquireTimeout, queryTimeout: s.queryTimeout,
+		recordSites: s.leakThreshold || s.maxCheckout}
 	detail = nil
 	if err := takeError(C.pgpool_pool_create(cs, cfg, &p.p, &detail), detail); err != nil {
 		return nil, err
@@ -247,8 +340,9 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Pool, error)
 func (p *Pool) finalize() { C.pgpool_pool_free(p.p) }
 
 // Close closes the pool: later calls fail with ErrClosed, idle connections close, and Close
-// waits (up to CloseTimeout) for connections in use to come back. Idempotent. Stats still
-// work afterwards.
+// waits (up to the CloseTimeout option, 5 s by default) for connections in use to come
+// back; those still held then are reclaimed as CloseTimeout (the method) describes.
+// Idempotent: only the first call waits. Stats still work afterwards.
 func (p *Pool) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
@@ -256,6 +350,22 @@ func (p *Pool) Close() error {
 		err = takeError(C.pgpool_pool_close(p.p, -1, &detail), detail)
 		runtime.KeepAlive(p)
 	})
+	return err
+}
+
+// CloseTimeout closes the pool as Close does, waiting at most d for connections in use to
+// come back. At the deadline the connections still held are reclaimed: their sockets are
+// shut down and their statements cancelled on the server, so a holder's call (even one
+// running) fails with ErrBroken, "reclaimed" (the holder releases its Conn as usual;
+// Stats.ReclaimedClosed counts them), and CloseTimeout returns an error for which
+// errors.Is(err, ErrTimeout) holds, on time even when the server is unreachable. With d 0
+// nothing is reclaimed: it returns ErrWouldBlock while connections are held, and they close
+// when released. A negative d is the CloseTimeout option's value. It may be called after
+// Close, or again: a call finds what is still held.
+func (p *Pool) CloseTimeout(d time.Duration) error {
+	var detail *C.pgpool_error
+	err := takeError(C.pgpool_pool_close(p.p, ms(d), &detail), detail)
+	runtime.KeepAlive(p)
 	return err
 }
 
@@ -321,8 +431,15 @@ const acquireSlice = 25 * time.Millisecond
 func (p *Pool) acquire(ctx context.Context) (*C.pgpool_conn, error) {
 	var conn *C.pgpool_conn
 	var detail *C.pgpool_error
+	var site *C.char
+	if p.recordSites {
+		var owned bool
+		if site, owned = callerSite(); owned {
+			defer C.free(unsafe.Pointer(site))
+		}
+	}
 	if ctx.Done() == nil {
-		err := takeError(C.pgpool_pool_acquire(p.p, -1, &conn, &detail), detail)
+		err := takeError(C.pgpool_pool_acquire_at(p.p, -1, site, &conn, &detail), detail)
 		runtime.KeepAlive(p)
 		return conn, err
 	}
@@ -337,7 +454,7 @@ func (p *Pool) acquire(ctx context.Context) (*C.pgpool_conn, error) {
 			slice = time.Millisecond
 		}
 		detail = nil
-		rc := C.pgpool_pool_acquire(p.p, ms(slice), &conn, &detail)
+		rc := C.pgpool_pool_acquire_at(p.p, ms(slice), site, &conn, &detail)
 		runtime.KeepAlive(p)
 		if rc == C.PGPOOL_OK {
 			return conn, nil
@@ -362,14 +479,15 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 
 // run executes sql on a pooled connection; with wantRows the result stays in the returned
 // state. A context that can be cancelled takes acquire, run and release as three calls (so
-// that a cancel request can be aimed at the connection); otherwise it is one call.
+// that a cancel request can be aimed at the connection), and so does a pool that records
+// call sites (the one-call pgpool_pool_exec takes none); otherwise it is one call.
 func (p *Pool) run(ctx context.Context, sql string, args []any, wantRows bool) (*execState, error) {
 	st := getState()
 	if err := st.prepare(sql, args); err != nil {
 		putState(st)
 		return nil, err
 	}
-	if ctx.Done() != nil {
+	if ctx.Done() != nil || p.recordSites {
 		c, err := p.acquire(ctx)
 		if err != nil {
 			putState(st)
@@ -475,6 +593,22 @@ type Stats struct {
 	KeepaliveClosed   int64
 	DiscardedClosed   int64
 	PoolClosed        int64
+	ReclaimedClosed   int64 // taken back: held past MaxCheckout, or still held when CloseTimeout ran out
+	LeaksSuspected    int64 // checkouts held past LeakThreshold (each reported once)
+
+	Health                     HealthState   // Healthy, Degraded or Down (the breaker is open)
+	ConsecutiveConnectFailures int32         // failed connects in a row (0 after a success)
+	SinceConnectSuccess        time.Duration // since the last successful connect; Never if none
+	SinceConnectFailure        time.Duration // since the last failed connect; Never if none
+	Connectors                 int32         // connect attempts running (at most MaxConcurrentConnects)
+}
+
+// sinceMs converts a "milliseconds ago, -1 for never" gauge.
+func sinceMs(v C.int64_t) time.Duration {
+	if v < 0 {
+		return Never
+	}
+	return time.Duration(v) * time.Millisecond
 }
 
 // Stats returns a consistent snapshot of the pool's gauges and counters.
@@ -496,5 +630,107 @@ func (p *Pool) Stats() Stats {
 		MaxUsesClosed: int64(s.closed_max_uses), BrokenClosed: int64(s.closed_broken),
 		ValidationClosed: int64(s.closed_failed_validation), KeepaliveClosed: int64(s.closed_failed_keepalive),
 		DiscardedClosed: int64(s.closed_discarded), PoolClosed: int64(s.closed_pool_closed),
+		ReclaimedClosed: int64(s.closed_reclaimed), LeaksSuspected: int64(s.leaks_suspected),
+		Health: HealthState(s.health), ConsecutiveConnectFailures: int32(s.consecutive_connect_failures),
+		SinceConnectSuccess: sinceMs(s.since_connect_success_ms),
+		SinceConnectFailure: sinceMs(s.since_connect_failure_ms), Connectors: int32(s.connectors),
 	}
+}
+
+// HealthState is a pool's health (Stats.Health, Health.State).
+type HealthState int32
+
+// The health states.
+const (
+	// Healthy: the last connect attempt (if any) succeeded.
+	Healthy HealthState = C.PGPOOL_HEALTHY
+	// Degraded: recent connect attempts failed, but the breaker is not open (or connections
+	// are still open and serve callers).
+	Degraded HealthState = C.PGPOOL_DEGRADED
+	// Down: the breaker is open (connects keep failing and no connection is open); an acquire
+	// that needs a new connection fails with ErrConnect after one probe at most.
+	Down HealthState = C.PGPOOL_DOWN
+)
+
+// String is "healthy", "degraded" or "down".
+func (s HealthState) String() string {
+	switch s {
+	case Healthy:
+		return "healthy"
+	case Degraded:
+		return "degraded"
+	case Down:
+		return "down"
+	}
+	return "HealthState(" + itoa(int(s)) + ")"
+}
+
+// Health is the result of Pool.Health.
+type Health struct {
+	OK                         bool        // the round trip succeeded
+	State                      HealthState // the pool's health at the end of the check
+	TotalConns                 int32       // open connections
+	IdleConns                  int32
+	AcquiredConns              int32 // connections held by callers
+	WaitingCallers             int32
+	ConsecutiveConnectFailures int32
+	Latency                    time.Duration // acquire + round trip
+	Database                   string        // current_database() (empty on failure)
+	ServerVersion              string        // the server's server_version (empty on failure)
+	ServerTime                 string        // the server's now() as text (empty on failure)
+	Err                        error         // why the check failed (nil when OK)
+}
+
+// Health runs a health check: it acquires a connection, asks the server for its database
+// name, version and time, and reports the round trip's latency, the pool's counts and its
+// health state. An unhealthy pool is reported in the result (OK false, Err set, State
+// Degraded or Down). The check is bounded by the HealthTimeout option (2 s by default) as a
+// whole; a ctx done earlier returns at once with ctx's error (the check finishes in the
+// background).
+func (p *Pool) Health(ctx context.Context) Health {
+	if err := ctx.Err(); err != nil {
+		return Health{State: p.Stats().Health, Err: err}
+	}
+	if ctx.Done() == nil {
+		return p.health()
+	}
+	done := make(chan Health, 1)
+	go func() { done <- p.health() }()
+	select {
+	case h := <-done:
+		return h
+	case <-ctx.Done():
+		return Health{State: p.Stats().Health, Err: ctx.Err()}
+	}
+}
+
+func (p *Pool) health() Health {
+	var h C.pgpool_health
+	h.size = C.uint32_t(unsafe.Sizeof(h))
+	var detail *C.pgpool_error
+	rc := C.pgpool_pool_health(p.p, &h, &detail)
+	runtime.KeepAlive(p)
+	out := Health{
+		OK: rc == C.PGPOOL_OK && bool(h.ok), State: HealthState(h.state),
+		TotalConns: int32(h.open), IdleConns: int32(h.idle), AcquiredConns: int32(h.in_use),
+		WaitingCallers: int32(h.waiting), ConsecutiveConnectFailures: int32(h.consecutive_connect_failures),
+		Latency:       time.Duration(h.latency_us) * time.Microsecond,
+		Database:      healthText(h.database[:]),
+		ServerVersion: healthText(h.server_version[:]),
+		ServerTime:    healthText(h.server_time[:]),
+	}
+	out.Err = takeError(rc, detail)
+	if out.Err == nil && !out.OK {
+		out.Err = &Error{Code: CodeUsage, Category: "usage", Message: "the health check reported failure without a code"}
+	}
+	return out
+}
+
+// healthText reads a NUL-terminated field of pgpool_health.
+func healthText(b []C.char) string {
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	return C.GoStringN(&b[0], C.int(n))
 }

@@ -45,8 +45,28 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#if __cplusplus >= 202002L && defined(__has_include)
+#if __has_include(<source_location>)
+#include <source_location>
+#endif
+#endif
 
 #include "pgpool.h"
+
+/* Pool::acquire records its caller's file and line (when the pool's Config turns on
+ * leak_threshold or max_checkout) where std::source_location is available (C++20), unless
+ * PGPOOL_NO_SOURCE_LOCATION is defined. Every translation unit of a program should see the
+ * same setting (it changes Pool::acquire's signature, not any layout). */
+#if defined(__cpp_lib_source_location) && !defined(PGPOOL_NO_SOURCE_LOCATION)
+#define PGPOOL_HPP_SOURCE_LOCATION 1
+#else
+#define PGPOOL_HPP_SOURCE_LOCATION 0
+#endif
+
+/* Leases a connection from `pool` (a pgpool::Pool), recording this line as where it was
+ * acquired: pool.acquire_at(PGPOOL_SITE). For a timeout, write
+ * pool.acquire_at(PGPOOL_SITE, timeout). PGPOOL_SITE ("file.cpp:42") comes from pgpool.h. */
+#define PGPOOL_LEASE(pool) (pool).acquire_at(PGPOOL_SITE)
 
 namespace pgpool {
 
@@ -57,6 +77,11 @@ inline constexpr std::chrono::milliseconds default_timeout{-1};
 
 /// For Conn::wait_notification: wait without limit.
 inline constexpr std::chrono::milliseconds forever{-1};
+
+/// For the Config durations that can be switched off: `leak_threshold(pgpool::never)`,
+/// `max_checkout(pgpool::never)` (both off by default), and `max_lifetime`, `idle_timeout`,
+/// `keepalive_interval`. (Any negative value means the same.)
+inline constexpr std::chrono::milliseconds never{-1};
 
 /// The library's version ("MAJOR.MINOR.PATCH"), a static string. Compare with
 /// PGPOOL_VERSION_STRING to detect a header/library mismatch. Thread-safe, never fails.
@@ -374,7 +399,8 @@ class Config {
   Config &&keepalive_interval(std::chrono::milliseconds v) && {
     return std::move(keepalive_interval(v));
   }
-  /// How often idle/lifetime limits are enforced (default 1 s; at least 1 ms).
+  /// How often idle/lifetime limits, leak_threshold and max_checkout are enforced (default
+  /// 1 s; at least 1 ms).
   Config &reaper_interval(std::chrono::milliseconds v) & {
     return set(pgpool_config_set_reaper_interval_ms, detail::ms(v));
   }
@@ -449,6 +475,66 @@ class Config {
   Config &transaction_pooling(bool v) & { return set(pgpool_config_set_transaction_pooling, v); }
   /// As above, on a temporary.
   Config &&transaction_pooling(bool v) && { return std::move(transaction_pooling(v)); }
+  /// Connection attempts running at once, shared by warm-up, refill and growth on demand, so
+  /// a crowd of callers cannot start a login storm (default 2; at least 1, else the Pool
+  /// constructor throws PGPOOL_ERR_CONFIG; above max_size acts as max_size).
+  Config &max_concurrent_connects(uint32_t v) & {
+    return set(pgpool_config_set_max_concurrent_connects, v);
+  }
+  /// As above, on a temporary.
+  Config &&max_concurrent_connects(uint32_t v) && {
+    return std::move(max_concurrent_connects(v));
+  }
+  /// The breaker: after this many failed connects in a row with no connection open (or one
+  /// permanent error such as a bad password) the pool is down, and an acquire that needs a
+  /// new connection waits for one background probe at most, then throws PGPOOL_ERR_CONNECT
+  /// ("database unavailable: ...", the cause's SQLSTATE kept) instead of waiting out its
+  /// timeout (default 3; 0 switches the breaker off).
+  Config &breaker_threshold(uint32_t v) & { return set(pgpool_config_set_breaker_threshold, v); }
+  /// As above, on a temporary.
+  Config &&breaker_threshold(uint32_t v) && { return std::move(breaker_threshold(v)); }
+  /// The longest pause between connect attempts after failures (default 5 s; at least
+  /// 10 ms, else the Pool constructor throws PGPOOL_ERR_CONFIG).
+  Config &reconnect_backoff_max(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_reconnect_backoff_max_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&reconnect_backoff_max(std::chrono::milliseconds v) && {
+    return std::move(reconnect_backoff_max(v));
+  }
+  /// A lease held longer is reported once as a suspected leak: logged (see set_log_callback)
+  /// with where it was acquired (Pool::acquire_at, PGPOOL_LEASE) and counted in
+  /// `Stats::leaks_suspected` (default and `never` (any negative value): off; at least 1 ms;
+  /// checked every reaper_interval). Setting a positive value also makes Pool::acquire
+  /// record its call site under C++20.
+  Config &leak_threshold(std::chrono::milliseconds v) & {
+    leak_on_ = v.count() > 0;
+    return set(pgpool_config_set_leak_threshold_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&leak_threshold(std::chrono::milliseconds v) && { return std::move(leak_threshold(v)); }
+  /// A lease held longer is taken back: its statement cancelled on the server, its socket
+  /// shut down (the holder's next call throws PGPOOL_ERR_BROKEN, "reclaimed"; the Conn is
+  /// released as usual), its slot freed for other callers. Default and `never` (any negative
+  /// value): off; at least 1 ms; checked every reaper_interval. Like leak_threshold, a
+  /// positive value makes Pool::acquire record its call site under C++20.
+  Config &max_checkout(std::chrono::milliseconds v) & {
+    checkout_on_ = v.count() > 0;
+    return set(pgpool_config_set_max_checkout_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&max_checkout(std::chrono::milliseconds v) && { return std::move(max_checkout(v)); }
+  /// The bound on Pool::health() as a whole (default 2 s; must be > 0, else the Pool
+  /// constructor throws PGPOOL_ERR_CONFIG).
+  Config &health_timeout(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_health_timeout_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&health_timeout(std::chrono::milliseconds v) && { return std::move(health_timeout(v)); }
+
+  /// True when leak_threshold or max_checkout is on (last set to a positive value): pools
+  /// made from this config then record call sites in Pool::acquire (C++20; see there).
+  bool tracks_sites() const noexcept { return leak_on_ || checkout_on_; }
 
  private:
   template <typename F, typename V>
@@ -457,6 +543,7 @@ class Config {
     return *this;
   }
   std::unique_ptr<pgpool_config, detail::ConfigFree> c_;
+  bool leak_on_ = false, checkout_on_ = false;
 };
 
 /// A parameter list (`pgpool_params`, freed by the destructor). Values are copied into it
@@ -1237,6 +1324,12 @@ class Conn {
     }
   }
 
+  friend class Pool;
+  /// Holds a handle the library lends for a callback (an empty Conn only).
+  void lend(pgpool_conn *raw) noexcept { c_.reset(raw); }
+  /// Gives up the handle without releasing it (the end of the loan).
+  void detach() noexcept { (void)c_.release(); }
+
   std::unique_ptr<pgpool_conn, detail::ConnRelease> c_;
   std::optional<Params> scratch_;
 };
@@ -1361,19 +1454,60 @@ class Transaction {
   Conn *conn_;
 };
 
-/// A snapshot of a pool's gauges and counters (the C struct; see pgpool.h).
+/// A snapshot of a pool's gauges and counters (the C struct; see pgpool.h). Beyond the
+/// gauges and close counters: `closed_reclaimed` (leases taken back: held past
+/// max_checkout, or still out when a bounded close ran out), `leaks_suspected` (leases held
+/// past leak_threshold), `health` (a pgpool_health_state: `health_state(stats)` gives the
+/// enum class), `consecutive_connect_failures`, `since_connect_success_ms` and
+/// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running).
 using Stats = pgpool_stats;
+
+/// A pool's health (Health::state, health_state(Stats)).
+enum class HealthState : int32_t {
+  /// The last connect attempt (if any) succeeded.
+  healthy = PGPOOL_HEALTHY,
+  /// Recent connect attempts failed, but the breaker is not open (or connections are still
+  /// open and serve callers).
+  degraded = PGPOOL_DEGRADED,
+  /// The breaker is open: connects keep failing and no connection is open; an acquire that
+  /// needs a new connection throws PGPOOL_ERR_CONNECT after one probe at most.
+  down = PGPOOL_DOWN,
+};
+
+/// "healthy", "degraded" or "down" ("unknown" for a value this header does not know).
+inline std::string_view to_string(HealthState s) noexcept {
+  switch (s) {
+    case HealthState::healthy:
+      return "healthy";
+    case HealthState::degraded:
+      return "degraded";
+    case HealthState::down:
+      return "down";
+  }
+  return "unknown";
+}
+
+/// The health state in a Stats snapshot.
+inline HealthState health_state(const Stats &s) noexcept {
+  return static_cast<HealthState>(s.health);
+}
 
 /// The result of Pool::health().
 struct Health {
   /// True when the round trip succeeded.
   bool ok = false;
-  /// Open, idle connections and waiting callers.
-  uint32_t open = 0, idle = 0, waiting = 0;
+  /// The pool's health at the end of the check (down when the breaker is open).
+  HealthState state = HealthState::healthy;
+  /// Open, idle, leased connections and waiting callers.
+  uint32_t open = 0, idle = 0, in_use = 0, waiting = 0;
+  /// Connect attempts that failed in a row (0 after a success).
+  uint32_t consecutive_connect_failures = 0;
   /// Time for acquire + round trip.
   std::chrono::microseconds latency{0};
   /// `current_database()` (empty on failure).
   std::string database;
+  /// The server's `server_version` (empty on failure).
+  std::string server_version;
   /// The server's `now()` as text (empty on failure).
   std::string server_time;
   /// Why the check failed (unset when ok).
@@ -1391,7 +1525,9 @@ class Pool {
   explicit Pool(CStr conninfo) : Pool(conninfo, nullptr) {}
   /// As above, with the options in `cfg` (copied: it may be changed or destroyed after).
   /// Throws PGPOOL_ERR_CONFIG naming an out-of-range option.
-  Pool(CStr conninfo, const Config &cfg) : Pool(conninfo, handle_of(cfg)) {}
+  Pool(CStr conninfo, const Config &cfg) : Pool(conninfo, handle_of(cfg)) {
+    record_sites_ = cfg.tracks_sites();
+  }
   /// Moves the handle; `other` becomes empty.
   Pool(Pool &&other) noexcept = default;
   /// Frees this handle, then takes `other`'s.
@@ -1411,13 +1547,44 @@ class Pool {
   void wait_ready(std::chrono::milliseconds timeout) const {
     detail::call(pgpool_pool_wait_ready, p_.get(), detail::ms(timeout));
   }
+#if PGPOOL_HPP_SOURCE_LOCATION
   /// Leases a connection, waiting up to `timeout` (default_timeout or negative: the pool's
   /// `acquire_timeout`; zero: only an idle one, else PGPOOL_ERR_WOULD_BLOCK). Throws
-  /// PGPOOL_ERR_TIMEOUT, PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT.
+  /// PGPOOL_ERR_TIMEOUT (its message names the longest-held lease and where it was
+  /// acquired), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent
+  /// connect error, or the breaker open: "database unavailable: ...").
+  ///
+  /// When the pool's Config turned on leak_threshold or max_checkout, the caller's file and
+  /// line (`where`, filled in by the compiler) are recorded as acquire_at does; otherwise
+  /// nothing is recorded (no allocation).
+  Conn acquire(std::chrono::milliseconds timeout = default_timeout,
+               std::source_location where = std::source_location::current()) const {
+    if (!record_sites_) return lease(timeout, nullptr);
+    char site[512];
+    std::snprintf(site, sizeof site, "%s:%lu", where.file_name(),
+                  static_cast<unsigned long>(where.line()));
+    return lease(timeout, site);
+  }
+#else
+  /// Leases a connection, waiting up to `timeout` (default_timeout or negative: the pool's
+  /// `acquire_timeout`; zero: only an idle one, else PGPOOL_ERR_WOULD_BLOCK). Throws
+  /// PGPOOL_ERR_TIMEOUT (its message names the longest-held lease and where it was
+  /// acquired), PGPOOL_ERR_CLOSED, PGPOOL_ERR_OVERLOADED, PGPOOL_ERR_CONNECT (a permanent
+  /// connect error, or the breaker open: "database unavailable: ...").
+  ///
+  /// Records no call site: before C++20 use acquire_at or PGPOOL_LEASE for that (with C++20's
+  /// std::source_location this member records its caller itself).
   Conn acquire(std::chrono::milliseconds timeout = default_timeout) const {
-    pgpool_conn *c = nullptr;
-    detail::call(pgpool_pool_acquire, p_.get(), detail::ms(timeout), &c);
-    return Conn(c);
+    return lease(timeout, nullptr);
+  }
+#endif
+  /// As acquire, recording `site` (copied; a call site such as "worker.cpp:42", a request
+  /// name; NULL for none) as where the connection was acquired: leak reports
+  /// (Config::leak_threshold), reclaim events (Config::max_checkout) and timeout messages
+  /// name it. `PGPOOL_LEASE(pool)` passes this file and line; so does
+  /// `pool.acquire_at(PGPOOL_SITE, timeout)`. Costs one small allocation in the library.
+  Conn acquire_at(CStr site, std::chrono::milliseconds timeout = default_timeout) const {
+    return lease(timeout, site.c_str());
   }
   /// Takes an idle connection without waiting: `std::nullopt` when none is idle (a connect is
   /// started if there is room). Other failures throw.
@@ -1466,6 +1633,74 @@ class Pool {
     run(nullptr, sql.c_str(), nullptr, &n, args...);
     return n;
   }
+  /// Runs `f(conn)` in a transaction on a connection of its own (leased waiting up to
+  /// `timeout`, given back afterwards) and returns what `f` returns, like
+  /// Conn::transaction: commits when `f` returns normally, rolls back when it throws. When an
+  /// attempt fails in a way that is safe to retry, it runs again on a fresh connection after a
+  /// jittered pause (10 ms doubling to 1 s), `max_attempts` attempts in all (0 counts as 1):
+  /// - a serialization failure (40001) or deadlock (40P01), in COMMIT's error or thrown by a
+  ///   statement inside `f` (a pgpool::Error from the Conn; the library judges the attempt by
+  ///   the connection's last failed call, so let it propagate, or rethrow it);
+  /// - a transient connect error, or a connection that broke before anything was committed.
+  /// Never after an error whose outcome is unknown (a connection lost during COMMIT): that is
+  /// thrown with `outcome_unknown()` set. An exception from `f` that is not a pgpool::Error
+  /// is never retried: it is rethrown as is once the attempt is rolled back. When the
+  /// attempts run out, the last failure is thrown: `f`'s own exception if it threw, else the
+  /// library's error. `f` may run several times: keep effects outside the database out of it.
+  /// `f` must not release, discard or move from the Conn it is given.
+  ///
+  /// The callback runs inside a call into the library; exceptions never cross it (they are
+  /// caught, the attempt is rolled back, and they are rethrown here).
+  template <typename F>
+  auto transaction_retry(uint32_t max_attempts, F &&f,
+                         std::chrono::milliseconds timeout = default_timeout) const
+      -> decltype(f(std::declval<Conn &>())) {
+    using R = decltype(f(std::declval<Conn &>()));
+    struct State {
+      F *f;
+      Conn conn;  // the connection the library lends to each attempt
+      std::exception_ptr error;
+      bool foreign;  // `error` is not a pgpool::Error: never run `f` again
+      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> value{};
+    } st{&f, Conn(), nullptr, false, {}};
+    pgpool_tx_fn trampoline = [](pgpool_conn *raw, void *user) noexcept -> int32_t {
+      State *s = static_cast<State *>(user);
+      // The library retries only when the connection's last failed call was retryable, so a
+      // foreign exception normally ends the loop; if `f` had swallowed a serialization
+      // failure before throwing it, the next attempt gives up here without running `f`.
+      if (s->foreign) return 1;
+      s->error = nullptr;
+      s->conn.lend(raw);  // never released here: the library releases it
+      int32_t rc = 0;
+      try {
+        if constexpr (std::is_void_v<R>) {
+          (*s->f)(s->conn);
+          s->value = true;
+        } else {
+          s->value.emplace((*s->f)(s->conn));
+        }
+      } catch (const Error &) {
+        s->error = std::current_exception();
+        rc = 1;
+      } catch (...) {
+        s->error = std::current_exception();
+        s->foreign = true;
+        rc = 1;
+      }
+      s->conn.detach();
+      return rc;
+    };
+    pgpool_error *err = nullptr;
+    pgpool_code rc = pgpool_pool_transaction_retry(p_.get(), detail::ms(timeout), max_attempts,
+                                                   trampoline, &st,
+                                                   static_cast<int32_t *>(nullptr), &err);
+    if (st.error && (rc == PGPOOL_ERR_ROLLED_BACK || st.foreign)) {
+      pgpool_error_free(err);  // `f` ended the last attempt: its exception wins
+      std::rethrow_exception(st.error);
+    }
+    detail::check(rc, err);
+    if constexpr (!std::is_void_v<R>) return std::move(*st.value);
+  }
   /// A consistent snapshot of the gauges and counters. Non-blocking.
   Stats stats() const {
     Stats s{};
@@ -1473,9 +1708,11 @@ class Pool {
     detail::call(pgpool_pool_stats, p_.get(), &s);
     return s;
   }
-  /// A health check: acquires a connection and asks the server for its database name and
-  /// time. An unhealthy pool is reported in the result (`ok` false, `error` set), not thrown;
-  /// misuse (an empty Pool) throws. Blocks up to the `acquire_timeout` plus one round trip.
+  /// A health check: acquires a connection and asks the server for its database name,
+  /// version and time; reports the pool's counts and health state too. An unhealthy pool is
+  /// reported in the result (`ok` false, `error` set, `state` degraded or down), not thrown;
+  /// misuse (an empty Pool) throws. Blocks up to the Config's `health_timeout` (2 s by
+  /// default) as a whole.
   Health health() const {
     pgpool_health h{};
     h.size = sizeof h;
@@ -1486,14 +1723,19 @@ class Pool {
       detail::check(rc, err);
     Health out;
     out.ok = rc == PGPOOL_OK && h.ok;
+    out.state = static_cast<HealthState>(h.state);
     out.open = h.open;
     out.idle = h.idle;
+    out.in_use = h.in_use;
     out.waiting = h.waiting;
+    out.consecutive_connect_failures = h.consecutive_connect_failures;
     out.latency = std::chrono::microseconds(static_cast<int64_t>(h.latency_us));
     h.database[sizeof h.database - 1] = '\0';
     h.server_time[sizeof h.server_time - 1] = '\0';
+    h.server_version[sizeof h.server_version - 1] = '\0';
     out.database = h.database;
     out.server_time = h.server_time;
+    out.server_version = h.server_version;
     if (rc != PGPOOL_OK)
       out.error.emplace(rc, err);
     else if (!h.ok)
@@ -1504,9 +1746,12 @@ class Pool {
   /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, queued callers wake with it,
   /// idle connections close, and the call waits up to `timeout` (default: the
   /// `close_timeout`) for leased ones to come back; those still out at the deadline are
-  /// reclaimed (their calls fail with PGPOOL_ERR_BROKEN, "reclaimed") and it throws
-  /// PGPOOL_ERR_TIMEOUT. A zero timeout reclaims nothing: leases close when released.
-  /// Idempotent; stats() still work afterwards.
+  /// reclaimed (their sockets shut down, their statements cancelled: a holder's call, even
+  /// one running, fails with PGPOOL_ERR_BROKEN, "reclaimed"; `Stats::closed_reclaimed`
+  /// counts them) and it throws PGPOOL_ERR_TIMEOUT, on time even with the server
+  /// unreachable. A zero timeout reclaims nothing: it throws PGPOOL_ERR_WOULD_BLOCK while
+  /// leases are out, and they close when released. Idempotent; stats() still work
+  /// afterwards.
   void close(std::chrono::milliseconds timeout = default_timeout) const {
     detail::call(pgpool_pool_close, p_.get(), detail::ms(timeout));
   }
@@ -1516,6 +1761,14 @@ class Pool {
     pgpool_pool *raw = nullptr;
     detail::call(pgpool_pool_create, conninfo.c_str(), cfg, &raw);
     p_.reset(raw);
+  }
+  Conn lease(std::chrono::milliseconds timeout, const char *site) const {
+    pgpool_conn *c = nullptr;
+    if (site == nullptr)
+      detail::call(pgpool_pool_acquire, p_.get(), detail::ms(timeout), &c);
+    else
+      detail::call(pgpool_pool_acquire_at, p_.get(), detail::ms(timeout), site, &c);
+    return Conn(c);
   }
   static const pgpool_config *handle_of(const Config &cfg) {
     if (!cfg) throw Error(PGPOOL_ERR_NULL_ARGUMENT, "the Config was moved from");
@@ -1537,6 +1790,7 @@ class Pool {
     detail::call(pgpool_pool_exec, p_.get(), int64_t{-1}, stmt, sql, params, res, affected);
   }
   std::unique_ptr<pgpool_pool, detail::PoolFree> p_;
+  bool record_sites_ = false;
 };
 
 /// Routes the library's log records at `max_level` or more severe (1 error ... 5 trace; 0 or

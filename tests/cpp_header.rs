@@ -1,7 +1,8 @@
 //! The C++17 wrapper `include/pgpool.hpp`: tests/cpp/hpp_test.cpp exercises every class and
 //! member against the throwaway PostgreSQL, built with `-Wall -Wextra -Werror -pedantic`,
 //! once normally and once with AddressSanitizer, UndefinedBehaviorSanitizer and
-//! LeakSanitizer (which must report nothing), and with clang++ too when it is installed.
+//! LeakSanitizer (which must report nothing), with clang++ too when it is installed, and as
+//! C++20, where `Pool::acquire` records its caller through `std::source_location`.
 //!
 //! Build with `--features test-hooks` to include the injected-panic checks.
 
@@ -126,4 +127,16 @@ fn the_cpp_wrapper_builds_with_clang_too() {
     let url = common::url();
     let program = build("clang++", "hpp_test_clang", &[]);
     run(&program, &url);
+}
+
+#[test]
+fn the_cpp_wrapper_records_call_sites_through_source_location_in_cpp20() {
+    let url = common::url();
+    // A later -std wins over the -std=c++17 of `build`.
+    let program = build("c++", "hpp_test_cpp20", &["-std=c++20"]);
+    let out = run(&program, &url);
+    assert!(
+        out.contains("call sites: std::source_location"),
+        "the C++20 build did not use std::source_location:\n{out}"
+    );
 }

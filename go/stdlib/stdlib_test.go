@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +136,33 @@ func TestDatabaseSQL(t *testing.T) {
 	// Every connection is back in the pool (database/sql keeps none idle).
 	if st := pool.Stats(); st.AcquiredConns != 0 {
 		t.Fatalf("connections held after the test: %+v", st)
+	}
+}
+
+// Through database/sql, a timed-out acquire still names the caller's line, not a frame of
+// database/sql or of this package.
+func TestCallSiteThroughDatabaseSQL(t *testing.T) {
+	url := os.Getenv("PGPOOL_TEST_URL")
+	pool, err := pgpool.NewPool(context.Background(), url, pgpool.MaxConns(1),
+		pgpool.LeakThreshold(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer pool.Close()
+	defer db.Close()
+	ctx := context.Background()
+	_, _, line, _ := runtime.Caller(0)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = pool.Acquire(short)
+	site := fmt.Sprintf("(acquired at stdlib/stdlib_test.go:%d)", line+1)
+	if !errors.Is(err, pgpool.ErrTimeout) || !strings.Contains(err.Error(), site) {
+		t.Fatalf("want %s in: %v", site, err)
 	}
 }

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -136,7 +138,20 @@ static void config(const std::string &url, bool panic) {
       .application_name("hpp-test")
       .query_timeout(pgpool::default_timeout)
       .full_reset(false)
-      .transaction_pooling(false);
+      .transaction_pooling(false)
+      .max_concurrent_connects(2)
+      .breaker_threshold(3)
+      .reconnect_backoff_max(5s)
+      .leak_threshold(pgpool::never)
+      .max_checkout(pgpool::never)
+      .health_timeout(2s);
+  CHECK(!cfg.tracks_sites());
+  cfg.leak_threshold(10min);
+  CHECK(cfg.tracks_sites());
+  cfg.max_checkout(1h).leak_threshold(pgpool::never);
+  CHECK(cfg.tracks_sites());
+  cfg.max_checkout(pgpool::never);
+  CHECK(!cfg.tracks_sites());
   {
     pgpool::Pool pool(url, cfg);
     pool.wait_ready(10s);
@@ -159,6 +174,15 @@ static void config(const std::string &url, bool panic) {
   EXPECT_ERROR(PGPOOL_ERR_INVALID_UTF8, cfg.application_name("\xff"));
   Error e = EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool(url, pgpool::Config().max_size(0)));
   CHECK(e.message().find("max_size") != std::string::npos);
+  e = EXPECT_ERROR(PGPOOL_ERR_CONFIG,
+                   pgpool::Pool(url, pgpool::Config().max_concurrent_connects(0)));
+  CHECK(e.message().find("max_concurrent_connects") != std::string::npos);
+  e = EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool(url, pgpool::Config().health_timeout(0ms)));
+  CHECK(e.message().find("health_timeout") != std::string::npos);
+  e = EXPECT_ERROR(PGPOOL_ERR_CONFIG,
+                   pgpool::Pool(url, pgpool::Config().reconnect_backoff_max(5ms)));
+  CHECK(e.message().find("reconnect_backoff_max") != std::string::npos);
+  EXPECT_ERROR(PGPOOL_ERR_INVALID_ARGUMENT, cfg.health_timeout(-1ms));
   EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool("postgres://[bad", cfg));
   EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pgpool::Pool(static_cast<const char *>(nullptr)));
   if (panic) {
@@ -665,6 +689,17 @@ static void pool_and_leases(const std::string &url) {
   pgpool::Health h = pool.health();
   CHECK(h.ok && !h.error && !h.database.empty() && !h.server_time.empty() && h.open >= 1);
   CHECK(h.latency.count() > 0);
+  CHECK(h.state == pgpool::HealthState::healthy && pgpool::to_string(h.state) == "healthy");
+  CHECK(!h.server_version.empty() && h.consecutive_connect_failures == 0 && h.in_use == 0);
+  {
+    auto held = pool.acquire();
+    CHECK(pool.health().in_use == 1);
+  }
+  s = pool.stats();
+  CHECK(pgpool::health_state(s) == pgpool::HealthState::healthy && s.health == PGPOOL_HEALTHY);
+  CHECK(s.consecutive_connect_failures == 0 && s.since_connect_success_ms >= 0 &&
+        s.since_connect_failure_ms == -1 && s.closed_reclaimed == 0 && s.leaks_suspected == 0);
+  CHECK(s.connectors <= 2 && s.size == sizeof(pgpool::Stats));
   // Several threads share one Pool.
   std::vector<std::thread> threads;
   std::atomic<int> sum{0};
@@ -738,6 +773,359 @@ static void logging(const std::string &url) {
   CHECK(log_records.load() > 0);
 }
 
+// Reliability: leak reports naming the call site, reclaim after max_checkout, the breaker,
+// a bounded close reclaiming a running statement, transaction_retry.
+
+static std::mutex log_lock;
+static std::vector<std::string> warnings;
+
+static void keep_warnings(int32_t level, const char *message, void *) noexcept {
+  if (level > PGPOOL_LOG_WARN) return;
+  try {
+    std::lock_guard<std::mutex> g(log_lock);
+    warnings.emplace_back(message);
+  } catch (...) {
+  }
+}
+
+// The first warning containing both `what` and `site`, waiting up to 5 s for it.
+static std::string warning_with(const std::string &what, const std::string &site) {
+  for (int i = 0; i < 500; i++) {
+    {
+      std::lock_guard<std::mutex> g(log_lock);
+      for (const auto &w : warnings)
+        if (w.find(what) != std::string::npos && w.find(site) != std::string::npos) return w;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return std::string();
+}
+
+static std::string here(int line) { return "hpp_test.cpp:" + std::to_string(line); }
+
+template <typename F>
+static bool eventually(F f) {
+  for (int i = 0; i < 500; i++) {
+    if (f()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+static double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+static void leaks_and_reclaim(const std::string &url) {
+  section("leak reports and reclaim");
+  pgpool::set_log_callback(keep_warnings, nullptr, PGPOOL_LOG_WARN);
+  {
+    pgpool::Pool pool(url, pgpool::Config()
+                               .max_size(1)
+                               .leak_threshold(50ms)
+                               .reaper_interval(20ms)
+                               .application_name("hpp-leaks"));
+    // A lease held past leak_threshold: reported once, naming this line.
+    int line = __LINE__ + 1;
+    auto leased = PGPOOL_LEASE(pool);
+    CHECK(eventually([&] { return pool.stats().leaks_suspected == 1; }));
+    std::string w = warning_with("possible leak", here(line));
+    CHECK(!w.empty());
+    // A timed-out acquire names the longest-held lease and where it was acquired.
+    Error e = EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, pool.acquire(30ms));
+    CHECK(e.message().find("acquired at ") != std::string::npos &&
+          e.message().find(here(line)) != std::string::npos);
+    leased.release();
+    // acquire_at with a label of one's own, and with a timeout.
+    auto labelled = pool.acquire_at("report job", 5s);
+    CHECK(eventually([&] { return pool.stats().leaks_suspected == 2; }));
+    CHECK(!warning_with("possible leak", "acquired at report job").empty());
+    labelled.release();
+    line = __LINE__ + 1;
+    auto plain = pool.acquire();
+    CHECK(eventually([&] { return pool.stats().leaks_suspected == 3; }));
+#if PGPOOL_HPP_SOURCE_LOCATION
+    // C++20: a plain acquire() records its caller.
+    CHECK(!warning_with("possible leak", here(line)).empty());
+    std::printf("call sites: std::source_location\n");
+#else
+    CHECK(!warning_with("possible leak", "acquired at").empty());
+    std::printf("call sites: acquire_at and PGPOOL_LEASE only\n");
+#endif
+    plain.release();
+  }
+  {
+    // Without leak_threshold or max_checkout nothing is recorded, and nothing reported.
+    pgpool::Pool pool(url, pgpool::Config().max_size(1).reaper_interval(20ms));
+    auto c = pool.acquire();
+    std::this_thread::sleep_for(100ms);
+    CHECK(pool.stats().leaks_suspected == 0);
+  }
+  {
+    // A lease held past max_checkout is taken back: its slot serves another caller, its next
+    // call throws BROKEN, "reclaimed".
+    pgpool::Pool pool(url, pgpool::Config()
+                               .max_size(1)
+                               .max_checkout(300ms)
+                               .reaper_interval(20ms)
+                               .application_name("hpp-reclaim"));
+    int line = __LINE__ + 1;
+    auto stuck = PGPOOL_LEASE(pool);
+    CHECK(stuck.exec("SELECT 1").get<int>(0, 0) == 1);
+    auto start = std::chrono::steady_clock::now();
+    auto other = pool.acquire(5s);  // waits for the reclaim
+    const double waited = ms_since(start);
+    CHECK(other.exec("SELECT 2").get<int>(0, 0) == 2 && waited < 3000);
+    Error e = EXPECT_ERROR(PGPOOL_ERR_BROKEN, stuck.exec("SELECT 1"));
+    CHECK(e.message().find("reclaimed") != std::string::npos);
+    CHECK(!warning_with("reclaimed", here(line)).empty());
+    stuck.release();
+    other.release();
+    CHECK(pool.stats().closed_reclaimed == 1);
+    // A lease stuck in a statement is reclaimed too, the statement cut short.
+    Error in_statement(PGPOOL_OK, static_cast<const pgpool_error *>(nullptr));
+    double took = 0;
+    std::thread holder([&] {
+      auto c = pool.acquire();
+      auto t = std::chrono::steady_clock::now();
+      try {
+        c.exec("SELECT pg_sleep(20)");
+      } catch (const Error &err) {
+        in_statement = err;
+      }
+      took = ms_since(t);
+    });
+    holder.join();
+    CHECK(in_statement.code() == PGPOOL_ERR_BROKEN && took < 3000);
+    CHECK(in_statement.message().find("reclaimed") != std::string::npos);
+    CHECK(pool.stats().closed_reclaimed == 2 && pool.exec("SELECT 3").get<int>(0, 0) == 3);
+    std::printf("measured: C++ lease reclaimed after %.0f ms in a statement, a waiter served "
+                "after %.0f ms (max_checkout 300 ms)\n",
+                took, waited);
+  }
+  pgpool::set_log_callback(nullptr, nullptr, 0);
+}
+
+static void breaker() {
+  section("breaker");
+  pgpool::Pool pool("postgres://nobody@127.0.0.1:1/none", pgpool::Config()
+                                                              .breaker_threshold(3)
+                                                              .acquire_timeout(10s)
+                                                              .connect_timeout(2s));
+  auto start = std::chrono::steady_clock::now();
+  Error e = EXPECT_ERROR(PGPOOL_ERR_CONNECT, pool.acquire());
+  const double took = ms_since(start);
+  CHECK(e.message().find("database unavailable") != std::string::npos && took < 2000);
+  pgpool::Stats s = pool.stats();
+  CHECK(s.health == PGPOOL_DOWN && pgpool::health_state(s) == pgpool::HealthState::down);
+  CHECK(s.consecutive_connect_failures >= 3 && s.connect_errors >= 3);
+  CHECK(s.since_connect_failure_ms >= 0 && s.since_connect_success_ms == -1);
+  // Down: every way in fails at once with the cause.
+  start = std::chrono::steady_clock::now();
+  EXPECT_ERROR(PGPOOL_ERR_CONNECT, pool.acquire_at("breaker test"));
+  EXPECT_ERROR(PGPOOL_ERR_CONNECT, pool.try_acquire());
+  EXPECT_ERROR(PGPOOL_ERR_CONNECT, pool.exec("SELECT 1"));
+  EXPECT_ERROR(PGPOOL_ERR_CONNECT, pool.transaction_retry(3, [](pgpool::Conn &) {}));
+  CHECK(ms_since(start) < 8000);
+  pgpool::Health h = pool.health();
+  CHECK(!h.ok && h.state == pgpool::HealthState::down && pgpool::to_string(h.state) == "down");
+  CHECK(h.error.has_value() && h.error->code() == PGPOOL_ERR_CONNECT);
+  CHECK(h.consecutive_connect_failures >= 3 && h.server_version.empty());
+  // Switched off, the same pool waits out its timeout instead.
+  pgpool::Pool patient("postgres://nobody@127.0.0.1:1/none", pgpool::Config()
+                                                                 .breaker_threshold(0)
+                                                                 .acquire_timeout(300ms)
+                                                                 .connect_timeout(100ms));
+  start = std::chrono::steady_clock::now();
+  EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, patient.acquire());
+  CHECK(ms_since(start) >= 250);
+  CHECK(pgpool::health_state(patient.stats()) != pgpool::HealthState::down);
+  std::printf("measured: C++ acquire against a refusing server failed after %.0f ms "
+              "(timeout 10 s)\n",
+              took);
+}
+
+static void bounded_close(const std::string &url) {
+  section("bounded close");
+  pgpool::Pool pool(url, pgpool::Config().max_size(2));
+  std::atomic<bool> running{false};
+  Error in_statement(PGPOOL_OK, static_cast<const pgpool_error *>(nullptr));
+  std::thread holder([&] {
+    auto c = pool.acquire();
+    running = true;
+    try {
+      c.exec("SELECT pg_sleep(20)");
+    } catch (const Error &err) {
+      in_statement = err;
+    }
+  });
+  CHECK(eventually([&] { return running.load(); }));
+  std::this_thread::sleep_for(100ms);
+  auto start = std::chrono::steady_clock::now();
+  Error e = EXPECT_ERROR(PGPOOL_ERR_TIMEOUT, pool.close(300ms));
+  const double took = ms_since(start);
+  CHECK(e.message().find("reclaimed") != std::string::npos && took < 1000);
+  holder.join();
+  CHECK(in_statement.code() == PGPOOL_ERR_BROKEN);
+  CHECK(pool.stats().closed_reclaimed == 1 && pool.stats().in_use == 0);
+  EXPECT_ERROR(PGPOOL_ERR_CLOSED, pool.acquire());
+  // A zero timeout reclaims nothing.
+  pgpool::Pool other(url, pgpool::Config().max_size(1));
+  auto kept = other.acquire();
+  EXPECT_ERROR(PGPOOL_ERR_WOULD_BLOCK, other.close(0ms));
+  CHECK(kept.exec("SELECT 1").get<int>(0, 0) == 1);
+  kept.release();
+  CHECK(other.stats().closed_reclaimed == 0);
+  std::printf("measured: C++ close(300 ms) with a statement running returned after %.0f ms\n",
+              took);
+}
+
+// Two threads meet here once (C++17 has no std::barrier); false after 10 s alone.
+class Meet {
+ public:
+  bool arrive() {
+    std::unique_lock<std::mutex> l(m_);
+    if (++n_ >= 2) {
+      cv_.notify_all();
+      return true;
+    }
+    return cv_.wait_for(l, 10s, [this] { return n_ >= 2; });
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int n_ = 0;
+};
+
+static void transaction_retry(const std::string &url) {
+  section("transaction_retry");
+  pgpool::Pool pool(url, pgpool::Config().max_size(4));
+  const std::string table = "hpp_retry_" + std::to_string(getpid());
+  pool.acquire().batch("DROP TABLE IF EXISTS " + table + "; CREATE TABLE " + table + " (who int)");
+  // Write skew under SERIALIZABLE: both read the count and insert; with both first attempts
+  // overlapping one commit fails with 40001, and its retry commits.
+  Meet meet;
+  std::atomic<bool> met{true};
+  int runs[2] = {0, 0}, got[2] = {0, 0};
+  std::string failure[2];
+  auto worker = [&](int who) {
+    try {
+      got[who] = pool.transaction_retry(5, [&](pgpool::Conn &c) {
+        runs[who]++;
+        c.batch("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+        c.exec("SELECT count(*) FROM " + table);
+        c.execute("INSERT INTO " + table + " VALUES ($1)", who);
+        if (runs[who] == 1 && !meet.arrive()) met = false;
+        return who + 10;
+      });
+    } catch (const std::exception &e) {
+      failure[who] = e.what();
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  if (!failure[0].empty() || !failure[1].empty())
+    std::fprintf(stderr, "retry failures: '%s' '%s'\n", failure[0].c_str(), failure[1].c_str());
+  CHECK(met && failure[0].empty() && failure[1].empty());
+  CHECK(got[0] == 10 && got[1] == 11 && runs[0] + runs[1] == 3);
+  CHECK(pool.exec("SELECT count(*) FROM " + table).get<int64_t>(0, 0) == 2);
+  std::printf("transaction_retry: attempts %d and %d\n", runs[0], runs[1]);
+
+  // A statement failing with 40001 inside f is retried, f's Error rethrown when the attempts
+  // run out; a success on a later attempt commits once.
+  int n = 0;
+  const std::string fail_40001 = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$";
+  Error e = EXPECT_ERROR(PGPOOL_ERR_SERVER, pool.transaction_retry(3, [&](pgpool::Conn &c) {
+    n++;
+    c.execute("INSERT INTO " + table + " VALUES (100)");
+    c.batch(fail_40001);
+  }));
+  CHECK(e.sqlstate() == "40001" && n == 3);
+  n = 0;
+  std::string v = pool.transaction_retry(3, [&](pgpool::Conn &c) {
+    n++;
+    c.execute("INSERT INTO " + table + " VALUES (200)");
+    if (n == 1) c.batch(fail_40001);
+    return std::string("done");
+  });
+  CHECK(v == "done" && n == 2);
+  // A 40P01 too; void callbacks; 0 attempts count as 1.
+  n = 0;
+  pool.transaction_retry(2, [&](pgpool::Conn &c) {
+    if (++n == 1) c.batch("DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = '40P01'; END $$");
+  });
+  CHECK(n == 2);
+  n = 0;
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, pool.transaction_retry(0, [&](pgpool::Conn &c) {
+    n++;
+    c.batch(fail_40001);
+  }));
+  CHECK(n == 1 && e.sqlstate() == "40001");
+  // Not retried: a database error that is not a conflict, an exception of f's own (even one
+  // thrown after swallowing a conflict), a failed statement swallowed by f with another cause.
+  n = 0;
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, pool.transaction_retry(5, [&](pgpool::Conn &c) {
+    n++;
+    c.execute("INSERT INTO no_such_table_here VALUES (1)");
+  }));
+  CHECK(e.sqlstate() == "42P01" && n == 1);
+  n = 0;
+  bool caught = false;
+  try {
+    pool.transaction_retry(5, [&](pgpool::Conn &c) -> int {
+      n++;
+      c.execute("INSERT INTO " + table + " VALUES (300)");
+      throw Boom();
+    });
+  } catch (const Boom &) {
+    caught = true;
+  }
+  CHECK(caught && n == 1);
+  n = 0;
+  caught = false;
+  try {
+    pool.transaction_retry(5, [&](pgpool::Conn &c) {
+      n++;
+      try {
+        c.batch(fail_40001);
+      } catch (const Error &) {
+      }
+      throw Boom();
+    });
+  } catch (const Boom &) {
+    caught = true;
+  }
+  CHECK(caught && n == 1);
+  n = 0;
+  e = EXPECT_ERROR(PGPOOL_ERR_SERVER, pool.transaction_retry(5, [&](pgpool::Conn &c) {
+    n++;
+    try {
+      c.execute("SELECT 1/0");
+    } catch (const Error &) {
+    }
+  }));
+  CHECK(e.sqlstate() == "25P02" && n == 1);
+  // A conflict swallowed by f still dooms the COMMIT, and the library retries that.
+  n = 0;
+  pool.transaction_retry(3, [&](pgpool::Conn &c) {
+    if (++n > 1) return;
+    try {
+      c.batch(fail_40001);
+    } catch (const Error &) {
+    }
+  });
+  CHECK(n == 2);
+  // Nothing of the failed attempts was committed: 2 writers + one row of 200.
+  CHECK(pool.exec("SELECT count(*) FROM " + table).get<int64_t>(0, 0) == 3);
+  CHECK(pool.stats().in_use == 0);
+  pool.execute("DROP TABLE " + table);
+  // An empty Pool.
+  pgpool::Pool gone = std::move(pool);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.transaction_retry(1, [](pgpool::Conn &) {}));
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s URL [panic]\n", argv[0]);
@@ -764,6 +1152,10 @@ int main(int argc, char **argv) {
       CHECK(pool.stats().open == 0);
     }
     pool_and_leases(url);
+    leaks_and_reclaim(url);
+    breaker();
+    bounded_close(url);
+    transaction_retry(url);
     logging(url);
   } catch (const Error &e) {
     std::fprintf(stderr, "FAILED: unexpected pgpool::Error %s (SQLSTATE '%s')\n", e.what(),
