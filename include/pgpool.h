@@ -1278,10 +1278,11 @@ pgpool_code pgpool_pool_acquire_at(struct pgpool_pool *pool,
 // (40P01) the server rolled back (in COMMIT's error, or in the failed statement that made
 // the callback return non-zero), a transient connect error, or a connection that broke
 // before anything could be committed. Never after an error whose outcome is unknown (a
-// connection lost during COMMIT): that error is returned, flagged in `*out_err`. At most
-// `max_attempts` attempts (0 counts as 1). The callback may run several times: keep side
-// effects outside the database out of it. `*out_callback_result` (may be NULL) receives the
-// last run's value.
+// connection lost during COMMIT): that error is returned, flagged in `*out_err`, and never
+// after the callback returned a negative value (its way to say "roll back and stop"). At
+// most `max_attempts` attempts (0 counts as 1). The callback may run several times: keep
+// side effects outside the database out of it. `*out_callback_result` (may be NULL)
+// receives the last run's value.
 //
 // Blocking: the acquires, round trips, callbacks and pauses of every attempt. Thread-safe.
 //

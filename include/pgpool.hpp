@@ -1665,10 +1665,6 @@ class Pool {
     } st{&f, Conn(), nullptr, false, {}};
     pgpool_tx_fn trampoline = [](pgpool_conn *raw, void *user) noexcept -> int32_t {
       State *s = static_cast<State *>(user);
-      // The library retries only when the connection's last failed call was retryable, so a
-      // foreign exception normally ends the loop; if `f` had swallowed a serialization
-      // failure before throwing it, the next attempt gives up here without running `f`.
-      if (s->foreign) return 1;
       s->error = nullptr;
       s->conn.lend(raw);  // never released here: the library releases it
       int32_t rc = 0;
@@ -1683,9 +1679,10 @@ class Pool {
         s->error = std::current_exception();
         rc = 1;
       } catch (...) {
+        // Not a database error: roll back and stop (a negative value tells the library).
         s->error = std::current_exception();
         s->foreign = true;
-        rc = 1;
+        rc = -1;
       }
       s->conn.detach();
       return rc;

@@ -608,7 +608,8 @@ impl<C> State<C> {
             self.counters.acquires += 1;
             let mut conn = conn;
             conn.checked_out = Tick::now();
-            self.seats.lend(conn.seat, conn.checked_out, waiter.site.clone());
+            self.seats
+                .lend(conn.seat, conn.checked_out, waiter.site.clone());
             waiter.deliver(Delivery::Conn(conn));
             None
         } else if self.idle.len() >= self.limits.max_idle {

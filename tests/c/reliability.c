@@ -214,6 +214,19 @@ static int32_t write_skew(pgpool_conn *conn, void *user_data) {
   return 0;
 }
 
+/* Fails with a serialization failure, then returns `ctx->who` (1: give up, -1: stop). */
+static int32_t forced_conflict(pgpool_conn *conn, void *user_data) {
+  struct tx_ctx *ctx = user_data;
+  ctx->runs++;
+  pgpool_error *e = NULL;
+  int rc = pgpool_conn_exec(conn,
+                            "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; "
+                            "END $$",
+                            NULL, NULL, NULL, &e);
+  pgpool_error_free(e);
+  return rc == PGPOOL_ERR_SERVER ? ctx->who : 0;
+}
+
 struct tx_thread {
   pgpool_pool *pool;
   struct tx_ctx ctx;
@@ -262,6 +275,15 @@ static void retry(const char *url) {
   EXPECT(PGPOOL_ERR_ROLLED_BACK,
          pgpool_pool_transaction_retry(pool, -1, 5, write_skew, &never, &result, &err));
   CHECK(never.runs == 1 && result == 1);
+  /* A serialization failure is retried up to max_attempts; a negative return stops it. */
+  struct tx_ctx retried = {&barrier, 1, 0, table};
+  EXPECT(PGPOOL_ERR_ROLLED_BACK,
+         pgpool_pool_transaction_retry(pool, -1, 3, forced_conflict, &retried, &result, &err));
+  CHECK(retried.runs == 3 && result == 1);
+  struct tx_ctx stopped = {&barrier, -1, 0, table};
+  EXPECT(PGPOOL_ERR_ROLLED_BACK,
+         pgpool_pool_transaction_retry(pool, -1, 3, forced_conflict, &stopped, &result, &err));
+  CHECK(stopped.runs == 1 && result == -1);
   snprintf(sql, sizeof sql, "DROP TABLE %s", table);
   EXPECT(PGPOOL_OK, pgpool_pool_exec(pool, -1, NULL, sql, NULL, NULL, NULL, &err));
   pthread_barrier_destroy(&barrier);

@@ -525,7 +525,12 @@ pub unsafe extern "C" fn pgpool_conn_transaction(
     unsafe {
         boundary(out_err, || {
             let callback = callback.ok_or_else(|| FfiError::null("callback"))?;
-            run_transaction(conn, callback, user_data, out_callback_result)
+            let mut ran = None;
+            let result = run_transaction(conn, callback, user_data, &mut ran);
+            if let (false, Some(rc)) = (out_callback_result.is_null(), ran) {
+                args::write(out_callback_result, rc);
+            }
+            result
         })
     }
 }
@@ -535,15 +540,15 @@ pub(crate) type TxCallback =
     unsafe extern "C" fn(conn: *mut pgpool_conn, user_data: *mut std::ffi::c_void) -> i32;
 
 /// `pgpool_conn_transaction`'s work: BEGIN, the callback, then COMMIT (0) or ROLLBACK.
+/// `ran` receives the callback's value if it ran.
 ///
 /// # Safety
-/// `callback` is called with `conn` and `user_data` under the caller's guarantees;
-/// `out_callback_result` must be NULL or valid for writing an `i32`.
+/// `callback` is called with `conn` and `user_data` under the caller's guarantees.
 pub(crate) unsafe fn run_transaction(
     conn: *mut pgpool_conn,
     callback: TxCallback,
     user_data: *mut std::ffi::c_void,
-    out_callback_result: *mut i32,
+    ran: &mut Option<i32>,
 ) -> Result<(), FfiError> {
     with_conn(conn, |c| {
         if c.transaction_status() != crate::TransactionStatus::Idle {
@@ -556,10 +561,7 @@ pub(crate) unsafe fn run_transaction(
     // The handle is unlocked while the callback runs, so it can use `conn`.
     // SAFETY: the caller's callback, with the caller's data.
     let rc = unsafe { callback(conn, user_data) };
-    if !out_callback_result.is_null() {
-        // SAFETY: non-NULL, valid for writing under the caller's guarantee.
-        unsafe { args::write(out_callback_result, rc) };
-    }
+    *ran = Some(rc);
     with_conn(conn, |c| {
         if rc != 0 {
             c.rollback()?;

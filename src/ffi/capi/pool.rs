@@ -196,10 +196,11 @@ pub unsafe extern "C" fn pgpool_pool_acquire_at(
 /// (40P01) the server rolled back (in COMMIT's error, or in the failed statement that made
 /// the callback return non-zero), a transient connect error, or a connection that broke
 /// before anything could be committed. Never after an error whose outcome is unknown (a
-/// connection lost during COMMIT): that error is returned, flagged in `*out_err`. At most
-/// `max_attempts` attempts (0 counts as 1). The callback may run several times: keep side
-/// effects outside the database out of it. `*out_callback_result` (may be NULL) receives the
-/// last run's value.
+/// connection lost during COMMIT): that error is returned, flagged in `*out_err`, and never
+/// after the callback returned a negative value (its way to say "roll back and stop"). At
+/// most `max_attempts` attempts (0 counts as 1). The callback may run several times: keep
+/// side effects outside the database out of it. `*out_callback_result` (may be NULL)
+/// receives the last run's value.
 ///
 /// Blocking: the acquires, round trips, callbacks and pauses of every attempt. Thread-safe.
 ///
@@ -241,14 +242,16 @@ pub unsafe extern "C" fn pgpool_pool_transaction_retry(
                     }
                     Ok(guard) => {
                         let conn = publish_conn(guard)?;
-                        let result = super::conn::run_transaction(
-                            conn,
-                            callback,
-                            user_data,
-                            out_callback_result,
-                        );
+                        let mut ran = None;
+                        let result =
+                            super::conn::run_transaction(conn, callback, user_data, &mut ran);
+                        if let (false, Some(rc)) = (out_callback_result.is_null(), ran) {
+                            args::write(out_callback_result, rc);
+                        }
                         let again = match &result {
                             Ok(()) => false,
+                            // A negative value from the callback: roll back and stop.
+                            Err(_) if ran.is_some_and(|rc| rc < 0) => false,
                             Err(e) => super::conn::may_retry(conn, e),
                         };
                         // The callback may have released the handle itself: that is its
