@@ -4,6 +4,7 @@
 //! [`Config::validate`]: an invalid combination is an [`Error`] of kind
 //! [`ErrorKind::Config`](crate::ErrorKind::Config) naming the option, never a panic.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -368,6 +369,10 @@ impl Config {
 /// Setters take any value; nothing is checked until `build`, which reports the first invalid
 /// option by name.
 ///
+/// An option set here outranks the same option in the connection string (`pool_max_size=…`)
+/// and in the environment (`PGPOOL_MAX_SIZE`): see [`options`](crate::options) for those
+/// layers and [`Builder::env`] to switch the environment off.
+///
 /// ```
 /// use std::time::Duration;
 /// let err = pgpool::Pool::builder()
@@ -379,9 +384,16 @@ impl Config {
 /// ```
 #[derive(Clone, Default)]
 pub struct Builder {
-    config: Config,
+    pub(crate) config: Config,
     max_idle_set: bool,
-    hook: Option<EventHook>,
+    pub(crate) hook: Option<EventHook>,
+    /// The options a setter was called for: they outrank the connection string and the
+    /// environment.
+    pub(crate) explicit: BTreeSet<&'static str>,
+    /// [`Builder::env`]`(false)`: the `PGPOOL_*` variables are not read.
+    pub(crate) env_off: bool,
+    /// [`Builder::env_aliases`]`(true)`: other tools' variable names are read too.
+    pub(crate) env_aliases: bool,
 }
 
 macro_rules! setter {
@@ -389,6 +401,7 @@ macro_rules! setter {
         $(#[$doc])*
         pub fn $name(mut self, value: $ty) -> Builder {
             self.config.$name = value;
+            self.explicit.insert(stringify!($name));
             self
         }
     };
@@ -406,6 +419,7 @@ impl Builder {
         if !self.max_idle_set {
             self.config.max_idle = value;
         }
+        self.explicit.insert("max_size");
         self
     }
 
@@ -413,6 +427,7 @@ impl Builder {
     pub fn max_idle(mut self, value: u32) -> Builder {
         self.config.max_idle = value;
         self.max_idle_set = true;
+        self.explicit.insert("max_idle");
         self
     }
 
@@ -524,6 +539,7 @@ impl Builder {
     /// See [`Config::application_name`].
     pub fn application_name(mut self, value: impl Into<String>) -> Builder {
         self.config.application_name = Some(value.into());
+        self.explicit.insert("application_name");
         self
     }
 
@@ -536,7 +552,8 @@ impl Builder {
         self
     }
 
-    /// The configuration as it stands (not yet validated).
+    /// The configuration as the setters left it (not yet validated, and without the
+    /// connection string's and the environment's options: [`Builder::config_for`] has those).
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -14,7 +14,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Module map: [`config`] (options and the builder), [`error`], [`event`] (hooks and close
+//! Module map: [`config`] (options and the builder), [`options`] (pool options from the
+//! connection string and the environment), [`error`], [`event`] (hooks and close
 //! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
 //! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`].
 //! `docs/ARCHITECTURE.md` has the whole picture.
@@ -32,6 +33,7 @@ pub mod event;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod manager;
+pub mod options;
 mod pg;
 mod pool;
 mod retry;

@@ -14,12 +14,17 @@ impl Builder {
     /// Validates the options and builds a PostgreSQL pool for `conninfo`, a URL
     /// (`postgres://user:pass@host:port/db?opt=val`) or `key=value` string.
     ///
+    /// The string may also set pool options (`pool_max_size=20`, `pool_acquire_timeout=5s`,
+    /// …), and so may the environment (`PGPOOL_MAX_SIZE`, …, unless
+    /// [`env`](Builder::env)`(false)`); a setter outranks the string, which outranks the
+    /// environment. See [`options`](crate::options).
+    ///
     /// Returns at once: the first `min_idle` connections are opened in the background (use
     /// [`Pool::wait_ready`] to wait for them). Errors: an invalid option, or an unparsable
     /// connection string.
     pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
-        let (config, hook) = self.into_validated()?;
-        let mut manager = PgManager::new(conninfo, &config)?;
+        let (config, hook, conninfo) = self.resolve(Some(conninfo))?;
+        let mut manager = PgManager::new(&conninfo, &config)?;
         if let Some(hook) = &hook {
             let hook = hook.clone();
             manager = manager.with_notice_handler(Arc::new(move |notice| {
@@ -36,9 +41,10 @@ impl Builder {
 
     /// Validates the options and builds a pool around any [`Manager`]. Options that concern
     /// PostgreSQL sessions (statement timeout, application name, statement cache, TCP
-    /// settings) are the manager's business and are ignored here.
+    /// settings) are the manager's business and are ignored here. The environment's pool
+    /// options apply as in [`build`](Builder::build).
     pub fn build_with_manager<M: Manager>(self, manager: M) -> Result<Pool<M>, Error> {
-        let (config, hook) = self.into_validated()?;
+        let (config, hook, _) = self.resolve(None)?;
         Ok(Pool::start(manager, config, hook))
     }
 }

@@ -86,6 +86,33 @@ static void config_paths(void) {
   CHECK(pool == NULL);
   EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create("postgres://[nope", cfg, &pool, &err));
   EXPECT_MSG("conninfo");
+  /* Pool keys in the connection string: read, outranked by a setter, unknown ones refused. */
+  EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create("host=localhost pool_max_sise=3", cfg, &pool, &err));
+  EXPECT_MSG("pool_max_sise");
+  CHECK(pool == NULL);
+  {
+    char keyed_url[2048];
+    bool is_uri = strncmp(url, "postgres", 8) == 0;
+    snprintf(keyed_url, sizeof keyed_url, "%s%spool_max_size=3%spool_acquire_timeout=5s", url,
+             !is_uri ? " " : strchr(url, '?') ? "&" : "?", is_uri ? "&" : " ");
+    pgpool_config *plain = NULL;
+    pgpool_pool *keyed = NULL;
+    pgpool_stats keyed_stats;
+    EXPECT(PGPOOL_OK, pgpool_config_new(&plain, &err));
+    EXPECT(PGPOOL_OK, pgpool_pool_create(keyed_url, plain, &keyed, &err));
+    memset(&keyed_stats, 0, sizeof keyed_stats);
+    keyed_stats.size = sizeof keyed_stats;
+    EXPECT(PGPOOL_OK, pgpool_pool_stats(keyed, &keyed_stats, &err));
+    CHECK(keyed_stats.max_size == 3);
+    EXPECT_RC(PGPOOL_OK, pgpool_pool_free(keyed));
+    keyed = NULL;
+    EXPECT(PGPOOL_OK, pgpool_pool_create(keyed_url, cfg, &keyed, &err)); /* max_size 4 set */
+    keyed_stats.size = sizeof keyed_stats;
+    EXPECT(PGPOOL_OK, pgpool_pool_stats(keyed, &keyed_stats, &err));
+    CHECK(keyed_stats.max_size == 4);
+    EXPECT_RC(PGPOOL_OK, pgpool_pool_free(keyed));
+    EXPECT_RC(PGPOOL_OK, pgpool_config_free(plain));
+  }
   EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));
   EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(pool, 10000, &err));
   EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(pool, -1, &err));
