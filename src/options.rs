@@ -114,6 +114,7 @@ const NOT_OPTIONS: &[&str] = &[
     "PGPOOL_FUZZ_SECONDS",
     "PGPOOL_STRESS_SEED",
     "PGPOOL_UPDATE_HEADER",
+    "PGPOOL_LIBS_PRIVATE",
 ];
 
 /// Reads `text` into one field of a [`Config`]; the error is the reason, for a message that
