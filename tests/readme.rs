@@ -109,7 +109,10 @@ fn reliability_doc_cites_only_tests_that_exist() {
                 }
             })
         });
-        assert!(found, "RELIABILITY.md cites {quoted}: no such test in tests/{file}.rs");
+        assert!(
+            found,
+            "RELIABILITY.md cites {quoted}: no such test in tests/{file}.rs"
+        );
         cited += 1;
     }
     assert!(cited > 30, "only {cited} citations found");
