@@ -37,6 +37,7 @@ mod pool;
 mod retry;
 pub mod stats;
 mod stmt_cache;
+mod sync;
 mod sys;
 
 pub use client::{

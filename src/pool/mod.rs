@@ -205,7 +205,7 @@ impl Pool<PgManager> {
             in_use: stats.in_use,
             waiting: stats.waiting,
             consecutive_connect_failures: stats.consecutive_connect_failures,
-            last_connect_error: self.shared().state.lock().last_connect_error().cloned(),
+            last_connect_error: self.shared().lock_state().last_connect_error().cloned(),
             error,
         }
     }
@@ -251,7 +251,7 @@ impl<M: Manager> Pool<M> {
         let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
         let (shared, stop) = Shared::new(id, manager, config, hook);
         threads::start_maintenance(&shared, stop);
-        let spawn = shared.state.lock().plan_connects();
+        let spawn = shared.lock_state().plan_connects();
         threads::spawn_connectors(&shared, spawn);
         Pool {
             handle: Arc::new(Handle { shared }),
@@ -380,7 +380,7 @@ impl<M: Manager> Pool<M> {
 
     /// True once the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared().state.lock().is_closed()
+        self.shared().lock_state().is_closed()
     }
 
     /// Closes the pool within `close_timeout`; see [`close_timeout`](Pool::close_timeout).
