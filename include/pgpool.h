@@ -52,10 +52,10 @@
  *   reclaim the memory), and pgpool_pool_close does nothing. Configs, statements,
  *   notifications and errors made before the fork work in the child. The child creates its
  *   own pool (an inherited config will do) and uses it normally; the parent is unaffected.
- *   One limit: the pools' internal locks record waiting threads process-wide, so if another
- *   thread was blocked inside the library at the moment of fork() (waiting for a
- *   connection, or in pgpool_pool_close or pgpool_pool_wait_ready), a child that creates a
- *   pool may hang or crash; such a child should exec or exit instead.
+ *   Threads blocked inside the library at the moment of fork() (waiting for a connection,
+ *   in pgpool_pool_close or pgpool_pool_wait_ready) do not matter to the child: every lock
+ *   in the library keeps its waiters in the lock itself, not in a process-wide table, so
+ *   the child's new pools only ever touch locks of their own.
  * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
  *   callback with pgpool_log_set_callback.
  */

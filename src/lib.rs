@@ -39,6 +39,7 @@ mod pool;
 mod retry;
 pub mod stats;
 mod stmt_cache;
+mod sync;
 mod sys;
 
 pub use client::{

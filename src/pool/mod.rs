@@ -251,7 +251,7 @@ impl<M: Manager> Pool<M> {
         let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
         let (shared, stop) = Shared::new(id, manager, config, hook);
         threads::start_maintenance(&shared, stop);
-        let spawn = shared.state.lock().plan_connects();
+        let spawn = shared.lock_state().plan_connects();
         threads::spawn_connectors(&shared, spawn);
         Pool {
             handle: Arc::new(Handle { shared }),
@@ -369,7 +369,7 @@ impl<M: Manager> Pool<M> {
     /// The most recent connect error since the last successful connect (`None` after a
     /// success): what the breaker and timed-out acquires report.
     pub fn last_connect_error(&self) -> Option<Error> {
-        self.shared().state.lock().last_connect_error().cloned()
+        self.shared().lock_state().last_connect_error().cloned()
     }
 
     /// The pool's state in one line (`open 3/8, in use 2, idle 1, ...`), as timeout errors
@@ -390,7 +390,7 @@ impl<M: Manager> Pool<M> {
 
     /// True once the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.shared().state.lock().is_closed()
+        self.shared().lock_state().is_closed()
     }
 
     /// Closes the pool within `close_timeout`; see [`close_timeout`](Pool::close_timeout).

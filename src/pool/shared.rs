@@ -8,11 +8,10 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Tick;
 use crate::config::Config;
@@ -20,9 +19,10 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{emit, CloseReason, Event, EventHook};
 use crate::manager::{Manager, Probe};
 use crate::pool::checkout::{Overdue, Site};
-use crate::pool::state::{self, CheckIn, Conn, Limits, Retired, State, Waiter};
+use crate::pool::state::{self, CheckIn, Conn, Limits, Retired, State, StateGuard, Waiter};
 use crate::pool::threads;
 use crate::stats::Stats;
+use crate::sync::lock;
 
 pub(crate) struct Shared<M: Manager> {
     pub(crate) id: u64,
@@ -81,6 +81,12 @@ impl<M: Manager> Shared<M> {
         (shared, stop_rx)
     }
 
+    /// Takes the pool lock.
+    #[inline]
+    pub(crate) fn lock_state(&self) -> StateGuard<'_, M::Connection> {
+        StateGuard::lock(&self.state)
+    }
+
     /// True in a process forked after the pool was made (see `fork_generation`).
     #[inline]
     pub(crate) fn forked(&self) -> bool {
@@ -134,7 +140,7 @@ impl<M: Manager> Shared<M> {
     /// `close` and `wait_ready`, then emits `Remove`. The same steps on the closer thread and
     /// inline.
     pub(crate) fn closed_one(self: &Arc<Self>, id: u64, reason: CloseReason) {
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         let spawn = state.closed_one();
         self.changed.notify_all();
         drop(state);
@@ -164,7 +170,7 @@ impl<M: Manager> Shared<M> {
         if self.forked() {
             return Err(Error::forked());
         }
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         loop {
             if state.is_closed() {
                 return Err(Error::closed());
@@ -188,9 +194,8 @@ impl<M: Manager> Shared<M> {
                                 self.changed.notify_all(); // a probe sleeping on its backoff
                             }
                             if spawn > 0 {
-                                MutexGuard::unlocked(&mut state, || {
-                                    threads::spawn_connectors(self, spawn)
-                                });
+                                // The loop looks at the state afresh after this.
+                                state.unlocked(|| threads::spawn_connectors(self, spawn));
                                 continue;
                             }
                         }
@@ -211,7 +216,9 @@ impl<M: Manager> Shared<M> {
                     let began = start_clock(&mut start, &mut deadline, timeout);
                     let spawn = state.plan_connects();
                     if spawn > 0 {
-                        MutexGuard::unlocked(&mut state, || threads::spawn_connectors(self, spawn));
+                        // The waiter is queued: a hand-off while the lock is released here
+                        // lands in its slot, which `wait` looks at first.
+                        state.unlocked(|| threads::spawn_connectors(self, spawn));
                     }
                     wait(&mut state, &waiter, deadline, began)?
                 }
@@ -219,7 +226,7 @@ impl<M: Manager> Shared<M> {
             drop(state);
             match self.check_out(conn, timeout, &mut start, &mut deadline) {
                 Ok(conn) => return Ok(conn),
-                Err(()) => state = self.state.lock(),
+                Err(()) => state = self.lock_state(),
             }
         }
     }
@@ -265,7 +272,7 @@ impl<M: Manager> Shared<M> {
                 }
             }
             let result = guarded("validate", || self.manager.validate(&mut conn.raw, limit));
-            self.state.lock().count_validation(result.as_ref().err());
+            self.lock_state().count_validation(result.as_ref().err());
             if let Err(error) = result {
                 emit(self.hook.as_ref(), Event::Error { error });
                 self.discard_checked_out(conn, CloseReason::FailedValidation);
@@ -278,7 +285,7 @@ impl<M: Manager> Shared<M> {
 
     /// Closes a connection that a caller's acquire took out but found unusable.
     fn discard_checked_out(self: &Arc<Self>, conn: Conn<M::Connection>, reason: CloseReason) {
-        let out = self.state.lock().undo_check_out(conn, reason);
+        let out = self.lock_state().undo_check_out(conn, reason);
         self.dispose_check_in(out);
     }
 
@@ -308,7 +315,7 @@ impl<M: Manager> Shared<M> {
             None
         };
         let (id, held) = (conn.id, now.since(conn.checked_out));
-        let out = self.state.lock().check_in(conn, reason);
+        let out = self.lock_state().check_in(conn, reason);
         // Before the connection is closed: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
             emit(self.hook.as_ref(), Event::Release { conn_id: id, held });
@@ -322,20 +329,20 @@ impl<M: Manager> Shared<M> {
             std::mem::forget(conn);
             return;
         }
-        let out = self.state.lock().discard(conn);
+        let out = self.lock_state().discard(conn);
         self.dispose_check_in(out);
     }
 
     /// Marks the pool closed, fails every waiter, stops the reaper and keepalive, and closes
     /// idle connections. Returns false when it was already closed.
     pub(crate) fn shut(self: &Arc<Self>) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         let Some(retired) = state.shut() else {
             return false;
         };
         self.changed.notify_all();
         drop(state);
-        self.stop.lock().take();
+        lock(&self.stop).take();
         self.dispose(retired);
         true
     }
@@ -349,7 +356,7 @@ impl<M: Manager> Shared<M> {
         if self.wait_drained(deadline) {
             return true;
         }
-        let reclaimed = self.state.lock().reclaim_all(Tick::now());
+        let reclaimed = self.lock_state().reclaim_all(Tick::now());
         self.interrupt(reclaimed);
         false
     }
@@ -396,12 +403,12 @@ impl<M: Manager> Shared<M> {
 
     /// Waits until nothing is in use, being opened or being closed, or until `deadline`.
     pub(crate) fn wait_drained(&self, deadline: Instant) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         loop {
             if state.is_drained() {
                 return true;
             }
-            if self.changed.wait_until(&mut state, deadline).timed_out() {
+            if state.wait_until(&self.changed, deadline) {
                 return state.is_drained();
             }
         }
@@ -412,9 +419,9 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn wait_ready(self: &Arc<Self>, timeout: Duration) -> Result<(), Error> {
         let start = Instant::now();
         let deadline = start + timeout;
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         let spawn = state.plan_connects();
-        MutexGuard::unlocked(&mut state, || threads::spawn_connectors(self, spawn));
+        state.unlocked(|| threads::spawn_connectors(self, spawn));
         loop {
             if state.is_closed() {
                 return Err(Error::closed());
@@ -427,7 +434,7 @@ impl<M: Manager> Shared<M> {
                     return Err(err.clone());
                 }
             }
-            if self.changed.wait_until(&mut state, deadline).timed_out() {
+            if state.wait_until(&self.changed, deadline) {
                 return Err(Error::timeout(
                     start.elapsed(),
                     &state.explain(),
@@ -438,11 +445,11 @@ impl<M: Manager> Shared<M> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.state.lock().stats()
+        self.lock_state().stats()
     }
 
     pub(crate) fn describe(&self) -> String {
-        self.state.lock().describe()
+        self.lock_state().describe()
     }
 }
 
@@ -466,7 +473,7 @@ pub(crate) fn drop_retired<C>(
 
 /// Blocks on `waiter` until its slot is filled or `deadline` passes.
 fn wait<C>(
-    state: &mut MutexGuard<'_, State<C>>,
+    state: &mut StateGuard<'_, C>,
     waiter: &Arc<Waiter<C>>,
     deadline: Option<Instant>,
     start: Instant,

@@ -7,10 +7,9 @@
 //! [`State::check_invariants`].
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::Tick;
 use crate::config::Config;
@@ -20,6 +19,7 @@ use crate::manager::Interrupt;
 use crate::pool::breaker::Breaker;
 use crate::pool::checkout::{Overdue, Seats, Site};
 use crate::stats::{Counters, Stats};
+use crate::sync::{self, lock};
 
 /// A pooled connection with the pool's bookkeeping.
 pub(crate) struct Conn<C> {
@@ -128,23 +128,126 @@ impl<C> Waiter<C> {
 
     /// Fills the slot and wakes the waiter. Called with the pool lock held.
     fn deliver(&self, delivery: Delivery<C>) {
-        *self.slot.lock() = Some(delivery);
+        self.fill(delivery);
         self.cv.notify_one();
     }
 
+    /// Fills the slot without waking the waiter (see [`State::wake_later`]). Called with the
+    /// pool lock held.
+    fn fill(&self, delivery: Delivery<C>) {
+        *lock(&self.slot) = Some(delivery);
+    }
+
     /// Sleeps (releasing the pool lock) until woken or `deadline`; true when it timed out.
-    pub(crate) fn park(
-        &self,
-        state: &mut MutexGuard<'_, State<C>>,
-        deadline: Option<Instant>,
-    ) -> bool {
+    /// It may also return false without a delivery (a spurious wakeup): the caller looks at
+    /// its slot and parks again with the same deadline.
+    pub(crate) fn park(&self, state: &mut StateGuard<'_, C>, deadline: Option<Instant>) -> bool {
         match deadline {
-            Some(d) => self.cv.wait_until(state, d).timed_out(),
+            Some(d) => state.wait_until(&self.cv, d),
             None => {
-                self.cv.wait(state);
+                state.wait(&self.cv);
                 false
             }
         }
+    }
+}
+
+/// Wakes a waiter whose slot a hand-off filled (off the fast path: a release with nobody
+/// waiting wakes nobody).
+#[cold]
+#[inline(never)]
+fn wake<C>(waiter: Arc<Waiter<C>>) {
+    waiter.cv.notify_one();
+}
+
+/// The pool lock, held: the state behind a `std` guard (taken with `sync::lock`, so a
+/// poisoned lock is taken all the same). Whenever it releases the lock (dropped, around
+/// [`unlocked`](Self::unlocked), for a wait), it wakes the waiter that a hand-off filled
+/// meanwhile ([`State::wake_later`]).
+pub(crate) struct StateGuard<'a, C> {
+    mutex: &'a Mutex<State<C>>,
+    /// `Some` but while [`unlocked`](Self::unlocked) runs its closure or a wait sleeps (when
+    /// nothing can reach the state through this guard).
+    guard: Option<MutexGuard<'a, State<C>>>,
+}
+
+impl<'a, C> StateGuard<'a, C> {
+    /// Takes the pool lock.
+    #[inline]
+    pub(crate) fn lock(mutex: &'a Mutex<State<C>>) -> StateGuard<'a, C> {
+        StateGuard {
+            mutex,
+            guard: Some(lock(mutex)),
+        }
+    }
+
+    /// Releases the lock, runs `f`, and takes the lock again (what `parking_lot`'s
+    /// `MutexGuard::unlocked` did): the code after it must look at the state afresh.
+    pub(crate) fn unlocked<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        self.release();
+        let out = f();
+        self.guard = Some(lock(self.mutex));
+        out
+    }
+
+    /// Waits on `cv`, releasing the lock meanwhile, until notified (or spuriously).
+    pub(crate) fn wait(&mut self, cv: &Condvar) {
+        if let Some(mut guard) = self.guard.take() {
+            wake_now(&mut guard);
+            self.guard = Some(sync::wait(cv, guard));
+        }
+    }
+
+    /// Waits on `cv`, releasing the lock meanwhile, until notified (or spuriously) or
+    /// `deadline`; true when it timed out (see `sync::wait_until`).
+    pub(crate) fn wait_until(&mut self, cv: &Condvar, deadline: Instant) -> bool {
+        let Some(mut guard) = self.guard.take() else {
+            return true;
+        };
+        wake_now(&mut guard);
+        let (guard, timed_out) = sync::wait_until(cv, guard, deadline);
+        self.guard = Some(guard);
+        timed_out
+    }
+
+    /// Unlocks, then wakes the waiter due.
+    #[inline(always)]
+    fn release(&mut self) {
+        let due = self.guard.as_mut().and_then(|state| state.to_wake.take());
+        self.guard = None;
+        if let Some(waiter) = due {
+            wake(waiter);
+        }
+    }
+}
+
+/// Before a wait (which releases the lock itself): the waiter due is woken under the lock.
+fn wake_now<C>(state: &mut State<C>) {
+    if let Some(waiter) = state.to_wake.take() {
+        wake(waiter);
+    }
+}
+
+impl<C> Deref for StateGuard<'_, C> {
+    type Target = State<C>;
+
+    #[inline]
+    fn deref(&self) -> &State<C> {
+        self.guard.as_ref().expect("the pool lock is held")
+    }
+}
+
+impl<C> DerefMut for StateGuard<'_, C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State<C> {
+        self.guard.as_mut().expect("the pool lock is held")
+    }
+}
+
+impl<C> Drop for StateGuard<'_, C> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -224,6 +327,9 @@ pub(crate) struct State<C> {
     last_validation_error: Option<(Instant, Error)>,
     counters: Counters,
     next_idle_seq: u64,
+    /// A waiter a connection was just handed to, woken once the lock is released (by
+    /// [`StateGuard`]).
+    to_wake: Option<Arc<Waiter<C>>>,
     /// `closed` as the last check saw it, to catch a true → false change.
     #[cfg(debug_assertions)]
     seen_closed: bool,
@@ -263,8 +369,20 @@ impl<C> State<C> {
             last_validation_error: None,
             counters: Counters::default(),
             next_idle_seq: 0,
+            to_wake: None,
             #[cfg(debug_assertions)]
             seen_closed: false,
+        }
+    }
+
+    /// Has `waiter` (whose slot was just filled) woken once the lock is released, by the
+    /// [`StateGuard`]: woken under the lock, it would at once wait again, for the lock (a
+    /// `std` condvar wakes its waiter, where `parking_lot`'s moved it over to the mutex's
+    /// queue until the unlock), and every hand-off in a busy pool would cost two thread
+    /// switches instead of one. A waiter already due is woken now.
+    fn wake_later(&mut self, waiter: Arc<Waiter<C>>) {
+        if let Some(due) = self.to_wake.replace(waiter) {
+            wake(due);
         }
     }
 
@@ -499,7 +617,7 @@ impl<C> State<C> {
         waiter: &Waiter<C>,
         start: Instant,
     ) -> Option<Result<Conn<C>, Error>> {
-        let delivery = waiter.slot.lock().take()?;
+        let delivery = lock(&waiter.slot).take()?;
         self.counters.wait_count += 1;
         self.counters.wait_duration += start.elapsed();
         self.check_invariants();
@@ -512,7 +630,7 @@ impl<C> State<C> {
     /// A waiter's deadline passed: it leaves the queue and its timeout is counted. `None` when
     /// a delivery arrived meanwhile (take it instead).
     pub(crate) fn abandon(&mut self, waiter: &Arc<Waiter<C>>, start: Instant) -> Option<Error> {
-        if waiter.slot.lock().is_some() {
+        if lock(&waiter.slot).is_some() {
             return None;
         }
         if let Some(pos) = self.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
@@ -610,7 +728,8 @@ impl<C> State<C> {
             conn.checked_out = Tick::now();
             self.seats
                 .lend(conn.seat, conn.checked_out, waiter.site.clone());
-            waiter.deliver(Delivery::Conn(conn));
+            waiter.fill(Delivery::Conn(conn));
+            self.wake_later(waiter);
             None
         } else if self.idle.len() >= self.limits.max_idle {
             Some(self.retire(conn, CloseReason::MaxIdle))
@@ -1034,7 +1153,7 @@ impl<C> State<C> {
             self.idle.len()
         );
         assert!(
-            self.waiters.iter().all(|w| w.slot.lock().is_none()),
+            self.waiters.iter().all(|w| lock(&w.slot).is_none()),
             "pool invariant (no barging): a queued waiter's slot is already filled"
         );
         if let Some(i) =

@@ -34,6 +34,7 @@ use crate::event::{emit, Event};
 use crate::manager::Manager;
 use crate::pool::shared::{drop_retired, guarded, Shared};
 use crate::pool::state::{ConnectJob, Retired};
+use crate::sync::lock;
 
 /// Starts the housekeeper thread; a failure to start it is reported as an `Error` event.
 pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Receiver<()>) {
@@ -97,8 +98,7 @@ fn run_job(what: &str, job: impl FnOnce()) {
 /// below `min_idle` for the latter) and starts connects to refill `min_idle`.
 fn reap<M: Manager>(this: &Arc<Shared<M>>) {
     let (retired, spawn) = this
-        .state
-        .lock()
+        .lock_state()
         .reap(Tick::now(), this.config.idle_timeout);
     this.dispose(retired);
     spawn_connectors(this, spawn);
@@ -110,7 +110,7 @@ fn check_checkouts<M: Manager>(this: &Arc<Shared<M>>) {
     if leak.is_none() && max.is_none() {
         return;
     }
-    let (overdue, spawn) = this.state.lock().scan_checkouts(Tick::now(), leak, max);
+    let (overdue, spawn) = this.lock_state().scan_checkouts(Tick::now(), leak, max);
     if !overdue.is_empty() {
         this.interrupt(overdue);
     }
@@ -124,9 +124,9 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
     let Some(interval) = this.config.keepalive_interval else {
         return;
     };
-    let budget = this.state.lock().idle_len();
+    let budget = this.lock_state().idle_len();
     for _ in 0..budget {
-        let Some(mut conn) = this.state.lock().start_keepalive(Tick::now(), interval) else {
+        let Some(mut conn) = this.lock_state().start_keepalive(Tick::now(), interval) else {
             return;
         };
         let timeout = this.config.validation_timeout;
@@ -136,7 +136,7 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         if result.is_ok() {
             conn.last_alive = Tick::now();
         }
-        let retired = this.state.lock().end_keepalive(conn, result.as_ref().err());
+        let retired = this.lock_state().end_keepalive(conn, result.as_ref().err());
         this.dispose(retired);
         if let Err(error) = result {
             emit(this.hook.as_ref(), Event::Error { error });
@@ -156,7 +156,7 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
                 ErrorKind::Connect,
                 format!("cannot start a connector thread: {e}"),
             );
-            let mut state = shared.state.lock();
+            let mut state = shared.lock_state();
             state.connector_not_started(err.clone());
             shared.changed.notify_all();
             drop(state);
@@ -168,12 +168,14 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
 /// One connector thread: attempts connects for reserved slots until none is left, waiting
 /// out the breaker's backoff between failures.
 fn connector<M: Manager>(this: Arc<Shared<M>>) {
-    let mut state = this.state.lock();
+    let mut state = this.lock_state();
     loop {
         let started = match state.next_connect(Instant::now()) {
             ConnectJob::Exit => return,
             ConnectJob::Wait(until) => {
-                this.changed.wait_until(&mut state, until);
+                // Woken early (a notification or a spurious wakeup) or not, the next job is
+                // asked for again.
+                state.wait_until(&this.changed, until);
                 continue;
             }
             ConnectJob::Attempt(at) => at,
@@ -188,22 +190,22 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 // Before the connection is visible: `Connect` precedes its `Acquire`.
                 emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
                 let conn = this.new_conn(raw, id, Tick::now());
-                let mut state = this.state.lock();
+                let mut state = this.lock_state();
                 let (retired, spawn) = state.connected(conn, interrupt, started);
                 this.changed.notify_all();
                 drop(state);
                 this.dispose(retired);
                 spawn_connectors(&this, spawn);
-                this.state.lock()
+                this.lock_state()
             }
             Err(err) => {
-                let mut state = this.state.lock();
+                let mut state = this.lock_state();
                 let spawn = state.connect_failed(&err, started);
                 this.changed.notify_all();
                 drop(state);
                 emit(this.hook.as_ref(), Event::Error { error: err });
                 spawn_connectors(&this, spawn);
-                this.state.lock()
+                this.lock_state()
             }
         };
     }
@@ -214,7 +216,7 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
 /// closed here instead: a slot is never leaked.
 pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retired<M::Connection>) {
     let tx = {
-        let mut closer = shared.closer.lock();
+        let mut closer = lock(&shared.closer);
         match &*closer {
             Some(tx) => tx.clone(),
             None => {

@@ -17,8 +17,8 @@
 //! generation cannot avoid the table lock itself (the handle must be looked up first); and
 //! forcing a lock open in the child could expose a half-made change.
 //!
-//! These locks are `std::sync` locks, not `parking_lot` ones, on purpose: unlocking a
-//! `parking_lot` lock that has (ghost) waiters goes through `parking_lot_core`'s
+//! These locks are `std::sync` locks, like every lock in the crate (see `crate::sync`):
+//! unlocking a `parking_lot` lock that has (ghost) waiters goes through `parking_lot_core`'s
 //! process-wide table of parked threads, whose bucket locks a parent thread may have held at
 //! the fork (parking_lot issue #515); a `std` lock wakes waiters with one `futex` call (on
 //! Linux) or a `pthread_mutex_unlock` (elsewhere, which POSIX allows in a child handler for
@@ -29,13 +29,16 @@
 //! the fork: the handle tables refuse such objects with `PGPOOL_ERR_FORKED` before their
 //! locks are touched, and freeing them forgets them.
 //!
-//! One hazard remains outside this crate's reach: the pool engine's own locks are
-//! `parking_lot` locks, and `parking_lot_core` keeps the threads parked at the fork in its
-//! table, which the child inherits with those threads' records (and their stacks, which the
-//! child's new threads may reuse). A child whose parent had threads parked in the library at
-//! that instant (waiting for a connection, in a close or `wait_ready`, or for a contended
-//! lock) can hang or crash once its own pool's threads park; the C header says so. `std`
-//! locks in the engine would remove it.
+//! Threads blocked in the library at the fork (waiting for a connection, in a close or
+//! `wait_ready`, a connector sleeping out its backoff, or waiting for a contended lock) are
+//! no concern of the child either: a `std` lock or condvar keeps its waiters in itself (a
+//! futex word, or a `pthread` object), never in a process-wide record that the child would
+//! inherit, so the child's copies of those threads' locks are simply never used again, and
+//! the locks of the pools it makes are new. The engine used `parking_lot` once, whose table
+//! of parked threads the child did inherit (with the parked threads' records, pointing into
+//! stacks the child's new threads may reuse): a child whose parent had a thread parked in
+//! the library could hang or crash once its own pool's threads parked. `tests/c/fork.c`
+//! forks with a parent thread blocked in an acquire and has the child use a new pool.
 //!
 //! # When the handlers are registered
 //!

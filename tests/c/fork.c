@@ -1,6 +1,10 @@
 /* fork() with a pool in use: the child must neither write to nor close the parent's
  * sessions, nor wait for a lock a parent thread held at the fork; it can make a pool of its
  * own. The parent keeps working throughout, and its sessions come through unchanged.
+ * At the fork, parent threads are also blocked inside the library waiting for a connection
+ * (of a pool of one whose connection the main thread holds); the child then makes pools of
+ * one of its own, one after the other, and has threads wait for each other on each, all
+ * within a few seconds.
  *
  * Usage: fork URL quiet|busy [hooks]
  *   busy:  a worker thread hammers the pool while the process forks
@@ -137,6 +141,129 @@ static void *table_holder(void *arg) {
   return NULL;
 }
 
+/* --- parent threads blocked in an acquire at the fork ---------------------------------- */
+
+/* Threads with the stack size of the library's own (Rust's default, 2 MiB): glibc hands a
+ * thread the child starts the stack (and the thread-local storage) of a parent thread that
+ * does not exist in the child, so the child's threads, and its pools' threads, run on the
+ * very memory the blocked threads were waiting on. A library that kept its waiting threads
+ * in a process-wide table (parking_lot does) would find them there in the child, linked
+ * into that reused memory: with parking_lot, more than half of the runs of this program
+ * hang or abort. */
+#define WAITERS 3
+#define THREAD_STACK (2u * 1024 * 1024)
+
+static pgpool_pool *one; /* the parent's pool of one */
+static int waiter_ok[WAITERS];
+
+static void spawn(pthread_t *thread, void *(*f)(void *), intptr_t arg) {
+  pthread_attr_t attr;
+  CHECK(pthread_attr_init(&attr) == 0);
+  CHECK(pthread_attr_setstacksize(&attr, THREAD_STACK) == 0);
+  CHECK(pthread_create(thread, &attr, f, (void *)arg) == 0);
+  pthread_attr_destroy(&attr);
+}
+
+/* `SELECT $1::int8 * 2` on `conn`, unchecked (for threads: the check macros are not
+ * thread-safe). */
+static int doubled_quietly(pgpool_conn *conn, int64_t x) {
+  char text[32];
+  snprintf(text, sizeof text, "%lld", (long long)x);
+  const char *p[] = {text};
+  pgpool_result *r = NULL;
+  int64_t v = -1;
+  int ok = pgpool_conn_query(conn, "SELECT $1::int8 * 2", 1, p, &r, NULL) == PGPOOL_OK &&
+           pgpool_result_get_int64(r, 0, 0, &v, NULL) == PGPOOL_OK && v == 2 * x;
+  pgpool_result_free(r);
+  return ok;
+}
+
+static void *blocked_waiter(void *arg) {
+  int i = (int)(intptr_t)arg;
+  pgpool_conn *conn = NULL;
+  pgpool_error *e = NULL;
+  int rc = pgpool_pool_acquire(one, 20000, &conn, &e);
+  if (rc != PGPOOL_OK) {
+    fprintf(stderr, "blocked waiter %d: rc %d: %s\n", i, rc, e ? pgpool_error_message(e) : "");
+    pgpool_error_free(e);
+    return NULL;
+  }
+  waiter_ok[i] = doubled_quietly(conn, i) && pgpool_conn_release(conn, NULL) == PGPOOL_OK;
+  return NULL;
+}
+
+/* --- the child's threads on pools of one of its own ----------------------------------- */
+
+#define CHILD_POOLS 10
+#define CHILD_ROUNDS 10
+
+static pgpool_pool *child_one;
+static int child_done = 0;
+static int child_failures = 0;
+
+static void *child_contender(void *arg) {
+  int i = (int)(intptr_t)arg;
+  for (int k = 0; k < CHILD_ROUNDS; k++) {
+    pgpool_conn *conn = NULL;
+    pgpool_error *e = NULL;
+    int rc = pgpool_pool_acquire(child_one, 5000, &conn, &e);
+    if (rc != PGPOOL_OK) {
+      fprintf(stderr, "child thread %d: acquire: rc %d: %s\n", i, rc,
+              e ? pgpool_error_message(e) : "");
+      pgpool_error_free(e);
+      __atomic_add_fetch(&child_failures, 1, __ATOMIC_SEQ_CST);
+      continue;
+    }
+    /* Held a little, so the others wait in the library meanwhile. */
+    sleep_ms(2);
+    int ok = doubled_quietly(conn, i * 100 + k);
+    ok = pgpool_conn_release(conn, NULL) == PGPOOL_OK && ok;
+    if (!ok) __atomic_add_fetch(&child_failures, 1, __ATOMIC_SEQ_CST);
+  }
+  __atomic_add_fetch(&child_done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* CHILD_POOLS pools of one of the child's own in turn (from the parent's config of the pool
+ * of one), each with WAITERS new threads waiting for its connection in turn: all done within
+ * 5 s, or the child fails. Returns the number of acquires. */
+static long child_contention(pgpool_config *one_cfg) {
+  char name[64];
+  snprintf(name, sizeof name, "%s-child-one", app);
+  EXPECT(PGPOOL_OK, pgpool_config_set_application_name(one_cfg, name, &err));
+  double deadline = now_ms() + 5000;
+  long acquires = 0;
+  for (int round = 0; round < CHILD_POOLS; round++) {
+    EXPECT(PGPOOL_OK, pgpool_pool_create(url, one_cfg, &child_one, &err));
+    EXPECT(PGPOOL_OK, pgpool_pool_wait_ready(child_one, 5000, &err));
+    __atomic_store_n(&child_done, 0, __ATOMIC_SEQ_CST);
+    pthread_t threads[WAITERS];
+    for (int i = 0; i < WAITERS; i++) spawn(&threads[i], child_contender, i);
+    while (__atomic_load_n(&child_done, __ATOMIC_SEQ_CST) < WAITERS) {
+      if (now_ms() > deadline) {
+        fprintf(stderr, "child: pool %d of %d: %d of %d threads done at 5 s: hung\n",
+                round + 1, CHILD_POOLS, __atomic_load_n(&child_done, __ATOMIC_SEQ_CST),
+                WAITERS);
+        fflush(stderr);
+        _exit(3);
+      }
+      sleep_ms(5);
+    }
+    for (int i = 0; i < WAITERS; i++) pthread_join(threads[i], NULL);
+    CHECK(child_failures == 0);
+    pgpool_stats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.size = sizeof stats;
+    EXPECT(PGPOOL_OK, pgpool_pool_stats(child_one, &stats, &err));
+    CHECK(stats.in_use == 0 && stats.waiting == 0);
+    CHECK(stats.acquires == WAITERS * CHILD_ROUNDS);
+    acquires += (long)stats.acquires;
+    EXPECT(PGPOOL_OK, pgpool_pool_close(child_one, 5000, &err));
+    EXPECT_RC(PGPOOL_OK, pgpool_pool_free(child_one));
+  }
+  return acquires;
+}
+
 /* --- the child ------------------------------------------------------------------------- */
 
 static void expect_forked_detail(void) {
@@ -144,9 +271,10 @@ static void expect_forked_detail(void) {
   EXPECT_MSG("fork()");
 }
 
-static void child(pgpool_config *cfg, pgpool_conn *held, pgpool_stmt *stmt,
-                  pgpool_params *parent_params, pgpool_result *parent_result, int hooks) {
-  alarm(25);
+static void child(pgpool_config *cfg, pgpool_config *one_cfg, pgpool_conn *held,
+                  pgpool_conn *one_held, pgpool_stmt *stmt, pgpool_params *parent_params,
+                  pgpool_result *parent_result, int hooks) {
+  alarm(15);
   double start = now_ms();
   /* The parent's pool: refused, without touching its lock. */
   pgpool_conn *conn = NULL;
@@ -167,6 +295,9 @@ static void child(pgpool_config *cfg, pgpool_conn *held, pgpool_stmt *stmt,
   memset(&health, 0, sizeof health);
   health.size = sizeof health;
   EXPECT(PGPOOL_ERR_FORKED, pgpool_pool_health(pool, &health, &err));
+  /* The pool of one that parent threads were waiting on at the fork: refused too. */
+  EXPECT(PGPOOL_ERR_FORKED, pgpool_pool_acquire(one, 1000, &conn, &err));
+  EXPECT(PGPOOL_ERR_FORKED, pgpool_pool_stats(one, &stats, &err));
   /* The parent's sessions: refused, nothing sent (not even a cancel request). */
   EXPECT(PGPOOL_ERR_FORKED, pgpool_conn_query(held, "SELECT 1", 0, NULL, &res, &err));
   expect_forked_detail();
@@ -192,9 +323,12 @@ static void child(pgpool_config *cfg, pgpool_conn *held, pgpool_stmt *stmt,
   EXPECT(PGPOOL_OK, pgpool_conn_release(held, &err));
   EXPECT(PGPOOL_ERR_INVALID_HANDLE, pgpool_conn_release(held, &err));
   EXPECT(PGPOOL_OK, pgpool_conn_discard(sleeping_conn, &err));
+  EXPECT(PGPOOL_OK, pgpool_conn_release(one_held, &err));
   EXPECT(PGPOOL_OK, pgpool_pool_close(pool, 5000, &err));
   EXPECT_RC(PGPOOL_OK, pgpool_pool_free(pool));
   EXPECT_RC(PGPOOL_ERR_INVALID_HANDLE, pgpool_pool_free(pool));
+  EXPECT(PGPOOL_OK, pgpool_pool_close(one, 5000, &err));
+  EXPECT_RC(PGPOOL_OK, pgpool_pool_free(one));
   double ended = now_ms() - t;
   CHECK(ended < 200);
   /* The tables work (one was locked by a parent thread at the fork, with the hooks). */
@@ -229,10 +363,16 @@ static void child(pgpool_config *cfg, pgpool_conn *held, pgpool_stmt *stmt,
   pgpool_stmt_free(own);
   EXPECT(PGPOOL_OK, pgpool_pool_close(mine, 5000, &err));
   EXPECT_RC(PGPOOL_OK, pgpool_pool_free(mine));
+  /* Threads of its own waiting for each other in the library, where the parent's threads
+   * were waiting at the fork. */
+  double contention = now_ms();
+  long turns = child_contention(one_cfg);
+  contention = now_ms() - contention;
   pgpool_error_free(err);
-  printf("child: %d checks, the parent's handles ended in %.1f ms, %s, %.0f ms in all\n",
-         checks, ended, hooks ? "with a table lock held at the fork" : "no hooks",
-         now_ms() - start);
+  printf("child: %d checks, the parent's handles ended in %.1f ms, %s, %ld turns of %d "
+         "threads on %d pools of one in %.0f ms, %.0f ms in all\n",
+         checks, ended, hooks ? "with a table lock held at the fork" : "no hooks", turns,
+         WAITERS, CHILD_POOLS, contention, now_ms() - start);
   fflush(stdout);
   exit(0);
 }
@@ -282,20 +422,46 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_OK, pgpool_params_new(&parent_params, &err));
   pgpool_result *parent_result = NULL;
   EXPECT(PGPOOL_OK, pgpool_pool_query(pool, "SELECT 1", 0, NULL, &parent_result, &err));
+  /* A pool of one: the main thread holds its connection, WAITERS threads wait for it. */
+  pgpool_config *one_cfg = NULL;
+  char one_app[64];
+  snprintf(one_app, sizeof one_app, "%s-one", app);
+  EXPECT(PGPOOL_OK, pgpool_config_new(&one_cfg, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_max_size(one_cfg, 1, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_min_idle(one_cfg, 1, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_application_name(one_cfg, one_app, &err));
+  EXPECT(PGPOOL_OK, pgpool_pool_create(url, one_cfg, &one, &err));
+  pgpool_conn *one_held = NULL;
+  EXPECT(PGPOOL_OK, pgpool_pool_acquire(one, 10000, &one_held, &err));
+  pthread_t waiter_threads[WAITERS];
+  for (int i = 0; i < WAITERS; i++) spawn(&waiter_threads[i], blocked_waiter, i);
 
   pthread_t worker_thread, sleeper_thread, holder_thread;
   if (busy) pthread_create(&worker_thread, NULL, worker, NULL);
   pthread_create(&sleeper_thread, NULL, sleeper, NULL);
   if (hooks) pthread_create(&holder_thread, NULL, table_holder, NULL);
   sleep_ms(150);
+  /* Every waiter is blocked inside the library, waiting for the one connection. */
+  pgpool_stats one_stats;
+  double waiting_by = now_ms() + 5000;
+  for (;;) {
+    memset(&one_stats, 0, sizeof one_stats);
+    one_stats.size = sizeof one_stats;
+    EXPECT(PGPOOL_OK, pgpool_pool_stats(one, &one_stats, &err));
+    if (one_stats.waiting == WAITERS) break;
+    CHECK(now_ms() < waiting_by);
+    sleep_ms(5);
+  }
 
   fflush(stdout);
   fflush(stderr);
   double fork_start = now_ms();
   pid_t pid = fork();
   CHECK(pid >= 0);
-  if (pid == 0) child(cfg, held, stmt, parent_params, parent_result, hooks);
+  if (pid == 0) child(cfg, one_cfg, held, one_held, stmt, parent_params, parent_result, hooks);
   double fork_wait = now_ms() - fork_start;
+  /* The parent's waiters get the one connection in turn. */
+  EXPECT(PGPOOL_OK, pgpool_conn_release(one_held, &err));
 
   /* The parent goes on while the child runs: its held session (still in its transaction)
    * and fresh ones from the pool. */
@@ -344,6 +510,13 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_OK, pgpool_conn_commit(held, &err));
   pthread_join(sleeper_thread, NULL);
   CHECK(sleeper_ok);
+  for (int i = 0; i < WAITERS; i++) {
+    pthread_join(waiter_threads[i], NULL);
+    CHECK(waiter_ok[i]);
+  }
+  EXPECT(PGPOOL_OK, pgpool_pool_close(one, 5000, &err));
+  EXPECT_RC(PGPOOL_OK, pgpool_pool_free(one));
+  pgpool_config_free(one_cfg);
   if (hooks) pthread_join(holder_thread, NULL);
   doubled_on(sleeping_conn, 3);
   EXPECT(PGPOOL_OK, pgpool_conn_release(sleeping_conn, &err));

@@ -5,10 +5,10 @@
 //! it) ends the handle; using it afterwards is `PGPOOL_ERR_INVALID_HANDLE`.
 
 use std::ffi::c_char;
-
-use parking_lot::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use crate::connection::PgConnection;
+use crate::sync::{lock, read, try_lock, write};
 use crate::PooledConnection;
 
 use super::args;
@@ -49,7 +49,7 @@ pub(crate) struct Slot {
     state: Mutex<SlotState>,
     /// Held shared while a cancel request is in flight; release takes it exclusively, so a
     /// session never goes back to the pool (and to another holder) with a cancel on its way.
-    cancel: parking_lot::RwLock<Option<crate::CancelToken>>,
+    cancel: RwLock<Option<crate::CancelToken>>,
 }
 
 /// A connection of a pool made before `fork()` is the parent's session: refused in the
@@ -65,7 +65,7 @@ pub(crate) fn publish_conn(guard: PooledConnection) -> Result<*mut pgpool_conn, 
             guard: Some(guard),
             copy: CopyState::None,
         }),
-        cancel: parking_lot::RwLock::new(cancel),
+        cancel: RwLock::new(cancel),
     };
     Ok(CONNS.insert(slot)? as *mut pgpool_conn)
 }
@@ -87,7 +87,7 @@ pub(crate) fn with_copy<T>(
     f: impl FnOnce(&mut PgConnection, &mut CopyState) -> Result<T, FfiError>,
 ) -> Result<T, FfiError> {
     let slot = CONNS.get(args::handle(conn, "conn")?)?;
-    let mut state = slot.state.try_lock().ok_or_else(busy)?;
+    let mut state = try_lock(&slot.state).ok_or_else(busy)?;
     let SlotState { guard, copy } = &mut *state;
     match guard.as_mut() {
         Some(pooled) => f(pooled, copy),
@@ -119,8 +119,8 @@ fn take_conn(
         return Ok(());
     };
     // Wait for a cancel in flight (at most its 5 s bound), then no more can start.
-    slot.cancel.write().take();
-    let taken = slot.state.lock().guard.take();
+    write(&slot.cancel).take();
+    let taken = lock(&slot.state).guard.take();
     if let Some(pooled) = taken {
         finish(pooled);
     }
@@ -150,7 +150,7 @@ pub unsafe extern "C" fn pgpool_conn_cancel(
     unsafe {
         boundary(out_err, || {
             let slot = CONNS.get(args::handle(conn, "conn")?)?;
-            let token = slot.cancel.read();
+            let token = read(&slot.cancel);
             let token = token.as_ref().ok_or_else(|| {
                 FfiError::usage(
                     "the server sent no cancel key for this session (or it was released)",

@@ -9,10 +9,12 @@
 //! parameter, before anything is sent.
 
 use std::ffi::c_char;
+use std::sync::Mutex;
 
 use bytes::{BufMut, BytesMut};
-use parking_lot::Mutex;
 use postgres::types::{Format, IsNull, ToSql, Type};
+
+use crate::sync::{lock, try_lock};
 
 use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
@@ -150,7 +152,7 @@ pub(crate) fn with_params<T>(
         return f(&[]);
     }
     let list = PARAMS.get(params as usize)?;
-    let values = list.try_lock().ok_or_else(|| {
+    let values = try_lock(&list).ok_or_else(|| {
         FfiError::new(
             pgpool_code::PGPOOL_ERR_BUSY,
             "the parameter list is being changed by another thread",
@@ -202,7 +204,7 @@ pub extern "C" fn pgpool_params_free(params: *mut pgpool_params) -> pgpool_code 
 
 fn push(params: *mut pgpool_params, value: Param) -> Result<(), FfiError> {
     let list = PARAMS.get(args::handle(params, "params")?)?;
-    let mut values = list.lock();
+    let mut values = lock(&list);
     if values.len() >= 65_535 {
         return Err(FfiError::invalid(
             "a statement takes at most 65535 parameters",
@@ -428,7 +430,8 @@ pub unsafe extern "C" fn pgpool_params_clear(
     // SAFETY: `out_err` is forwarded under the caller's guarantee.
     unsafe {
         boundary(out_err, || {
-            PARAMS.get(args::handle(params, "params")?)?.lock().clear();
+            let list = PARAMS.get(args::handle(params, "params")?)?;
+            lock(&list).clear();
             Ok(())
         })
     }

@@ -9,10 +9,9 @@
 
 use std::ffi::{c_char, CString};
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use postgres_protocol::message::backend::DataRowBody;
@@ -20,6 +19,7 @@ use postgres_protocol::message::backend::DataRowBody;
 use crate::client::query::RowSink;
 use crate::client::Statement;
 use crate::error::Error;
+use crate::sync::{read as read_lock, try_write};
 
 use super::args::{self, c_string};
 use super::error::{pgpool_code, pgpool_error, FfiError};
@@ -249,7 +249,7 @@ pub(crate) unsafe fn fill_into(
         return Ok(());
     }
     let shared = RESULTS.get(current as usize)?;
-    let mut result = shared.try_write().ok_or_else(|| {
+    let mut result = try_write(&shared).ok_or_else(|| {
         FfiError::new(
             pgpool_code::PGPOOL_ERR_BUSY,
             "the result is being read by another thread: it cannot be reused now",
@@ -279,7 +279,7 @@ unsafe fn read<T>(
         boundary(out_err, || {
             let shared = RESULTS.get(args::handle(res, "res")?)?;
             args::out(out, "out")?;
-            let value = f(&shared.read())?;
+            let value = f(&read_lock(&shared))?;
             args::write(out, value);
             Ok(())
         })
@@ -449,7 +449,7 @@ pub unsafe extern "C" fn pgpool_result_value(
             args::out(out_text, "out_text")?;
             args::out(out_len, "out_len")?;
             args::out(out_is_null, "out_is_null")?;
-            let result = shared.read();
+            let result = read_lock(&shared);
             let (text, len, null) = match result.text(row, col)? {
                 None => (std::ptr::null(), 0, true),
                 Some(bytes) => (bytes.as_ptr() as *const c_char, bytes.len() - 1, false),
@@ -491,7 +491,7 @@ pub unsafe extern "C" fn pgpool_result_get_text(
             let shared = RESULTS.get(args::handle(res, "res")?)?;
             args::out(out_text, "out_text")?;
             args::out(out_len, "out_len")?;
-            let result = shared.read();
+            let result = read_lock(&shared);
             let (raw, column, _) = result.raw(row, col)?;
             let null = || {
                 FfiError::new(
@@ -539,7 +539,7 @@ pub unsafe extern "C" fn pgpool_result_get_bytea(
             let shared = RESULTS.get(args::handle(res, "res")?)?;
             args::out(out_data, "out_data")?;
             args::out(out_len, "out_len")?;
-            let result = shared.read();
+            let result = read_lock(&shared);
             let (raw, _) = result.typed(row, col, "bytea", &[Type::BYTEA])?;
             args::write(out_data, raw.as_ptr());
             args::write(out_len, raw.len());
