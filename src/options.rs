@@ -92,6 +92,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::client::conninfo::ConnConfig;
+use crate::client::conninfo::{next_pair, percent_decode};
 use crate::config::{Builder, Config};
 use crate::error::Error;
 use crate::event::EventHook;
@@ -690,29 +691,6 @@ fn uri_query_start(uri: &str, prefix: usize) -> Option<usize> {
     (prevchar == Some(b'?')).then_some(p + 1)
 }
 
-/// libpq's `%xy` decoding (`%00` refused), for pool keys and values.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'%' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
-        let (hi, lo) = (hex(i + 1)?, hex(i + 2)?);
-        let c = ((hi << 4) | lo) as u8;
-        if c == 0 {
-            return None;
-        }
-        out.push(c);
-        i += 3;
-    }
-    String::from_utf8(out).ok()
-}
-
 fn split_uri(uri: &str, prefix: usize) -> Result<(String, Vec<(String, String)>), Error> {
     let Some(start) = uri_query_start(uri, prefix) else {
         return Ok((uri.to_owned(), Vec::new()));
@@ -725,7 +703,7 @@ fn split_uri(uri: &str, prefix: usize) -> Result<(String, Vec<(String, String)>)
             None => (piece, None),
         };
         let key = match percent_decode(raw_key) {
-            Some(key) if is_pool_key(&key) => key,
+            Ok(key) if is_pool_key(&key) => key,
             _ => {
                 kept.push(piece);
                 continue;
@@ -742,10 +720,9 @@ fn split_uri(uri: &str, prefix: usize) -> Result<(String, Vec<(String, String)>)
                  %3D)"
             )));
         }
-        let value = percent_decode(raw_value).ok_or_else(|| {
+        let value = percent_decode(raw_value).map_err(|problem| {
             conninfo_error(format!(
-                "invalid percent-encoding in the value of the URI query parameter \"{key}\": \
-                 \"{raw_value}\""
+                "{problem} in the value of the URI query parameter \"{key}\": \"{raw_value}\""
             ))
         })?;
         pairs.push((key, value));
@@ -762,88 +739,21 @@ fn split_uri(uri: &str, prefix: usize) -> Result<(String, Vec<(String, String)>)
     Ok((rest, pairs))
 }
 
-/// libpq's `key = value` scan (`conninfo_parse`), keeping where each pair starts and ends.
-/// Stops at a syntax error, leaving the rest as it is for the libpq parser to report.
+/// libpq's `key = value` scan (the libpq parser's own scanner, `next_pair`), keeping where
+/// each pool pair starts and ends. Stops at a syntax error, leaving the rest as it is for the
+/// libpq parser to report.
 fn split_key_values(s: &str) -> (String, Vec<(String, String)>) {
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-    let b = s.as_bytes();
     let mut i = 0;
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut pairs = Vec::new();
-    'pairs: while i < b.len() {
-        if is_space(b[i]) {
-            i += 1;
-            continue;
-        }
-        let key_start = i;
-        while i < b.len() && b[i] != b'=' && !is_space(b[i]) {
-            i += 1;
-        }
-        let key = &s[key_start..i];
-        while i < b.len() && is_space(b[i]) {
-            i += 1;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            break;
-        }
-        i += 1;
-        while i < b.len() && is_space(b[i]) {
-            i += 1;
-        }
-        let mut value = Vec::new();
-        let value_end;
-        if i < b.len() && b[i] == b'\'' {
-            i += 1;
-            loop {
-                if i >= b.len() {
-                    break 'pairs;
-                }
-                match b[i] {
-                    b'\\' => {
-                        i += 1;
-                        if i < b.len() {
-                            value.push(b[i]);
-                            i += 1;
-                        }
-                    }
-                    b'\'' => {
-                        i += 1;
-                        break;
-                    }
-                    c => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            value_end = i;
-        } else {
-            loop {
-                if i >= b.len() {
-                    value_end = i;
-                    break;
-                }
-                if is_space(b[i]) {
-                    value_end = i;
-                    i += 1;
-                    break;
-                }
-                if b[i] == b'\\' {
-                    i += 1;
-                    if i < b.len() {
-                        value.push(b[i]);
-                        i += 1;
-                    }
-                } else {
-                    value.push(b[i]);
-                    i += 1;
-                }
-            }
-        }
-        if is_pool_key(key) {
-            cuts.push((key_start, value_end));
+    while let Ok(Some(pair)) = next_pair(s, &mut i) {
+        if is_pool_key(pair.key) {
+            cuts.push((pair.key_start, pair.value_end));
             // Only ASCII bytes are dropped from valid UTF-8, so this is always valid.
-            pairs.push((key.to_owned(), String::from_utf8_lossy(&value).into_owned()));
+            pairs.push((
+                pair.key.to_owned(),
+                String::from_utf8_lossy(&pair.value).into_owned(),
+            ));
         }
     }
     let mut rest = String::with_capacity(s.len());

@@ -39,6 +39,8 @@ use std::time::Duration;
 use crate::error::Error;
 
 mod parse;
+
+pub(crate) use parse::{next_pair, percent_decode};
 mod pgpass;
 mod resolve;
 #[cfg(test)]

@@ -137,89 +137,123 @@ fn bytes_to_string(bytes: Vec<u8>) -> String {
     }
 }
 
-/// libpq's `conninfo_parse`: `key = value` pairs separated by whitespace; a value is either
-/// bare (ends at whitespace, `\` escapes the next byte) or `'quoted'` (`\'` and `\\`).
-fn parse_key_values(s: &str, slots: &mut Slots) -> Result<(), Error> {
+/// One `key = value` pair as libpq's `conninfo_parse` reads it, found by [`next_pair`]:
+/// the key, where it starts, the value (unquoted, escapes resolved) and where it ends (after
+/// a closing quote, or before the whitespace that ended a bare value).
+pub(crate) struct Pair<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) key_start: usize,
+    pub(crate) value: Vec<u8>,
+    pub(crate) value_end: usize,
+}
+
+/// Why [`next_pair`] could not read a pair.
+pub(crate) enum PairError<'a> {
+    /// A key (this one) not followed by `=`.
+    MissingEquals(&'a str),
+    /// A quoted value without its closing quote.
+    Unterminated,
+}
+
+/// Reads the next `key = value` pair of `s` from byte `*i` (leading whitespace skipped), and
+/// moves `*i` past it: libpq's syntax, where a value is either bare (ends at whitespace, `\`
+/// escapes the next byte) or `'quoted'` (`\'` and `\\`). `Ok(None)` at the end. The one
+/// scanner behind the libpq parser and the cutting of pool keys (`options`).
+pub(crate) fn next_pair<'a>(s: &'a str, i: &mut usize) -> Result<Option<Pair<'a>>, PairError<'a>> {
     let b = s.as_bytes();
+    while *i < b.len() && is_c_space(b[*i]) {
+        *i += 1;
+    }
+    if *i >= b.len() {
+        return Ok(None);
+    }
+    let key_start = *i;
+    while *i < b.len() && b[*i] != b'=' && !is_c_space(b[*i]) {
+        *i += 1;
+    }
+    let key = &s[key_start..*i];
+    while *i < b.len() && is_c_space(b[*i]) {
+        *i += 1;
+    }
+    if *i >= b.len() || b[*i] != b'=' {
+        return Err(PairError::MissingEquals(key));
+    }
+    *i += 1;
+    while *i < b.len() && is_c_space(b[*i]) {
+        *i += 1;
+    }
+    let mut value = Vec::new();
+    let quoted = *i < b.len() && b[*i] == b'\'';
+    if quoted {
+        *i += 1;
+    }
+    loop {
+        if *i >= b.len() {
+            if quoted {
+                return Err(PairError::Unterminated);
+            }
+            break;
+        }
+        match b[*i] {
+            b'\\' => {
+                *i += 1;
+                if *i < b.len() {
+                    value.push(b[*i]);
+                    *i += 1;
+                }
+            }
+            b'\'' if quoted => {
+                *i += 1;
+                break;
+            }
+            c if !quoted && is_c_space(c) => break,
+            c => {
+                value.push(c);
+                *i += 1;
+            }
+        }
+    }
+    let value_end = *i;
+    if !quoted && *i < b.len() {
+        *i += 1; // the whitespace that ended the value
+    }
+    Ok(Some(Pair {
+        key,
+        key_start,
+        value,
+        value_end,
+    }))
+}
+
+/// libpq's `conninfo_parse`: `key = value` pairs separated by whitespace (see [`next_pair`]).
+fn parse_key_values(s: &str, slots: &mut Slots) -> Result<(), Error> {
     let mut i = 0;
     // The key just stored, so that an error right after a password does not echo part of it
     // (an unquoted password with a space in it).
     let mut after_secret = false;
-    while i < b.len() {
-        if is_c_space(b[i]) {
-            i += 1;
-            continue;
-        }
-        let key_start = i;
-        while i < b.len() && b[i] != b'=' && !is_c_space(b[i]) {
-            i += 1;
-        }
-        let key = &s[key_start..i];
-        while i < b.len() && is_c_space(b[i]) {
-            i += 1;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            return Err(if after_secret {
-                syntax(
+    loop {
+        let pair = match next_pair(s, &mut i) {
+            Ok(Some(pair)) => pair,
+            Ok(None) => return Ok(()),
+            Err(PairError::MissingEquals(_)) if after_secret => {
+                return Err(syntax(
                     "missing \"=\" after a word following a password in connection info string \
                      (quote a password that contains spaces)"
                         .to_owned(),
-                )
-            } else {
-                syntax(format!(
-                    "missing \"=\" after \"{key}\" in connection info string"
                 ))
-            });
-        }
-        i += 1;
-        while i < b.len() && is_c_space(b[i]) {
-            i += 1;
-        }
-        let mut value = Vec::new();
-        if i < b.len() && b[i] == b'\'' {
-            i += 1;
-            loop {
-                if i >= b.len() {
-                    return Err(syntax(
-                        "unterminated quoted string in connection info string".to_owned(),
-                    ));
-                }
-                match b[i] {
-                    b'\\' => {
-                        i += 1;
-                        if i < b.len() {
-                            value.push(b[i]);
-                            i += 1;
-                        }
-                    }
-                    b'\'' => {
-                        i += 1;
-                        break;
-                    }
-                    c => {
-                        value.push(c);
-                        i += 1;
-                    }
-                }
             }
-        } else {
-            while i < b.len() {
-                if is_c_space(b[i]) {
-                    i += 1;
-                    break;
-                }
-                if b[i] == b'\\' {
-                    i += 1;
-                    if i < b.len() {
-                        value.push(b[i]);
-                        i += 1;
-                    }
-                } else {
-                    value.push(b[i]);
-                    i += 1;
-                }
+            Err(PairError::MissingEquals(key)) => {
+                return Err(syntax(format!(
+                    "missing \"=\" after \"{key}\" in connection info string"
+                )))
             }
-        }
+            Err(PairError::Unterminated) => {
+                return Err(syntax(
+                    "unterminated quoted string in connection info string".to_owned(),
+                ))
+            }
+        };
+        let key = pair.key;
         if after_secret && KEYWORDS.iter().all(|(k, _)| *k != key) && key != "requiressl" {
             return Err(syntax(
                 "invalid connection option after a password (quote a password that contains \
@@ -227,10 +261,9 @@ fn parse_key_values(s: &str, slots: &mut Slots) -> Result<(), Error> {
                     .to_owned(),
             ));
         }
-        slots.store(key, bytes_to_string(value))?;
+        slots.store(key, bytes_to_string(pair.value))?;
         after_secret = is_secret_key(key);
     }
-    Ok(())
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -244,14 +277,8 @@ fn hex_digit(b: u8) -> Option<u8> {
 
 /// libpq's `conninfo_uri_decode`: `%xy` into the byte 0xXY (`%00` is refused). `what` names
 /// the URI component for the error; `secret` keeps its text out of the error.
-fn uri_decode(s: &str, what: &str, secret: bool) -> Result<String, Error> {
-    let shown = |problem: &str| {
-        if secret {
-            syntax(format!("{problem} in the URI's {what}"))
-        } else {
-            syntax(format!("{problem} in the URI's {what}: \"{s}\""))
-        }
-    };
+/// libpq's `%xy` decoding (`%00` refused); the error is the problem, for a message.
+pub(crate) fn percent_decode(s: &str) -> Result<String, &'static str> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -267,15 +294,25 @@ fn uri_decode(s: &str, what: &str, secret: bool) -> Result<String, Error> {
             (Some(hi), Some(lo)) => {
                 let c = (hi << 4) | lo;
                 if c == 0 {
-                    return Err(shown("forbidden value %00 in percent-encoded value"));
+                    return Err("forbidden value %00 in percent-encoded value");
                 }
                 out.push(c);
                 i += 3;
             }
-            _ => return Err(shown("invalid percent-encoded token")),
+            _ => return Err("invalid percent-encoded token"),
         }
     }
-    String::from_utf8(out).map_err(|_| shown("percent-decoding gives invalid UTF-8"))
+    String::from_utf8(out).map_err(|_| "percent-decoding gives invalid UTF-8")
+}
+
+fn uri_decode(s: &str, what: &str, secret: bool) -> Result<String, Error> {
+    percent_decode(s).map_err(|problem| {
+        if secret {
+            syntax(format!("{problem} in the URI's {what}"))
+        } else {
+            syntax(format!("{problem} in the URI's {what}: \"{s}\""))
+        }
+    })
 }
 
 fn store_decoded(slots: &mut Slots, key: &'static str, raw: &str) -> Result<(), Error> {
