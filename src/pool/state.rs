@@ -312,12 +312,10 @@ pub(crate) struct State<C> {
     checking: usize,
     /// Slots reserved for connects: being attempted (`connecting`) or waiting for a turn.
     pending: usize,
-    /// Connect attempts running now.
-    connecting: usize,
     /// Connector threads alive.
     connectors: usize,
-    /// When each running attempt began (`connecting` of them): timeout messages name the
-    /// oldest.
+    /// When each connect attempt running now began (`connecting()` is their number): timeout
+    /// messages name the oldest.
     attempts: Vec<Instant>,
     closing: usize,
     waiters: VecDeque<Arc<Waiter<C>>>,
@@ -358,7 +356,6 @@ impl<C> State<C> {
             in_use: 0,
             checking: 0,
             pending: 0,
-            connecting: 0,
             connectors: 0,
             attempts: Vec::with_capacity(limits.max_concurrent_connects),
             closing: 0,
@@ -457,7 +454,7 @@ impl<C> State<C> {
             return Ok((0, false));
         }
         let probe_at = self.breaker.earliest_probe(now);
-        let out = if may_wait && self.connecting > 0 {
+        let out = if may_wait && self.connecting() > 0 {
             Ok((0, false))
         } else if may_wait && deadline.is_none_or(|d| probe_at < d) {
             self.breaker.pull_forward(probe_at);
@@ -816,10 +813,10 @@ impl<C> State<C> {
     pub(crate) fn next_connect(&mut self, now: Instant) -> ConnectJob {
         let job = if self.closed {
             // Reservations nobody attempts yet are dropped.
-            self.pending = self.connecting;
+            self.pending = self.connecting();
             ConnectJob::Exit
         } else if self.is_down() {
-            if self.connecting > 0 {
+            if self.connecting() > 0 {
                 ConnectJob::Exit
             } else if let Some(at) = self.breaker.wait_until(now) {
                 ConnectJob::Wait(at)
@@ -827,16 +824,14 @@ impl<C> State<C> {
                 ConnectJob::Wait(now + Duration::from_millis(10))
             } else {
                 self.pending = self.pending.max(1);
-                self.connecting += 1;
                 self.attempts.push(now);
                 ConnectJob::Attempt(now)
             }
-        } else if self.pending <= self.connecting {
+        } else if self.pending <= self.connecting() {
             ConnectJob::Exit
         } else if let Some(at) = self.breaker.wait_until(now) {
             ConnectJob::Wait(at)
         } else {
-            self.connecting += 1;
             self.attempts.push(now);
             ConnectJob::Attempt(now)
         };
@@ -852,7 +847,7 @@ impl<C> State<C> {
     pub(crate) fn connector_not_started(&mut self, err: Error) {
         self.connectors -= 1;
         if self.connectors == 0 {
-            self.pending = self.connecting;
+            self.pending = self.connecting();
         }
         self.breaker.failed(&err, Instant::now());
         self.check_invariants();
@@ -867,7 +862,6 @@ impl<C> State<C> {
         interrupt: Option<Arc<dyn Interrupt>>,
         started: Instant,
     ) -> (Option<Retired<C>>, usize) {
-        self.connecting -= 1;
         self.attempt_over(started);
         self.pending -= 1;
         self.counters.created += 1;
@@ -893,7 +887,6 @@ impl<C> State<C> {
     /// the reservation while a waiter or the `min_idle` deficit needs it: the next attempt
     /// starts after the breaker's backoff. Returns how many connector threads to start.
     pub(crate) fn connect_failed(&mut self, err: &Error, started: Instant) -> usize {
-        self.connecting -= 1;
         self.attempt_over(started);
         self.counters.connect_errors += 1;
         self.breaker.failed(err, Instant::now());
@@ -916,7 +909,7 @@ impl<C> State<C> {
                 }
                 self.waiters = new;
             }
-            self.pending = self.connecting;
+            self.pending = self.connecting();
         } else if err.is_permanent_connect() {
             self.pending -= 1;
             if let Some(w) = self.waiters.pop_front() {
@@ -928,6 +921,11 @@ impl<C> State<C> {
         let spawn = self.hire();
         self.check_invariants();
         spawn
+    }
+
+    /// Connect attempts running now.
+    fn connecting(&self) -> usize {
+        self.attempts.len()
     }
 
     fn attempt_over(&mut self, started: Instant) {
@@ -1178,22 +1176,15 @@ impl<C> State<C> {
             self.waiters.len()
         );
         assert!(
-            self.connecting <= self.pending
-                && self.connecting <= self.connectors
+            self.connecting() <= self.pending
+                && self.connecting() <= self.connectors
                 && self.connectors <= self.limits.max_concurrent_connects
-                && (self.pending == self.connecting || self.connectors > 0),
+                && (self.pending == self.connecting() || self.connectors > 0),
             "pool invariant (bounded connect work): pending {}, connecting {}, connectors {} (limit {})",
             self.pending,
-            self.connecting,
+            self.connecting(),
             self.connectors,
             self.limits.max_concurrent_connects
-        );
-        assert_eq!(
-            self.attempts.len(),
-            self.connecting,
-            "pool invariant (bounded connect work): {} attempt times for {} attempts",
-            self.attempts.len(),
-            self.connecting
         );
         let (seated, lent) = self.seats.counts();
         assert!(

@@ -232,27 +232,26 @@ fn parse_key_values(s: &str, slots: &mut Slots) -> Result<(), Error> {
     // (an unquoted password with a space in it).
     let mut after_secret = false;
     loop {
-        let pair = match next_pair(s, &mut i) {
-            Ok(Some(pair)) => pair,
-            Ok(None) => return Ok(()),
-            Err(PairError::MissingEquals(_)) if after_secret => {
-                return Err(syntax(
+        let pair =
+            match next_pair(s, &mut i) {
+                Ok(Some(pair)) => pair,
+                Ok(None) => return Ok(()),
+                Err(PairError::MissingEquals(_)) if after_secret => return Err(syntax(
                     "missing \"=\" after a word following a password in connection info string \
                      (quote a password that contains spaces)"
                         .to_owned(),
-                ))
-            }
-            Err(PairError::MissingEquals(key)) => {
-                return Err(syntax(format!(
-                    "missing \"=\" after \"{key}\" in connection info string"
-                )))
-            }
-            Err(PairError::Unterminated) => {
-                return Err(syntax(
-                    "unterminated quoted string in connection info string".to_owned(),
-                ))
-            }
-        };
+                )),
+                Err(PairError::MissingEquals(key)) => {
+                    return Err(syntax(format!(
+                        "missing \"=\" after \"{key}\" in connection info string"
+                    )))
+                }
+                Err(PairError::Unterminated) => {
+                    return Err(syntax(
+                        "unterminated quoted string in connection info string".to_owned(),
+                    ))
+                }
+            };
         let key = pair.key;
         if after_secret && KEYWORDS.iter().all(|(k, _)| *k != key) && key != "requiressl" {
             return Err(syntax(
