@@ -364,17 +364,10 @@ fn close_with_busy_connections_is_bounded_and_they_close_as_they_come_back() {
     for _ in 0..3 {
         rx.recv_timeout(LONG).unwrap();
     }
-    assert!(wait_until(LONG, || {
-        base.admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state = 'active'",
-                &[&app],
-            )
-            .unwrap()
-            .get::<_, i64>(0)
-            == 3
-    }));
+    assert!(wait_until(LONG, || common::active_backends(
+        &mut base.admin,
+        &app
+    ) == 3));
     let start = Instant::now();
     let drained = pool.close();
     let took = start.elapsed();

@@ -94,17 +94,7 @@ impl Sampler {
 
 /// Waits until `n` sessions of `app` are running a statement.
 fn wait_active(admin: &mut postgres::Client, app: &str, n: i64) -> bool {
-    wait_until(LONG, || {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state = 'active'",
-                &[&app],
-            )
-            .unwrap()
-            .get::<_, i64>(0)
-            == n
-    })
+    wait_until(LONG, || common::active_backends(admin, app) == n)
 }
 
 /// The state `pg_stat_activity` shows for backend `pid` (None once it is gone).

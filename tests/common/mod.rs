@@ -65,6 +65,18 @@ pub fn backends(admin: &mut postgres::Client, app: &str) -> i64 {
         .get(0)
 }
 
+/// Sessions with this application name that are running a statement.
+pub fn active_backends(admin: &mut postgres::Client, app: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'active'",
+            &[&app],
+        )
+        .unwrap()
+        .get(0)
+}
+
 /// Backend pids with this application name.
 pub fn backend_pids(admin: &mut postgres::Client, app: &str) -> Vec<i32> {
     admin
