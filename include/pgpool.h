@@ -677,6 +677,60 @@ pgpool_code pgpool_config_set_health_timeout_ms(struct pgpool_config *cfg,
                                                 int64_t value,
                                                 struct pgpool_error **out_err);
 
+// Sets `name`: the pool's name, used as the `pool` label of `pgpool_pool_metrics` and in
+// log lines (default "default"; 1 to 63 letters, digits, '_', '-', '.', else
+// `pgpool_pool_create` fails with PGPOOL_ERR_CONFIG). The string is copied.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_name(struct pgpool_config *cfg,
+                                   const char *value,
+                                   struct pgpool_error **out_err);
+
+// Sets `histograms`: keep the latency histograms of `pgpool_stats` (acquire wait, connect,
+// query and hold time; default true). When false they stay empty.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_histograms(struct pgpool_config *cfg,
+                                         bool value,
+                                         struct pgpool_error **out_err);
+
+// Sets `stats_log_interval_ms`: log one line of gauges, counters and p99s at info level
+// (target "pgpool::stats", see `pgpool_log_set_callback`) this often (default: never;
+// negative: never; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_stats_log_interval_ms(struct pgpool_config *cfg,
+                                                    int64_t value,
+                                                    struct pgpool_error **out_err);
+
+// Sets `slow_query_threshold_ms`: queries slower than this are logged at warn level (target
+// "pgpool::query") with their text, duration and rows, never their parameter values
+// (default: off; negative: off; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_slow_query_threshold_ms(struct pgpool_config *cfg,
+                                                      int64_t value,
+                                                      struct pgpool_error **out_err);
+
+// Sets `degraded_waiters`: `pgpool_pool_health` reports the pool degraded while more than
+// this many callers wait for a connection (default 10; negative: never).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_degraded_waiters(struct pgpool_config *cfg,
+                                               int64_t value,
+                                               struct pgpool_error **out_err);
+
 // Asks the server to cancel the statement running on `conn`. The one function that may be
 // called while another thread is using the handle (that is its point: a watchdog, or a Go
 // context being cancelled). The running call then returns `PGPOOL_ERR_SERVER` with SQLSTATE

@@ -133,6 +133,24 @@ pub struct Config {
     /// Bound on [`Pool::health`](crate::Pool::health): acquire and round trip. Defaults to 2 s;
     /// must be > 0.
     pub health_timeout: Duration,
+    /// The pool's name: the `pool` label of its Prometheus metrics, the prefix of its log
+    /// lines, its key in a [`Registry`](crate::Registry). Defaults to `None` (`"default"`);
+    /// 1 to 63 bytes of letters, digits, `_`, `-` and `.`.
+    pub name: Option<String>,
+    /// Keep latency histograms (acquire wait, connect, query, hold time) in
+    /// [`Stats`](crate::Stats). Defaults to `true`: the cost is a few atomic adds per
+    /// acquire and per query (see `docs/PERFORMANCE.md`).
+    pub histograms: bool,
+    /// Log one line with the pool's gauges, counters and p99s at info level (target
+    /// `pgpool::stats`) this often. Defaults to `None` (never); at least 1 ms.
+    pub stats_log_interval: Option<Duration>,
+    /// Queries that take longer than this are logged at warn level (target `pgpool::query`)
+    /// with their text, duration and rows; parameter values are never logged. Every query is
+    /// logged so at debug level. Defaults to `None` (no warning); at least 1 ms.
+    pub slow_query_threshold: Option<Duration>,
+    /// [`Pool::health`](crate::Pool::health) reports the pool degraded while more than this
+    /// many callers wait for a connection. Defaults to 10; `None` never.
+    pub degraded_waiters: Option<usize>,
 }
 
 impl Default for Config {
@@ -167,6 +185,11 @@ impl Default for Config {
             leak_threshold: None,
             max_checkout: None,
             health_timeout: Duration::from_secs(2),
+            name: None,
+            histograms: true,
+            stats_log_interval: None,
+            slow_query_threshold: None,
+            degraded_waiters: Some(10),
         }
     }
 }
@@ -195,6 +218,11 @@ impl fmt::Debug for Config {
             .field("leak_threshold", &self.leak_threshold)
             .field("max_checkout", &self.max_checkout)
             .field("health_timeout", &self.health_timeout)
+            .field("name", &self.name)
+            .field("histograms", &self.histograms)
+            .field("stats_log_interval", &self.stats_log_interval)
+            .field("slow_query_threshold", &self.slow_query_threshold)
+            .field("degraded_waiters", &self.degraded_waiters)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
@@ -268,6 +296,17 @@ impl Config {
         at_least_1ms("leak_threshold", self.leak_threshold)?;
         at_least_1ms("max_checkout", self.max_checkout)?;
         positive("health_timeout", self.health_timeout)?;
+        at_least_1ms("stats_log_interval", self.stats_log_interval)?;
+        at_least_1ms("slow_query_threshold", self.slow_query_threshold)?;
+        if let Some(name) = &self.name {
+            let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+            if name.is_empty() || name.len() > 63 || !name.chars().all(valid) {
+                return Err(Error::config(
+                    "name",
+                    "must be 1 to 63 letters, digits, '_', '-' or '.'",
+                ));
+            }
+        }
         if self.max_concurrent_connects == 0 {
             return Err(Error::config(
                 "max_concurrent_connects",
@@ -535,6 +574,29 @@ impl Builder {
         /// See [`Config::health_timeout`].
         health_timeout: Duration
     );
+    setter!(
+        /// See [`Config::histograms`].
+        histograms: bool
+    );
+    setter!(
+        /// See [`Config::stats_log_interval`].
+        stats_log_interval: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::slow_query_threshold`].
+        slow_query_threshold: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::degraded_waiters`].
+        degraded_waiters: Option<usize>
+    );
+
+    /// See [`Config::name`].
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.config.name = Some(name.into());
+        self.explicit.insert("name");
+        self
+    }
 
     /// See [`Config::application_name`].
     pub fn application_name(mut self, value: impl Into<String>) -> Builder {

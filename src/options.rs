@@ -187,6 +187,11 @@ options! {
     leak_threshold: optional_duration,
     max_checkout: optional_duration,
     health_timeout: duration,
+    name: text,
+    histograms: flag,
+    stats_log_interval: optional_duration,
+    slow_query_threshold: optional_duration,
+    degraded_waiters: optional_count::<usize>,
 }
 
 fn option(name: &str) -> Option<&'static Opt> {

@@ -210,6 +210,15 @@ fn every_option() -> Vec<Case> {
         ("health_timeout", "250ms", |c| {
             c.health_timeout = Duration::from_millis(250)
         }),
+        ("name", "reports-1", |c| c.name = Some("reports-1".into())),
+        ("histograms", "off", |c| c.histograms = false),
+        ("stats_log_interval", "1m", |c| {
+            c.stats_log_interval = Some(Duration::from_secs(60))
+        }),
+        ("slow_query_threshold", "200ms", |c| {
+            c.slow_query_threshold = Some(Duration::from_millis(200))
+        }),
+        ("degraded_waiters", "none", |c| c.degraded_waiters = None),
     ]
 }
 

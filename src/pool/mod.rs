@@ -383,6 +383,20 @@ impl<M: Manager> Pool<M> {
         &self.shared().config
     }
 
+    /// The pool's name ([`Config::name`], else `"default"`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pgpool::Error> {
+    /// let pool = pgpool::Pool::builder()
+    ///     .name("reports")
+    ///     .build("host=127.0.0.1 port=1 user=nobody")?;
+    /// assert_eq!(pool.name(), "reports");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        self.config().name.as_deref().unwrap_or("default")
+    }
+
     /// The connection manager.
     pub fn manager(&self) -> &M {
         &self.shared().manager

@@ -739,3 +739,124 @@ pub unsafe extern "C" fn pgpool_config_set_health_timeout_ms(
         })
     }
 }
+
+/// Sets `name`: the pool's name, used as the `pool` label of `pgpool_pool_metrics` and in
+/// log lines (default "default"; 1 to 63 letters, digits, '_', '-', '.', else
+/// `pgpool_pool_create` fails with PGPOOL_ERR_CONFIG). The string is copied.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+/// PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
+/// pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_name(
+    cfg: *mut pgpool_config,
+    value: *const std::ffi::c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `value` and `out_err` are used under the caller's guarantees.
+    unsafe {
+        update(cfg, out_err, |b| {
+            let name = args::string(value, "value")?;
+            Ok(b.name(name))
+        })
+    }
+}
+
+/// Sets `histograms`: keep the latency histograms of `pgpool_stats` (acquire wait, connect,
+/// query and hold time; default true). When false they stay empty.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_histograms(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.histograms(value))) }
+}
+
+/// Sets `stats_log_interval_ms`: log one line of gauges, counters and p99s at info level
+/// (target "pgpool::stats", see `pgpool_log_set_callback`) this often (default: never;
+/// negative: never; at least 1).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_stats_log_interval_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.stats_log_interval(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `slow_query_threshold_ms`: queries slower than this are logged at warn level (target
+/// "pgpool::query") with their text, duration and rows, never their parameter values
+/// (default: off; negative: off; at least 1).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_slow_query_threshold_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.slow_query_threshold(optional_millis(value)))
+        })
+    }
+}
+
+/// Sets `degraded_waiters`: `pgpool_pool_health` reports the pool degraded while more than
+/// this many callers wait for a connection (default 10; negative: never).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_degraded_waiters(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.degraded_waiters(
+                usize::try_from(value)
+                    .ok()
+                    .or((value >= 0).then_some(usize::MAX)),
+            ))
+        })
+    }
+}
