@@ -531,6 +531,40 @@ class Config {
   }
   /// As above, on a temporary.
   Config &&health_timeout(std::chrono::milliseconds v) && { return std::move(health_timeout(v)); }
+  /// The pool's name: the `pool` label of Pool::metrics() and the prefix of its log lines
+  /// (default "default"; 1 to 63 letters, digits, '_', '-', '.', else the Pool constructor
+  /// throws PGPOOL_ERR_CONFIG).
+  Config &name(CStr v) & { return set(pgpool_config_set_name, v.c_str()); }
+  /// As above, on a temporary.
+  Config &&name(CStr v) && { return std::move(name(v)); }
+  /// Keep the latency histograms of Stats (acquire_wait, connect_time, query_time,
+  /// hold_time; default true).
+  Config &histograms(bool v) & { return set(pgpool_config_set_histograms, v); }
+  /// As above, on a temporary.
+  Config &&histograms(bool v) && { return std::move(histograms(v)); }
+  /// Log one line of gauges, counters and p99s at info level (see set_log_callback) this
+  /// often (default and `never`: off; at least 1 ms).
+  Config &stats_log_interval(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_stats_log_interval_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&stats_log_interval(std::chrono::milliseconds v) && {
+    return std::move(stats_log_interval(v));
+  }
+  /// Log statements slower than this at warn level with their text (literals replaced by
+  /// `?`), duration and rows, never their parameter values (default and `never`: off).
+  Config &slow_query_threshold(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_slow_query_threshold_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&slow_query_threshold(std::chrono::milliseconds v) && {
+    return std::move(slow_query_threshold(v));
+  }
+  /// Pool::health() reports the pool degraded while more than `n` callers wait (default 10;
+  /// negative: never).
+  Config &degraded_waiters(int64_t n) & { return set(pgpool_config_set_degraded_waiters, n); }
+  /// As above, on a temporary.
+  Config &&degraded_waiters(int64_t n) && { return std::move(degraded_waiters(n)); }
 
   /// True when leak_threshold or max_checkout is on (last set to a positive value): pools
   /// made from this config then record call sites in Pool::acquire (C++20; see there).
@@ -1459,7 +1493,9 @@ class Transaction {
 /// max_checkout, or still out when a bounded close ran out), `leaks_suspected` (leases held
 /// past leak_threshold), `health` (a pgpool_health_state: `health_state(stats)` gives the
 /// enum class), `consecutive_connect_failures`, `since_connect_success_ms` and
-/// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running).
+/// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running), and the
+/// latency histograms `acquire_wait`, `connect_time`, `query_time`, `hold_time` (each a
+/// pgpool_histogram: count, sum_us, p50_us, p90_us, p99_us, max_us).
 using Stats = pgpool_stats;
 
 /// A pool's health (Health::state, health_state(Stats)).
@@ -1496,8 +1532,13 @@ inline HealthState health_state(const Stats &s) noexcept {
 struct Health {
   /// True when the round trip succeeded.
   bool ok = false;
-  /// The pool's health at the end of the check (down when the breaker is open).
+  /// Healthy; degraded (recent connect failures, more callers waiting than
+  /// degraded_waiters, or a failed check); or down (the breaker is open).
   HealthState state = HealthState::healthy;
+  /// Why `state` is not healthy, one phrase each (empty when healthy).
+  std::vector<std::string> reasons;
+  /// The configured maximum of open connections.
+  uint32_t max_size = 0;
   /// Open, idle, leased connections and waiting callers.
   uint32_t open = 0, idle = 0, in_use = 0, waiting = 0;
   /// Connect attempts that failed in a row (0 after a success).
@@ -1508,7 +1549,7 @@ struct Health {
   std::string database;
   /// The server's `server_version` (empty on failure).
   std::string server_version;
-  /// The server's `now()` as text (empty on failure).
+  /// The server's `now()`, ISO 8601 in UTC (empty on failure).
   std::string server_time;
   /// Why the check failed (unset when ok).
   std::optional<Error> error;
@@ -1733,12 +1774,37 @@ class Pool {
     out.database = h.database;
     out.server_time = h.server_time;
     out.server_version = h.server_version;
+    out.max_size = h.max_size;
+    h.reasons[sizeof h.reasons - 1] = '\0';
+    for (std::string_view rest = h.reasons; !rest.empty();) {
+      size_t end = rest.find("; ");
+      out.reasons.emplace_back(rest.substr(0, end));
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    }
     if (rc != PGPOOL_OK)
       out.error.emplace(rc, err);
     else if (!h.ok)
       out.error.emplace(PGPOOL_ERR_USAGE, "the health check reported failure without a code");
     pgpool_error_free(err);
     return out;
+  }
+  /// The pool's statistics as Prometheus text (exposition format 0.0.4): every gauge,
+  /// counter and histogram, labelled with the Config's name. Non-blocking.
+  std::string metrics() const {
+    char *text = nullptr;
+    detail::call(pgpool_pool_metrics, p_.get(), &text);
+    std::unique_ptr<char, void (*)(char *)> owned(text, pgpool_string_free);
+    return std::string(text);
+  }
+  /// A health check as one JSON object (the body of a /api/db/health endpoint: ok, pool,
+  /// state, reasons, database, timestamp, serverVersion, latencyMs, poolSize, idleCount,
+  /// inUseCount, waitingCount, ...). An unhealthy pool is described, not thrown. Blocks up
+  /// to the Config's health_timeout.
+  std::string health_json() const {
+    char *json = nullptr;
+    detail::call(pgpool_pool_health_json, p_.get(), &json);
+    std::unique_ptr<char, void (*)(char *)> owned(json, pgpool_string_free);
+    return std::string(json);
   }
   /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, queued callers wake with it,
   /// idle connections close, and the call waits up to `timeout` (default: the
