@@ -17,7 +17,8 @@
 //! Module map: [`config`] (options and the builder), [`options`] (pool options from the
 //! connection string and the environment), [`error`], [`event`] (hooks and close
 //! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
-//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`].
+//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`],
+//! [`registry`] (named pools) and [`shutdown`] (SIGTERM / SIGINT).
 //! `docs/ARCHITECTURE.md` has the whole picture.
 
 #![deny(unsafe_code)]
@@ -36,7 +37,9 @@ pub mod manager;
 pub mod options;
 mod pg;
 mod pool;
+pub mod registry;
 mod retry;
+pub mod shutdown;
 pub mod stats;
 mod stmt_cache;
 mod sync;
@@ -54,6 +57,7 @@ pub use event::{CloseReason, Event};
 pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
 pub use pool::{Health, HealthState, Pool, PooledConnection};
+pub use registry::{CloseReport, PoolClose, Registry, RegistryBuilder};
 pub use retry::Retry;
 pub use stats::Stats;
 
