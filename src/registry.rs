@@ -574,6 +574,19 @@ impl Registry {
             .collect()
     }
 
+    /// The longest `close_timeout` of the pools (what the C ABI's negative deadline means).
+    pub(crate) fn default_close_timeout(&self) -> Duration {
+        self.inner
+            .entries
+            .iter()
+            .map(|e| match lock(&e.pool).as_ref() {
+                Some(pool) => pool.config().close_timeout,
+                None => e.builder.config().close_timeout,
+            })
+            .max()
+            .unwrap_or(Duration::from_secs(5))
+    }
+
     /// True once [`close_all`](Registry::close_all) ran.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
