@@ -61,6 +61,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Builder;
 use crate::error::{Error, ErrorKind};
+use crate::event::CloseReason;
 use crate::options::{apply_option, ApplyError};
 use crate::pool::Pool;
 use crate::stats::Stats;
@@ -604,10 +605,13 @@ fn ready(pool: &Pool, deadline: Instant) -> Result<(), Error> {
     }
 }
 
-fn close_one(name: &str, pool: &Pool, in_use: u32, until: Instant) -> PoolClose {
+/// Closes `pool` by `until`; `in_use` is what it had in use when the close began.
+pub(crate) fn close_one(name: &str, pool: &Pool, in_use: u32, until: Instant) -> PoolClose {
     let start = Instant::now();
+    let before = pool.stats().closed(CloseReason::Reclaimed);
     let clean = pool.close_timeout(until.saturating_duration_since(start));
-    let reclaimed = if clean { 0 } else { pool.stats().in_use };
+    let reclaimed = pool.stats().closed(CloseReason::Reclaimed) - before;
+    let reclaimed = u32::try_from(reclaimed).unwrap_or(u32::MAX);
     PoolClose::new(name, clean, in_use, reclaimed, start.elapsed())
 }
 

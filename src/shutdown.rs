@@ -310,16 +310,7 @@ fn close_pools(pools: &[Pool], deadline: Duration) -> Vec<PoolClose> {
             .iter()
             .map(|pool| {
                 scope.spawn(move || {
-                    let in_use = pool.stats().in_use;
-                    let start = Instant::now();
-                    let clean = pool.close_timeout(until.saturating_duration_since(start));
-                    PoolClose::new(
-                        pool.name(),
-                        clean,
-                        in_use,
-                        if clean { 0 } else { pool.stats().in_use },
-                        start.elapsed(),
-                    )
+                    crate::registry::close_one(pool.name(), pool, pool.stats().in_use, until)
                 })
             })
             .collect();
