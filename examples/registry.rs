@@ -80,10 +80,17 @@ pub fn run(file: &str, workers: usize, hold: bool) -> i32 {
         let pool = registry.get(registry.names()[0]).expect("open");
         threads.push(std::thread::spawn(move || {
             let outcome = pool.query("SELECT pg_sleep(60)", &[]);
-            println!("held statement: {}", outcome.err().map_or("finished".into(), |e| e.to_string()));
+            println!(
+                "held statement: {}",
+                outcome.err().map_or("finished".into(), |e| e.to_string())
+            );
         }));
     }
-    println!("ready: {} pools ({})", registry.names().len(), registry.names().join(", "));
+    println!(
+        "ready: {} pools ({})",
+        registry.names().len(),
+        registry.names().join(", ")
+    );
 
     // README:BEGIN registry-rust-wait
     let report = shutdown.wait_closed();
@@ -95,7 +102,11 @@ pub fn run(file: &str, workers: usize, hold: bool) -> i32 {
     println!(
         "{} queries; shutdown {}",
         queries.load(Ordering::Relaxed),
-        if report.clean() { "clean" } else { "reclaimed connections" }
+        if report.clean() {
+            "clean"
+        } else {
+            "reclaimed connections"
+        }
     );
     0
 }

@@ -200,7 +200,9 @@ fn value_text(value: &toml::Value) -> Result<String, &'static str> {
         toml::Value::String(s) => Ok(s.clone()),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
-        toml::Value::Float(_) => Err("a float (write a whole number, or a string such as \"1.5s\")"),
+        toml::Value::Float(_) => {
+            Err("a float (write a whole number, or a string such as \"1.5s\")")
+        }
         toml::Value::Datetime(_) => Err("a date"),
         toml::Value::Array(_) => Err("an array"),
         toml::Value::Table(_) => Err("a table"),
@@ -278,7 +280,9 @@ impl Registry {
                 ("defaults", toml::Value::Table(t)) => defaults = t.into_iter().collect(),
                 ("pools", toml::Value::Table(t)) => pools = Some(t),
                 ("defaults" | "pools", _) => {
-                    return Err(registry_error(format!("\"{key}\" must be a table ([{key}])")))
+                    return Err(registry_error(format!(
+                        "\"{key}\" must be a table ([{key}])"
+                    )))
                 }
                 _ => {
                     return Err(registry_error(format!(
@@ -373,9 +377,8 @@ impl Registry {
     /// name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Registry, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            registry_error(format!("cannot read {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| registry_error(format!("cannot read {}: {e}", path.display())))?;
         Registry::from_toml_str(&text).map_err(|e| {
             let message = format!("{}: {}", path.display(), e.message());
             e.with_message(message)
@@ -550,11 +553,13 @@ impl Registry {
                 .collect();
             closes
                 .into_iter()
-                .map(|(name, pool, in_use, thread)| match thread.map(|t| t.join()) {
-                    Ok(Ok(report)) => report,
-                    // A thread could not start (or panicked): close here, inline.
-                    _ => close_one(name, pool, in_use, until),
-                })
+                .map(
+                    |(name, pool, in_use, thread)| match thread.map(|t| t.join()) {
+                        Ok(Ok(report)) => report,
+                        // A thread could not start (or panicked): close here, inline.
+                        _ => close_one(name, pool, in_use, until),
+                    },
+                )
                 .collect()
         });
         CloseReport {
@@ -649,12 +654,7 @@ impl CloseReport {
 impl fmt::Display for CloseReport {
     /// `closed 2 pools in 12ms: primary (0 in use), replica (1 in use, 1 reclaimed)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "closed {} pools in {:?}",
-            self.pools.len(),
-            self.elapsed
-        )?;
+        write!(f, "closed {} pools in {:?}", self.pools.len(), self.elapsed)?;
         for (i, p) in self.pools.iter().enumerate() {
             f.write_str(if i == 0 { ": " } else { ", " })?;
             write!(f, "{} ({} in use", p.name, p.in_use)?;
@@ -754,13 +754,19 @@ mod tests {
         assert!(e.contains("pools.p.acquire_timeout = 5"), "{e}");
         assert!(e.contains("unit"), "{e}");
         let e = err("[pools.p]\nurl = \"host=h\"\nmax_size = \"many\"\n");
-        assert!(e.contains("pools.p.max_size") && e.contains("whole number"), "{e}");
+        assert!(
+            e.contains("pools.p.max_size") && e.contains("whole number"),
+            "{e}"
+        );
         let e = err("[pools.p]\nurl = \"host=h\"\nmax_size = 1.5\n");
         assert!(e.contains("pools.p.max_size is a float"), "{e}");
         let e = err("[pools.p]\nmax_size = 2\n");
         assert!(e.contains("pools.p has no url"), "{e}");
         let e = err("[pools.p]\nurl = \"host=h\"\n[pools.p]\nurl = \"host=i\"\n");
-        assert!(e.contains("not valid TOML") && e.contains("duplicate"), "{e}");
+        assert!(
+            e.contains("not valid TOML") && e.contains("duplicate"),
+            "{e}"
+        );
         let e = err("[pools.\"a b\"]\nurl = \"host=h\"\n");
         assert!(e.contains("pool name \"a b\" is invalid"), "{e}");
         let e = err("[defaults]\nmax_sise = 3\n[pools.p]\nurl = \"host=h\"\n");
@@ -772,7 +778,10 @@ mod tests {
         let e = err("[pools.p]\nurl = \"host=h\"\nmin_idle = 5\nmax_size = 2\n");
         assert!(e.contains("pool \"p\"") && e.contains("min_idle"), "{e}");
         let e = err("[pools.p]\nurl_env = \"PGPOOL_REGISTRY_TEST_UNSET_VAR\"\n");
-        assert!(e.contains("PGPOOL_REGISTRY_TEST_UNSET_VAR is not set"), "{e}");
+        assert!(
+            e.contains("PGPOOL_REGISTRY_TEST_UNSET_VAR is not set"),
+            "{e}"
+        );
         let e = err("[pools.p]\nurl = \"host='unterminated\"\n");
         assert!(e.contains("pool \"p\": invalid connection string"), "{e}");
         let e = err("[pools.p]\nurl = \"host=h\"\nname = \"q\"\n");

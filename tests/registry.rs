@@ -40,7 +40,11 @@ fn a_file_opens_every_pool_warm_and_gets_them_by_name() {
     let registry = Registry::from_file(&path).unwrap();
     assert_eq!(registry.names(), ["primary", "replica"]);
     let mut admin = common::admin();
-    assert_eq!(common::backends(&mut admin, &app), 0, "nothing connects before open_all");
+    assert_eq!(
+        common::backends(&mut admin, &app),
+        0,
+        "nothing connects before open_all"
+    );
 
     registry.open_all(Some(Duration::from_secs(10))).unwrap();
     // primary warmed min_idle 2; replica (min_idle 0) made one connection to prove itself.
@@ -86,16 +90,25 @@ fn open_all_names_the_pool_that_is_not_ready_and_why() {
     ))
     .unwrap();
     let start = Instant::now();
-    let e = registry.open_all(Some(Duration::from_millis(800))).unwrap_err();
+    let e = registry
+        .open_all(Some(Duration::from_millis(800)))
+        .unwrap_err();
     let waited = start.elapsed();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     let msg = e.to_string();
     assert!(msg.contains("1 of 2 pools not ready"), "{msg}");
     assert!(msg.contains("down: ") && !msg.contains("up: "), "{msg}");
-    assert!(msg.to_lowercase().contains("refused"), "the connect error: {msg}");
+    assert!(
+        msg.to_lowercase().contains("refused"),
+        "the connect error: {msg}"
+    );
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     // The reachable pool works meanwhile.
-    registry.get("up").unwrap().execute("SELECT 1", &[]).unwrap();
+    registry
+        .get("up")
+        .unwrap()
+        .execute("SELECT 1", &[])
+        .unwrap();
     assert!(registry.close_all(Duration::from_secs(1)).clean());
 }
 
@@ -122,7 +135,10 @@ fn close_all_reclaims_a_held_connection_at_one_deadline() {
     assert!(!report.clean(), "{report}");
     assert_eq!(report.reclaimed(), 2, "{report}");
     assert!(took >= Duration::from_millis(450), "{took:?}");
-    assert!(took < Duration::from_secs(2), "one deadline for all pools: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "one deadline for all pools: {took:?}"
+    );
     let text = report.to_string();
     assert!(text.contains("primary (1 in use, 1 reclaimed)"), "{text}");
     let err = busy.join().unwrap().unwrap_err();
@@ -150,7 +166,11 @@ fn a_registry_from_code_names_its_pools() {
 fn registry_and_shutdown_from_c() {
     let url = common::url();
     let out = c_support::out_dir("c").join("registry");
-    c_support::compile(&[&c_support::root().join("tests/c/registry.c")], &out, false);
+    c_support::compile(
+        &[&c_support::root().join("tests/c/registry.c")],
+        &out,
+        false,
+    );
     let text = c_support::run(&out, &[&url]);
     assert!(text.contains("REGISTRY OK"), "{text}");
 }

@@ -117,7 +117,10 @@ impl Service {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("still running {timeout:?} after the signal: {:?}", self.seen);
+                panic!(
+                    "still running {timeout:?} after the signal: {:?}",
+                    self.seen
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -128,7 +131,10 @@ impl Service {
         if let Some(mut e) = self.child.stderr.take() {
             let _ = e.read_to_string(&mut stderr);
         }
-        (status, format!("{}\n--- stderr\n{stderr}", self.seen.join("\n")))
+        (
+            status,
+            format!("{}\n--- stderr\n{stderr}", self.seen.join("\n")),
+        )
     }
 }
 
@@ -158,11 +164,16 @@ fn sigterm_closes_everything(command: Command, app: &str, summary: &str) -> Stri
     service.signal(libc::SIGTERM);
     let (status, out) = service.exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{out}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(out.contains(summary), "{out}");
     assert!(out.contains("shutdown clean"), "{out}");
     assert!(
-        common::wait_until(Duration::from_secs(5), || common::backends(&mut admin, app) == 0),
+        common::wait_until(Duration::from_secs(5), || common::backends(&mut admin, app)
+            == 0),
         "sessions left in pg_stat_activity"
     );
     out
@@ -172,8 +183,15 @@ fn sigterm_closes_everything(command: Command, app: &str, summary: &str) -> Stri
 fn sigterm_makes_the_rust_example_close_every_pool_and_exit_0() {
     let app = common::app_name("shutdown-rust");
     let file = pools_file(&app);
-    let out = sigterm_closes_everything(rust_example(&file, 2, false), &app, "signal 15: closed 2 pools");
-    assert!(out.contains("primary (") && out.contains("replica ("), "{out}");
+    let out = sigterm_closes_everything(
+        rust_example(&file, 2, false),
+        &app,
+        "signal 15: closed 2 pools",
+    );
+    assert!(
+        out.contains("primary (") && out.contains("replica ("),
+        "{out}"
+    );
 }
 
 #[test]
@@ -192,9 +210,15 @@ fn a_statement_still_running_at_the_deadline_is_reclaimed_and_a_second_signal_ex
     let (status, out) = service.exit(Duration::from_secs(15));
     let took = start.elapsed();
     assert_eq!(status.code(), Some(0), "{out}");
-    assert!(took >= Duration::from_millis(4500) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
     assert!(out.contains("1 reclaimed"), "{out}");
-    assert!(out.contains("held statement: ") && out.contains("reclaimed"), "{out}");
+    assert!(
+        out.contains("held statement: ") && out.contains("reclaimed"),
+        "{out}"
+    );
     assert!(common::wait_until(Duration::from_secs(5), || {
         common::backends(&mut admin, &app) == 0
     }));
@@ -218,10 +242,18 @@ fn sigterm_makes_the_c_example_close_every_pool_and_exit_0() {
     let app = common::app_name("shutdown-c");
     let file = pools_file(&app);
     let exe = c_support::out_dir("examples").join("service");
-    c_support::compile(&[&c_support::root().join("examples-c/service.c")], &exe, false);
+    c_support::compile(
+        &[&c_support::root().join("examples-c/service.c")],
+        &exe,
+        false,
+    );
     let mut command = Command::new(&exe);
     command.arg(&file).arg("2");
-    sigterm_closes_everything(command, &app, "signal 15: pools closed, 0 connections reclaimed");
+    sigterm_closes_everything(
+        command,
+        &app,
+        "signal 15: pools closed, 0 connections reclaimed",
+    );
 }
 
 #[test]
@@ -241,10 +273,16 @@ fn sigterm_makes_the_go_example_close_every_pool_and_exit_0() {
         .arg(".")
         .env("GOCACHE", dir.join("cache"))
         .env("GOFLAGS", "-mod=mod")
-        .env("CGO_CFLAGS", format!("-I{}", c_support::root().join("include").display()))
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", c_support::root().join("include").display()),
+        )
         .env(
             "CGO_LDFLAGS",
-            format!("-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool", lib.display()),
+            format!(
+                "-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool",
+                lib.display()
+            ),
         )
         .output()
         .expect("run go build");
@@ -262,12 +300,17 @@ fn a_sigterm_to_this_process_requests_the_shutdown_and_closes_the_pools() {
         return;
     }
     let app = common::app_name("shutdown-self");
-    let pool = common::builder(&app).min_idle(1).build(&common::url()).unwrap();
+    let pool = common::builder(&app)
+        .min_idle(1)
+        .build(&common::url())
+        .unwrap();
     pool.wait_ready(Duration::from_secs(10)).unwrap();
     let shutdown = pgpool::shutdown::Shutdown::install().unwrap();
     shutdown.close_pools_on_signal(vec![pool.clone()], Duration::from_secs(2));
     assert!(!shutdown.requested());
-    assert!(shutdown.wait_closed_timeout(Duration::from_millis(50)).is_none());
+    assert!(shutdown
+        .wait_closed_timeout(Duration::from_millis(50))
+        .is_none());
     // SAFETY: kill(2) on our own pid with SIGTERM, whose handler is installed.
     assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
     assert!(shutdown.wait_timeout(Duration::from_secs(5)));

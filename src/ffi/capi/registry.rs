@@ -473,7 +473,8 @@ pub unsafe extern "C" fn pgpool_pool_timeouts(
     unsafe {
         boundary(out_err, || {
             let pool = super::pool::pool_of(pool)?;
-            let ms = |d: Duration| i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+            let ms =
+                |d: Duration| i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
             if !out_acquire_ms.is_null() {
                 args::write(out_acquire_ms, ms(pool.config().acquire_timeout));
             }
