@@ -1820,6 +1820,9 @@ class Pool {
   }
 
  private:
+  friend class Registry;
+  /// Takes ownership of a handle from pgpool_registry_get.
+  explicit Pool(pgpool_pool *owned) noexcept { p_.reset(owned); }
   Pool(CStr conninfo, const pgpool_config *cfg) {
     pgpool_pool *raw = nullptr;
     detail::call(pgpool_pool_create, conninfo.c_str(), cfg, &raw);
@@ -1855,6 +1858,105 @@ class Pool {
   std::unique_ptr<pgpool_pool, detail::PoolFree> p_;
   bool record_sites_ = false;
 };
+
+/// Named pools from a TOML file or string (see docs/operations/registry-and-shutdown.md):
+/// opened together, looked up by name, closed together within one deadline. Move-only; the
+/// destructor frees the handle (pools that no Pool from get() holds close without waiting:
+/// call close_all() first for a bounded, complete close). Thread-safe.
+class Registry {
+ public:
+  /// Reads the registry declared in the TOML file at `path`. Throws PGPOOL_ERR_CONFIG naming
+  /// the file, the pool and the key.
+  static Registry from_file(CStr path) {
+    pgpool_registry *raw = nullptr;
+    detail::call(pgpool_registry_from_file, path.c_str(), &raw);
+    return Registry(raw);
+  }
+  /// Reads a registry from the text of a TOML file.
+  static Registry from_toml(CStr toml) {
+    pgpool_registry *raw = nullptr;
+    detail::call(pgpool_registry_from_toml, toml.c_str(), &raw);
+    return Registry(raw);
+  }
+  Registry(Registry &&other) noexcept = default;
+  Registry &operator=(Registry &&other) noexcept = default;
+  Registry(const Registry &) = delete;
+  Registry &operator=(const Registry &) = delete;
+  ~Registry() = default;
+
+  /// The handle (owned by this object), for the C API.
+  pgpool_registry *get_handle() const noexcept { return r_.get(); }
+
+  /// Opens every pool and, for a positive `wait`, waits until each is ready, all within that
+  /// one deadline. Throws PGPOOL_ERR_TIMEOUT (or PGPOOL_ERR_CONNECT) naming each pool that was
+  /// not ready and its last connect error.
+  void open_all(std::chrono::milliseconds wait = std::chrono::milliseconds{0}) const {
+    detail::call(pgpool_registry_open_all, r_.get(), detail::ms(wait));
+  }
+  /// The pools' names (a file's: sorted).
+  std::vector<std::string> names() const {
+    size_t n = 0;
+    detail::call(pgpool_registry_count, r_.get(), &n);
+    std::vector<std::string> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      const char *name = nullptr;
+      detail::call(pgpool_registry_name, r_.get(), i, &name);
+      out.emplace_back(name);
+    }
+    return out;
+  }
+  /// A Pool of the caller's own sharing the registry's pool `name` (opened if need be; it
+  /// outlives the Registry). Throws PGPOOL_ERR_USAGE for an unknown name (the message lists
+  /// the pools), PGPOOL_ERR_CLOSED after close_all for a pool that never opened.
+  Pool get(CStr name) const {
+    pgpool_pool *raw = nullptr;
+    detail::call(pgpool_registry_get, r_.get(), name.c_str(), &raw);
+    return Pool(raw);
+  }
+  /// Closes every pool at once within `deadline` (default_timeout: the longest close_timeout);
+  /// returns how many connections still in use at the deadline were reclaimed. Never throws
+  /// PGPOOL_ERR_TIMEOUT for those: the count says it.
+  uint32_t close_all(std::chrono::milliseconds deadline = default_timeout) const {
+    uint32_t reclaimed = 0;
+    pgpool_error *err = nullptr;
+    pgpool_code rc = pgpool_registry_close_all(r_.get(), detail::ms(deadline), &reclaimed, &err);
+    if (rc == PGPOOL_ERR_TIMEOUT) {
+      pgpool_error_free(err);
+      return reclaimed;
+    }
+    detail::check(rc, err);
+    return reclaimed;
+  }
+
+ private:
+  struct Free {
+    void operator()(pgpool_registry *r) const noexcept { (void)pgpool_registry_free(r); }
+  };
+  explicit Registry(pgpool_registry *raw) noexcept : r_(raw) {}
+  std::unique_ptr<pgpool_registry, Free> r_;
+};
+
+/// Takes over SIGTERM and SIGINT (once per process): on the first, a shutdown is requested
+/// and, when `registry` is given, its pools close within `deadline` counted from the signal;
+/// a second signal during it ends the process at once (status 128 + signal).
+inline void shutdown_on_signals(const Registry *registry,
+                                std::chrono::milliseconds deadline = default_timeout) {
+  detail::call(pgpool_shutdown_on_signals, registry ? registry->get_handle() : nullptr,
+               detail::ms(deadline));
+}
+/// 0 until a shutdown was requested; then the signal's number (-1: request_shutdown()).
+inline int32_t shutdown_requested() noexcept { return pgpool_shutdown_requested(); }
+/// Requests the shutdown as a signal would. Throws PGPOOL_ERR_USAGE before shutdown_on_signals.
+inline void request_shutdown() { detail::call(pgpool_shutdown_request); }
+/// Waits (default: without bound) until the shutdown was requested and the pools are closed;
+/// returns how many connections were reclaimed. Throws PGPOOL_ERR_TIMEOUT when not done in
+/// time.
+inline uint32_t wait_shutdown(std::chrono::milliseconds timeout = forever) {
+  uint32_t reclaimed = 0;
+  detail::call(pgpool_shutdown_wait, detail::ms(timeout), &reclaimed);
+  return reclaimed;
+}
 
 /// Routes the library's log records at `max_level` or more severe (1 error ... 5 trace; 0 or
 /// NULL `callback`: off) to `callback(level, message, user_data)`. The callback may run on

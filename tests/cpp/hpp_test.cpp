@@ -1165,6 +1165,30 @@ static void observability(const std::string &url) {
   EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, quiet.metrics());
 }
 
+// Named pools: a Registry from TOML, get() by name (a Pool of the caller's own that outlives
+// the Registry), close_all() reclaiming a held lease at the deadline.
+static void registry(const std::string &url) {
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Registry::from_toml("[pools.a]\nmax_size = 2\n"));
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Registry::from_file("/nonexistent/pools.toml"));
+  auto reg = pgpool::Registry::from_toml(
+      "[defaults]\napplication_name = \"hpp-registry\"\n[pools.main]\nurl = \"" + url +
+      "\"\nmax_size = 2\nmin_idle = 1\n[pools.other]\nurl = \"" + url + "\"\n");
+  reg.open_all(std::chrono::milliseconds{10000});
+  CHECK((reg.names() == std::vector<std::string>{"main", "other"}));
+  pgpool::Pool main = reg.get("main");
+  CHECK(main.stats().max_size == 2);
+  CHECK(main.exec("SELECT 5").get<int64_t>(0, 0) == 5);
+  pgpool::Error e = EXPECT_ERROR(PGPOOL_ERR_USAGE, reg.get("nope"));
+  CHECK(std::string(e.what()).find("main, other") != std::string::npos);
+  auto lease = main.acquire();
+  CHECK(reg.close_all(std::chrono::milliseconds{200}) == 1);
+  lease.release();
+  CHECK(reg.close_all() == 0);
+  EXPECT_ERROR(PGPOOL_ERR_CLOSED, main.acquire(std::chrono::milliseconds{100}));
+  CHECK(pgpool::shutdown_requested() == 0);
+  EXPECT_ERROR(PGPOOL_ERR_USAGE, pgpool::request_shutdown());
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s URL [panic]\n", argv[0]);
@@ -1197,6 +1221,7 @@ int main(int argc, char **argv) {
     transaction_retry(url);
     observability(url);
     logging(url);
+    registry(url);
   } catch (const Error &e) {
     std::fprintf(stderr, "FAILED: unexpected pgpool::Error %s (SQLSTATE '%s')\n", e.what(),
                  e.sqlstate().c_str());
