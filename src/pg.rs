@@ -174,4 +174,9 @@ impl Manager for PgManager {
     fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {
         conn.interrupter()
     }
+
+    /// The pid the server sent at login (BackendKeyData); `None` if it sent none.
+    fn backend_pid(&self, conn: &PgConnection) -> Option<i32> {
+        Some(conn.backend_pid()).filter(|&pid| pid != 0)
+    }
 }

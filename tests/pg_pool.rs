@@ -419,7 +419,7 @@ fn events_report_connect_acquire_release_and_remove() {
                 Event::Acquire { .. } => "acquire".to_string(),
                 Event::Release { .. } => "release".to_string(),
                 Event::Remove { reason, .. } => format!("remove:{}", reason.as_str()),
-                Event::Error { error } => format!("error:{}", error.kind()),
+                Event::Error { error, .. } => format!("error:{}", error.kind()),
                 _ => "other".to_string(),
             };
             seen2.lock().unwrap().push(tag);

@@ -36,6 +36,8 @@ pub(crate) struct Conn<C> {
     /// its seat records).
     pub(crate) checked_out: Tick,
     pub(crate) uses: u64,
+    /// The server process, from `Manager::backend_pid` at connect (for events).
+    pub(crate) backend_pid: Option<i32>,
     /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
     pub(crate) seat: u32,
     /// Stamped under the lock each time the connection enters `idle`: the release order.
@@ -55,6 +57,7 @@ impl<C> Conn<C> {
             last_alive: now,
             checked_out: now,
             uses: 0,
+            backend_pid: None,
             seat: NO_SEAT,
             idle_seq: 0,
         }
@@ -866,7 +869,7 @@ impl<C> State<C> {
         self.pending -= 1;
         self.counters.created += 1;
         self.breaker.succeeded(Instant::now());
-        conn.seat = self.seats.take(conn.id, interrupt);
+        conn.seat = self.seats.take(conn.id, conn.backend_pid, interrupt);
         let retired = if self.closed {
             Some(self.retire(conn, CloseReason::PoolClosed))
         } else {
@@ -967,6 +970,7 @@ impl<C> State<C> {
             }
             found.push(Overdue {
                 conn_id: seat.conn_id,
+                backend_pid: seat.backend_pid,
                 held,
                 site: lent.site.clone(),
                 interrupt: if reclaim {
@@ -1001,6 +1005,7 @@ impl<C> State<C> {
             lent.reclaimed = true;
             found.push(Overdue {
                 conn_id: seat.conn_id,
+                backend_pid: seat.backend_pid,
                 held: now.since(lent.since),
                 site: lent.site.clone(),
                 interrupt: Some(Arc::clone(interrupt)),

@@ -187,9 +187,15 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 let took = started.elapsed();
                 let interrupt = this.manager.interrupter(&mut raw);
                 let id = this.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
-                // Before the connection is visible: `Connect` precedes its `Acquire`.
-                emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
                 let conn = this.new_conn(raw, id, Tick::now());
+                // Before the connection is visible: `Connect` precedes its `Acquire`.
+                let backend_pid = conn.backend_pid;
+                let event = Event::Connect {
+                    conn_id: id,
+                    took,
+                    backend_pid,
+                };
+                emit(this.hook.as_ref(), event);
                 let mut state = this.lock_state();
                 let (retired, spawn) = state.connected(conn, interrupt, started);
                 this.changed.notify_all();
@@ -252,9 +258,9 @@ pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retir
 /// state is dropped.
 fn closer_loop<M: Manager>(rx: Receiver<Retired<M::Connection>>, shared: Weak<Shared<M>>) {
     for retired in rx.iter() {
-        let (id, reason) = drop_retired(retired);
+        let (id, backend_pid, reason) = drop_retired(retired);
         if let Some(this) = shared.upgrade() {
-            this.closed_one(id, reason);
+            this.closed_one(id, backend_pid, reason);
         }
     }
 }

@@ -13,6 +13,7 @@ mod conn;
 mod copy;
 mod datetime;
 mod error;
+mod events;
 mod exec;
 mod handle;
 mod log;
