@@ -121,12 +121,16 @@ pub enum Event {
     },
     /// Something failed in the background or on a connection: a connect attempt, a keepalive,
     /// a validation. Errors returned to a caller are not repeated here. A failed keepalive or
-    /// validation is followed by the connection's `Remove` (reason `FailedKeepalive` /
-    /// `FailedValidation`), which names it.
+    /// validation names its connection, and its `Remove` (reason `FailedKeepalive` /
+    /// `FailedValidation`) follows.
     #[non_exhaustive]
     Error {
         /// The failure.
         error: Error,
+        /// The connection it happened on (`None` for a connect attempt or a pool thread).
+        conn_id: Option<u64>,
+        /// That connection's server process id.
+        backend_pid: Option<i32>,
     },
     /// A connection has been held longer than `leak_threshold` (reported once per checkout).
     #[non_exhaustive]
@@ -165,6 +169,24 @@ pub enum Event {
 }
 
 impl Event {
+    /// An `Error` not tied to a connection.
+    pub(crate) fn error(error: Error) -> Event {
+        Event::Error {
+            error,
+            conn_id: None,
+            backend_pid: None,
+        }
+    }
+
+    /// An `Error` on connection `conn_id`.
+    pub(crate) fn conn_error(error: Error, conn_id: u64, backend_pid: Option<i32>) -> Event {
+        Event::Error {
+            error,
+            conn_id: Some(conn_id),
+            backend_pid,
+        }
+    }
+
     /// A short, stable name of the event's kind: `"connect"`, `"acquire"`, `"release"`,
     /// `"remove"`, `"error"`, `"leak_suspected"`, `"reclaimed"` or `"notice"`.
     pub fn kind_name(&self) -> &'static str {
@@ -180,7 +202,8 @@ impl Event {
         }
     }
 
-    /// The connection the event is about (`None` for `Error` and `Notice`).
+    /// The connection the event is about (`None` for `Notice`, and for an `Error` not on a
+    /// connection).
     pub fn conn_id(&self) -> Option<u64> {
         match self {
             Event::Connect { conn_id, .. }
@@ -189,7 +212,8 @@ impl Event {
             | Event::Remove { conn_id, .. }
             | Event::LeakSuspected { conn_id, .. }
             | Event::Reclaimed { conn_id, .. } => Some(*conn_id),
-            Event::Error { .. } | Event::Notice { .. } => None,
+            Event::Error { conn_id, .. } => *conn_id,
+            Event::Notice { .. } => None,
         }
     }
 
@@ -202,8 +226,9 @@ impl Event {
             | Event::Release { backend_pid, .. }
             | Event::Remove { backend_pid, .. }
             | Event::LeakSuspected { backend_pid, .. }
-            | Event::Reclaimed { backend_pid, .. } => *backend_pid,
-            Event::Error { .. } | Event::Notice { .. } => None,
+            | Event::Reclaimed { backend_pid, .. }
+            | Event::Error { backend_pid, .. } => *backend_pid,
+            Event::Notice { .. } => None,
         }
     }
 
@@ -248,7 +273,12 @@ pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
         } => {
             log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
         }
-        Event::Error { error } => log::warn!(target: "pgpool", "error: {error}"),
+        Event::Error {
+            error,
+            conn_id: Some(id),
+            ..
+        } => log::warn!(target: "pgpool", "error: conn {id}: {error}"),
+        Event::Error { error, .. } => log::warn!(target: "pgpool", "error: {error}"),
         Event::LeakSuspected {
             conn_id,
             held,

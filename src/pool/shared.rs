@@ -282,7 +282,8 @@ impl<M: Manager> Shared<M> {
             let result = guarded("validate", || self.manager.validate(&mut conn.raw, limit));
             self.lock_state().count_validation(result.as_ref().err());
             if let Err(error) = result {
-                emit(self.hook.as_ref(), Event::Error { error });
+                let event = Event::conn_error(error, conn.id, conn.backend_pid);
+                emit(self.hook.as_ref(), event);
                 self.discard_checked_out(conn, CloseReason::FailedValidation);
                 return Err(());
             }

@@ -48,9 +48,9 @@ pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Recei
     if let Err(e) = spawned {
         emit(
             shared.hook.as_ref(),
-            Event::Error {
-                error: Error::usage(format!("cannot start the pool's housekeeper thread: {e}")),
-            },
+            Event::error(Error::usage(format!(
+                "cannot start the pool's housekeeper thread: {e}"
+            ))),
         );
     }
 }
@@ -136,10 +136,11 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         if result.is_ok() {
             conn.last_alive = Tick::now();
         }
+        let (id, backend_pid) = (conn.id, conn.backend_pid);
         let retired = this.lock_state().end_keepalive(conn, result.as_ref().err());
         this.dispose(retired);
         if let Err(error) = result {
-            emit(this.hook.as_ref(), Event::Error { error });
+            emit(this.hook.as_ref(), Event::conn_error(error, id, backend_pid));
         }
     }
 }
@@ -160,7 +161,7 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
             state.connector_not_started(err.clone());
             shared.changed.notify_all();
             drop(state);
-            emit(shared.hook.as_ref(), Event::Error { error: err });
+            emit(shared.hook.as_ref(), Event::error(err));
         }
     }
 }
@@ -209,7 +210,7 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 let spawn = state.connect_failed(&err, started);
                 this.changed.notify_all();
                 drop(state);
-                emit(this.hook.as_ref(), Event::Error { error: err });
+                emit(this.hook.as_ref(), Event::error(err));
                 spawn_connectors(&this, spawn);
                 this.lock_state()
             }
@@ -235,9 +236,7 @@ pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retir
                     drop(closer);
                     emit(
                         shared.hook.as_ref(),
-                        Event::Error {
-                            error: Error::usage(format!("cannot start a pool thread: {e}")),
-                        },
+                        Event::error(Error::usage(format!("cannot start a pool thread: {e}"))),
                     );
                     shared.close_retired(retired);
                     return;

@@ -32,7 +32,8 @@ pub enum pgpool_event_kind {
     /// A connection was closed and left the pool (`reason`, `reason_text`: why).
     PGPOOL_EVENT_REMOVE = 4,
     /// Something failed in the background: a connect attempt, a keepalive, a validation
-    /// (`error_code`, `message`, `sqlstate`). Errors returned to a caller are not repeated.
+    /// (`error_code`, `message`, `sqlstate`; `conn_id` and `backend_pid` for a keepalive or
+    /// validation, whose REMOVE follows). Errors returned to a caller are not repeated.
     PGPOOL_EVENT_ERROR = 5,
     /// A connection has been held longer than `leak_threshold_ms` (`duration_us`: held so
     /// far; `site`: where it was acquired). Once per checkout.
@@ -95,7 +96,8 @@ pub struct pgpool_event {
     /// The kind's stable name: "connect", "acquire", "release", "remove", "error",
     /// "leak_suspected", "reclaimed", "notice".
     pub kind_name: *const c_char,
-    /// The connection (unique within the pool, never reused); 0 for ERROR and NOTICE.
+    /// The connection (unique within the pool, never reused); 0 for NOTICE and for an ERROR
+    /// not on a connection (a failed connect).
     pub conn_id: u64,
     /// The session's server process (`pgpool_conn_backend_pid`, `pg_backend_pid()`); 0 when
     /// unknown or not about a connection.
@@ -301,7 +303,7 @@ fn deliver(cb: &Callback, pool: &CStr, event: &Event) {
             texts.site = Some(c_string(site));
         }
         Event::LeakSuspected { site, .. } => texts.site = Some(c_string(site)),
-        Event::Error { error } => {
+        Event::Error { error, .. } => {
             let detail = FfiError::from(error.clone());
             error_code = detail.code as i32;
             texts.message = Some(c_string(&detail.message));
