@@ -221,7 +221,8 @@ enum pgpool_event_kind
   // A connection was closed and left the pool (`reason`, `reason_text`: why).
   PGPOOL_EVENT_REMOVE = 4,
   // Something failed in the background: a connect attempt, a keepalive, a validation
-  // (`error_code`, `message`, `sqlstate`). Errors returned to a caller are not repeated.
+  // (`error_code`, `message`, `sqlstate`; `conn_id` and `backend_pid` for a keepalive or
+  // validation, whose REMOVE follows). Errors returned to a caller are not repeated.
   PGPOOL_EVENT_ERROR = 5,
   // A connection has been held longer than `leak_threshold_ms` (`duration_us`: held so
   // far; `site`: where it was acquired). Once per checkout.
@@ -332,7 +333,8 @@ typedef struct pgpool_event {
   // The kind's stable name: "connect", "acquire", "release", "remove", "error",
   // "leak_suspected", "reclaimed", "notice".
   const char *kind_name;
-  // The connection (unique within the pool, never reused); 0 for ERROR and NOTICE.
+  // The connection (unique within the pool, never reused); 0 for NOTICE and for an ERROR
+  // not on a connection (a failed connect).
   uint64_t conn_id;
   // The session's server process (`pgpool_conn_backend_pid`, `pg_backend_pid()`); 0 when
   // unknown or not about a connection.

@@ -188,3 +188,12 @@ fn leaks_reclaim_breaker_bounded_close_and_retry_from_c() {
         eprintln!("{line}");
     }
 }
+
+#[test]
+fn events_reach_c_as_structs_and_the_environment_layer_can_be_switched_from_c() {
+    let url = common::url();
+    let program = build("events");
+    let out = c_support::run(&program, &[&url]);
+    assert!(out.contains("EVENTS OK"), "{out}");
+    assert!(out.contains("events: "), "{out}");
+}
