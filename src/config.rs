@@ -607,7 +607,8 @@ impl Builder {
         self
     }
 
-    /// Calls `hook` for every pool [`Event`] (connect, acquire, release, remove, error).
+    /// Calls `hook` for every pool [`Event`] (connect, acquire, release, remove, error, leak
+    /// suspected, reclaimed, notice; see `docs/operations/events.md`).
     ///
     /// The hook never runs under the pool lock, but it does run on the thread where the event
     /// happened (a caller's thread for acquire/release): keep it fast and non-blocking.

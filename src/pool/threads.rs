@@ -140,7 +140,10 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         let retired = this.lock_state().end_keepalive(conn, result.as_ref().err());
         this.dispose(retired);
         if let Err(error) = result {
-            emit(this.hook.as_ref(), Event::conn_error(error, id, backend_pid));
+            emit(
+                this.hook.as_ref(),
+                Event::conn_error(error, id, backend_pid),
+            );
         }
     }
 }
