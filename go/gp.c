@@ -221,3 +221,17 @@ static void gp_log(int32_t level, const char *message, void *user_data) {
 pgpool_code gp_log_install(int32_t max_level, pgpool_error **err) {
 	return pgpool_log_set_callback(gp_log, NULL, max_level, err);
 }
+
+// The event callback: hands each event to the Go function of the cgo.Handle passed as
+// user_data (events.go); the library frees that handle through gp_event_free.
+static void gp_event(const pgpool_event *ev, void *user_data) {
+	pgpoolGoEvent((pgpool_event *)ev, (uintptr_t)user_data);
+}
+
+static void gp_event_free(void *user_data) {
+	pgpoolGoEventFree((uintptr_t)user_data);
+}
+
+pgpool_code gp_event_install(pgpool_config *cfg, uintptr_t handle, pgpool_error **err) {
+	return pgpool_config_set_event_callback(cfg, gp_event, (void *)handle, gp_event_free, err);
+}

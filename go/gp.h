@@ -51,5 +51,6 @@ pgpool_code gp_conn_exec(pgpool_conn *conn, int64_t query_timeout_ms, const char
 void gp_column_names(const pgpool_result *res, uint32_t ncols, const char **out);
 pgpool_code gp_commit(pgpool_conn *conn, int32_t *failed, pgpool_error **err);
 pgpool_code gp_log_install(int32_t max_level, pgpool_error **err);
+pgpool_code gp_event_install(pgpool_config *cfg, uintptr_t handle, pgpool_error **err);
 
 #endif

@@ -58,7 +58,8 @@
  *   in the library keeps its waiters in the lock itself, not in a process-wide table, so
  *   the child's new pools only ever touch locks of their own.
  * Logging: set PGPOOL_LOG=error|warn|info|debug|trace to log to stderr, or install a
- *   callback with pgpool_log_set_callback.
+ *   callback with pgpool_log_set_callback. Events (connect, acquire, release, remove,
+ *   error, ...) as structs: pgpool_config_set_event_callback.
  */
 
 #ifndef PGPOOL_H
@@ -208,6 +209,81 @@ typedef int32_t pgpool_health_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a `pgpool_event` reports (its `kind`). Numbers never change; kinds are only added,
+// so a callback ignores kinds it does not know.
+enum pgpool_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A connection was opened (`duration_us`: how long the connect took).
+  PGPOOL_EVENT_CONNECT = 1,
+  // A caller acquired a connection (`duration_us`: how long it waited).
+  PGPOOL_EVENT_ACQUIRE = 2,
+  // A caller gave a connection back (`duration_us`: how long it held it).
+  PGPOOL_EVENT_RELEASE = 3,
+  // A connection was closed and left the pool (`reason`, `reason_text`: why).
+  PGPOOL_EVENT_REMOVE = 4,
+  // Something failed in the background: a connect attempt, a keepalive, a validation
+  // (`error_code`, `message`, `sqlstate`; `conn_id` and `backend_pid` for a keepalive or
+  // validation, whose REMOVE follows). Errors returned to a caller are not repeated.
+  PGPOOL_EVENT_ERROR = 5,
+  // A connection has been held longer than `leak_threshold_ms` (`duration_us`: held so
+  // far; `site`: where it was acquired). Once per checkout.
+  PGPOOL_EVENT_LEAK_SUSPECTED = 6,
+  // A connection held longer than `max_checkout_ms` (or still held when a bounded close
+  // ran out) was taken back; this is its removal, no REMOVE follows (`reason`
+  // PGPOOL_CLOSE_RECLAIMED, `duration_us`: held, `site`).
+  PGPOOL_EVENT_RECLAIMED = 7,
+  // A session received a notice from the server (`severity`, `sqlstate`, `message`).
+  PGPOOL_EVENT_NOTICE = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgpool_event_kind pgpool_event_kind;
+#else
+typedef int32_t pgpool_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a connection left the pool: the `reason` of a REMOVE or RECLAIMED event (and the
+// `closed_*` counters of `pgpool_stats`). Numbers never change; reasons are only added.
+enum pgpool_close_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not a removal (every other event kind).
+  PGPOOL_CLOSE_NONE = 0,
+  // Idle longer than `idle_timeout_ms`.
+  PGPOOL_CLOSE_IDLE_TIMEOUT = 1,
+  // Older than `max_lifetime_ms`.
+  PGPOOL_CLOSE_LIFETIME = 2,
+  // Released while `max_idle` connections were already idle.
+  PGPOOL_CLOSE_MAX_IDLE = 3,
+  // Checked out `max_uses` times.
+  PGPOOL_CLOSE_MAX_USES = 4,
+  // Reported itself broken, failed its reset, or was released by a panicking thread.
+  PGPOOL_CLOSE_BROKEN = 5,
+  // Failed the check before hand-out (the server terminated the session, say).
+  PGPOOL_CLOSE_FAILED_VALIDATION = 6,
+  // Failed the keepalive round trip.
+  PGPOOL_CLOSE_FAILED_KEEPALIVE = 7,
+  // Discarded by its holder (`pgpool_conn_discard`).
+  PGPOOL_CLOSE_DISCARDED = 8,
+  // The pool closed.
+  PGPOOL_CLOSE_POOL_CLOSED = 9,
+  // Taken back from its holder.
+  PGPOOL_CLOSE_RECLAIMED = 10,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum pgpool_close_reason pgpool_close_reason;
+#else
+typedef int32_t pgpool_close_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Opaque pool configuration. Create with `pgpool_config_new`, free with `pgpool_config_free`.
 // May be used from any thread; setters on one config from several threads are serialised.
 // Usable in a forked child too (to create the child's pool).
@@ -245,6 +321,64 @@ typedef struct pgpool_result pgpool_result;
 // and executes it by name afterwards. Free with `pgpool_stmt_free`; read-only, so it may
 // be used from several threads at once.
 typedef struct pgpool_stmt pgpool_stmt;
+
+// One pool event, passed to the event callback (see `pgpool_config_set_event_callback`).
+//
+// Led by `size` like `pgpool_stats`, but filled by the library: `size` is the number of
+// bytes the library filled, and fields are only ever added at the end, so a callback built
+// against an older header reads what it knows and one built against a newer header checks
+// `offsetof(pgpool_event, field) < event->size` before reading a field it is not sure the
+// library has. Every string is NUL-terminated UTF-8, never NULL (empty when it does not
+// apply), and, like the struct, valid only during the call: copy what you keep.
+typedef struct pgpool_event {
+  // Bytes of this struct the library filled (`sizeof(pgpool_event)` of its version).
+  uint32_t size;
+  // A `pgpool_event_kind`.
+  int32_t kind;
+  // The pool's name (`pgpool_config_set_name`, the connection string's `pool_name`, or
+  // "default").
+  const char *pool;
+  // The kind's stable name: "connect", "acquire", "release", "remove", "error",
+  // "leak_suspected", "reclaimed", "notice".
+  const char *kind_name;
+  // The connection (unique within the pool, never reused); 0 for NOTICE and for an ERROR
+  // not on a connection (a failed connect).
+  uint64_t conn_id;
+  // The session's server process (`pgpool_conn_backend_pid`, `pg_backend_pid()`); 0 when
+  // unknown or not about a connection.
+  int32_t backend_pid;
+  // A `pgpool_close_reason` for REMOVE and RECLAIMED; PGPOOL_CLOSE_NONE otherwise.
+  int32_t reason;
+  // Microseconds: the connect (CONNECT), the wait (ACQUIRE), the hold so far (RELEASE,
+  // LEAK_SUSPECTED, RECLAIMED); -1 for the other kinds.
+  int64_t duration_us;
+  // ERROR: the `pgpool_code` the failure would have been returned with
+  // (PGPOOL_ERR_CONNECT for a failed connect, ...); PGPOOL_OK otherwise.
+  int32_t error_code;
+  // Always zero (alignment).
+  uint32_t reserved;
+  // The reason's stable name for REMOVE and RECLAIMED ("idle_timeout", "lifetime",
+  // "max_idle", "max_uses", "broken", "failed_validation", "failed_keepalive",
+  // "discarded", "pool_closed", "reclaimed"); empty otherwise.
+  const char *reason_text;
+  // ERROR: the error's message; NOTICE: the notice's message; empty otherwise.
+  const char *message;
+  // ERROR: the SQLSTATE when the server sent one (28P01 for a bad password, ...);
+  // NOTICE: the notice's code; empty otherwise.
+  const char *sqlstate;
+  // LEAK_SUSPECTED and RECLAIMED: where the connection was acquired (the label passed to
+  // `pgpool_pool_acquire_at`, or "unknown"); empty otherwise.
+  const char *site;
+  // NOTICE: the severity ("WARNING", "NOTICE", "INFO", ...); empty otherwise.
+  const char *severity;
+} pgpool_event;
+
+// The event callback: `event` is valid only during the call (see `pgpool_event`),
+// `user_data` what was passed to `pgpool_config_set_event_callback`.
+typedef void (*pgpool_event_fn)(const struct pgpool_event *event, void *user_data);
+
+// Frees the `user_data` of an event callback, once the library no longer needs it.
+typedef void (*pgpool_free_fn)(void *user_data);
 
 // The callback of `pgpool_conn_transaction`: runs statements on `conn` (inside the
 // transaction) and returns 0 to commit, anything else to roll back.
@@ -770,6 +904,74 @@ pgpool_code pgpool_config_set_slow_query_threshold_ms(struct pgpool_config *cfg,
 pgpool_code pgpool_config_set_degraded_waiters(struct pgpool_config *cfg,
                                                int64_t value,
                                                struct pgpool_error **out_err);
+
+// Sets the event callback: `callback` receives every event of the pools created from this
+// config (connect, acquire, release, remove, error, leak suspected, reclaimed, notice) as a
+// `pgpool_event`. NULL removes it (then `user_data` and `free_user_data` are ignored).
+//
+// Threads: the callback runs on the thread where the event happened: a caller's thread
+// (ACQUIRE in `pgpool_pool_acquire`, RELEASE and REMOVE in `pgpool_conn_release`, ...) or
+// one of the pool's background threads (CONNECT and connect ERRORs on a connector thread,
+// keepalive and reaper events on the housekeeper), possibly on several threads at once. It
+// runs outside the pool's lock, but inside the call that caused the event: keep it short
+// and non-blocking (copy the event to a queue, bump a counter). It must return normally:
+// no longjmp, C++ exception or Go panic may leave it.
+//
+// Re-entry: the callback may call the library, except functions that wait for a pool,
+// which return PGPOOL_ERR_USAGE when called from inside an event callback, because it may
+// be running on the very thread they would wait for: `pgpool_pool_acquire` and
+// `pgpool_pool_acquire_at` with a `timeout_ms` other than 0, `pgpool_pool_query`,
+// `pgpool_pool_exec`, `pgpool_pool_transaction_retry`, `pgpool_pool_health`,
+// `pgpool_pool_wait_ready`, and `pgpool_pool_close` with a `timeout_ms` other than 0.
+// Everything else works (stats, `pgpool_pool_try_acquire`, calls on a connection the
+// thread holds, freeing a pool); releasing a connection from the callback delivers that
+// release's events to the callback first, nested.
+//
+// Lifetimes: the event and its strings are valid only during the call. `user_data` is
+// passed to every call; when the library no longer needs it (this config and every pool
+// created from it are freed, and their last connections and background threads are gone)
+// it calls `free_user_data(user_data)` once, on whichever thread lets go last (NULL
+// `free_user_data`: nothing is called; keep `user_data` valid for as long as the process
+// may deliver events). When this function fails, `free_user_data` is not called. Pools
+// created before the call keep the callback they were created with.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_event_callback(struct pgpool_config *cfg,
+                                             pgpool_event_fn callback,
+                                             void *user_data,
+                                             pgpool_free_fn free_user_data,
+                                             struct pgpool_error **out_err);
+
+// Sets whether pools read the `PGPOOL_*` environment variables (one per option:
+// `PGPOOL_MAX_SIZE=20`, `PGPOOL_ACQUIRE_TIMEOUT=5s`, ...; a setter and the connection
+// string's `pool_*` keys outrank them). Default true, as libpq reads `PGHOST` and the like;
+// false for a pool whose settings must not depend on the environment. With it on, a
+// `PGPOOL_*` variable that names no option makes `pgpool_pool_create` fail with
+// PGPOOL_ERR_CONFIG.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_env(struct pgpool_config *cfg,
+                                  bool value,
+                                  struct pgpool_error **out_err);
+
+// Sets whether pools also read other tools' environment variables for pool options, below
+// `PGPOOL_*`, with those tools' units: Go `database/sql` conventions (`DB_MAX_OPEN_CONNS`,
+// `DB_MAX_IDLE_CONNS`, `DB_CONN_MAX_LIFETIME`, `DB_CONN_MAX_IDLE_TIME`) and node-postgres
+// ones (`PG_POOL_MAX`, `PG_POOL_MIN`, `PG_IDLE_TIMEOUT`, `PG_CONNECTION_TIMEOUT`,
+// `PG_STATEMENT_TIMEOUT`, `PG_QUERY_TIMEOUT`, `PG_APP_NAME`). Default false: other code in
+// the process may read these names with its own meaning. No effect while
+// `pgpool_config_set_env` is false.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_env_aliases(struct pgpool_config *cfg,
+                                          bool value,
+                                          struct pgpool_error **out_err);
 
 // Asks the server to cancel the statement running on `conn`. The one function that may be
 // called while another thread is using the handle (that is its point: a watchdog, or a Go
@@ -1362,7 +1564,8 @@ pgpool_code pgpool_pool_create(const char *conninfo,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
-// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED.
+// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED;
+// PGPOOL_ERR_USAGE (called from an event callback).
 pgpool_code pgpool_pool_wait_ready(const struct pgpool_pool *pool,
                                    int64_t timeout_ms,
                                    struct pgpool_error **out_err);
@@ -1487,7 +1690,8 @@ pgpool_code pgpool_pool_stats(const struct pgpool_pool *pool,
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
 // PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
-// PGPOOL_ERR_FORKED (`*out` is not filled).
+// PGPOOL_ERR_FORKED (`*out` is not filled); PGPOOL_ERR_USAGE (called from an event
+// callback; `*out` is not filled).
 pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
                                struct pgpool_health *out,
                                struct pgpool_error **out_err);
@@ -1510,7 +1714,8 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 // PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
-// (connections still in use at the deadline, now reclaimed).
+// (connections still in use at the deadline, now reclaimed); PGPOOL_ERR_USAGE (called from
+// an event callback with a `timeout_ms` other than 0).
 pgpool_code pgpool_pool_close(struct pgpool_pool *pool,
                               int64_t timeout_ms,
                               struct pgpool_error **out_err);

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <limits>
@@ -298,6 +299,74 @@ class CStr {
  private:
   const char *s_;
 };
+
+/// One pool event, as a Config::on_event handler sees it: a view of the library's
+/// `pgpool_event` (see pgpool.h for every field). Valid only during the handler, like the
+/// string_views it returns: copy what you keep.
+class Event {
+ public:
+  /// Wraps the library's struct (valid for the duration of the callback).
+  explicit Event(const pgpool_event &raw) noexcept : e_(&raw) {}
+  /// What happened: PGPOOL_EVENT_CONNECT, _ACQUIRE, _RELEASE, _REMOVE, _ERROR,
+  /// _LEAK_SUSPECTED, _RECLAIMED, _NOTICE (kinds are only added: ignore unknown ones).
+  pgpool_event_kind kind() const noexcept { return static_cast<pgpool_event_kind>(e_->kind); }
+  /// The kind's stable name ("connect", "acquire", ...).
+  std::string_view kind_name() const noexcept { return e_->kind_name; }
+  /// The pool's name (Config::name, the connection string's pool_name, or "default").
+  std::string_view pool() const noexcept { return e_->pool; }
+  /// The connection (0 for NOTICE and for an ERROR not on a connection).
+  uint64_t conn_id() const noexcept { return e_->conn_id; }
+  /// The session's server process (Conn::backend_pid); 0 when unknown.
+  int32_t backend_pid() const noexcept { return e_->backend_pid; }
+  /// Why a connection left (REMOVE, RECLAIMED); PGPOOL_CLOSE_NONE otherwise.
+  pgpool_close_reason reason() const noexcept {
+    return static_cast<pgpool_close_reason>(e_->reason);
+  }
+  /// The reason's stable name ("idle_timeout", "discarded", ...); empty otherwise.
+  std::string_view reason_text() const noexcept { return e_->reason_text; }
+  /// The connect's duration (CONNECT), the wait (ACQUIRE), the hold (RELEASE,
+  /// LEAK_SUSPECTED, RECLAIMED); empty for the other kinds.
+  std::optional<std::chrono::microseconds> duration() const noexcept {
+    if (e_->duration_us < 0) return std::nullopt;
+    return std::chrono::microseconds(e_->duration_us);
+  }
+  /// ERROR: the code the failure would have been returned with; PGPOOL_OK otherwise.
+  pgpool_code error_code() const noexcept { return static_cast<pgpool_code>(e_->error_code); }
+  /// ERROR and NOTICE: the message; empty otherwise.
+  std::string_view message() const noexcept { return e_->message; }
+  /// ERROR (when the server sent one) and NOTICE: the SQLSTATE; empty otherwise.
+  std::string_view sqlstate() const noexcept { return e_->sqlstate; }
+  /// LEAK_SUSPECTED and RECLAIMED: where the connection was acquired; empty otherwise.
+  std::string_view site() const noexcept { return e_->site; }
+  /// NOTICE: the severity ("WARNING", ...); empty otherwise.
+  std::string_view severity() const noexcept { return e_->severity; }
+  /// The library's struct.
+  const pgpool_event &raw() const noexcept { return *e_; }
+
+ private:
+  const pgpool_event *e_;
+};
+
+/// The handler type of Config::on_event.
+using EventHandler = std::function<void(const Event &)>;
+
+namespace detail {
+
+/// The C callback behind Config::on_event: an exception from the handler is caught and
+/// dropped here, since it must not unwind into the library (whose thread it may be).
+inline void event_trampoline(const pgpool_event *ev, void *user_data) noexcept {
+  try {
+    (*static_cast<const EventHandler *>(user_data))(Event(*ev));
+  } catch (...) {
+  }
+}
+
+/// Called by the library once no config or pool needs the handler any more.
+inline void event_free(void *user_data) noexcept {
+  delete static_cast<EventHandler *>(user_data);
+}
+
+}  // namespace detail
 
 /// Pool options. Owns a `pgpool_config` handle (freed by the destructor). Setters are
 /// chainable, on an lvalue (`cfg.max_size(4).min_idle(1)`) or a temporary
@@ -565,6 +634,41 @@ class Config {
   Config &degraded_waiters(int64_t n) & { return set(pgpool_config_set_degraded_waiters, n); }
   /// As above, on a temporary.
   Config &&degraded_waiters(int64_t n) && { return std::move(degraded_waiters(n)); }
+  /// Calls `handler` for every event of the pools made from this config (connect, acquire,
+  /// release, remove, error, leak suspected, reclaimed, notice; see pgpool::Event). It runs
+  /// on the thread where the event happened (a caller's or one of the pool's own), outside
+  /// the pool's lock, possibly on several threads at once: keep it short and thread-safe.
+  /// An exception it throws is caught and dropped. Inside it, calls that wait for a pool
+  /// (Pool::acquire with a timeout, Pool::exec, Pool::health, Pool::wait_ready, a waiting
+  /// close) throw PGPOOL_ERR_USAGE; try_acquire and stats work. The handler is copied and
+  /// destroyed when this config and the last pool made from it are gone. An empty handler
+  /// removes it. Pools made before keep theirs.
+  Config &on_event(EventHandler handler) & {
+    if (!handler) {
+      detail::call(pgpool_config_set_event_callback, c_.get(), pgpool_event_fn(nullptr),
+                   static_cast<void *>(nullptr), pgpool_free_fn(nullptr));
+      return *this;
+    }
+    std::unique_ptr<EventHandler> owned(new EventHandler(std::move(handler)));
+    pgpool_error *err = nullptr;
+    pgpool_code rc = pgpool_config_set_event_callback(c_.get(), detail::event_trampoline,
+                                                      owned.get(), detail::event_free, &err);
+    // On success the library owns it (and calls detail::event_free); on failure it is ours.
+    if (rc == PGPOOL_OK) (void)owned.release();
+    detail::check(rc, err);
+    return *this;
+  }
+  /// As above, on a temporary.
+  Config &&on_event(EventHandler handler) && { return std::move(on_event(std::move(handler))); }
+  /// Read the PGPOOL_* environment variables (PGPOOL_MAX_SIZE=20, ...; default true).
+  Config &env(bool v) & { return set(pgpool_config_set_env, v); }
+  /// As above, on a temporary.
+  Config &&env(bool v) && { return std::move(env(v)); }
+  /// Also read other tools' variables for pool options, below PGPOOL_* (DB_MAX_OPEN_CONNS,
+  /// PG_POOL_MAX, ...; default false; no effect with env(false)).
+  Config &env_aliases(bool v) & { return set(pgpool_config_set_env_aliases, v); }
+  /// As above, on a temporary.
+  Config &&env_aliases(bool v) && { return std::move(env_aliases(v)); }
 
   /// True when leak_threshold or max_checkout is on (last set to a positive value): pools
   /// made from this config then record call sites in Pool::acquire (C++20; see there).

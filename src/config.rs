@@ -426,6 +426,8 @@ pub struct Builder {
     pub(crate) config: Config,
     max_idle_set: bool,
     pub(crate) hook: Option<EventHook>,
+    /// Makes the hook from the pool's final name instead (see `event::HookFactory`).
+    pub(crate) hook_for: Option<crate::event::HookFactory>,
     /// The options a setter was called for: they outrank the connection string and the
     /// environment.
     pub(crate) explicit: BTreeSet<&'static str>,
@@ -605,12 +607,14 @@ impl Builder {
         self
     }
 
-    /// Calls `hook` for every pool [`Event`] (connect, acquire, release, remove, error).
+    /// Calls `hook` for every pool [`Event`] (connect, acquire, release, remove, error, leak
+    /// suspected, reclaimed, notice; see `docs/operations/events.md`).
     ///
     /// The hook never runs under the pool lock, but it does run on the thread where the event
     /// happened (a caller's thread for acquire/release): keep it fast and non-blocking.
     pub fn event_hook(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Builder {
         self.hook = Some(Arc::new(hook));
+        self.hook_for = None;
         self
     }
 
@@ -623,7 +627,11 @@ impl Builder {
     /// Validates the options and hands them over (to `build*`, in `src/pool/build.rs`).
     pub(crate) fn into_validated(self) -> Result<(Config, Option<EventHook>), Error> {
         self.config.validate()?;
-        Ok((self.config, self.hook))
+        let hook = match &self.hook_for {
+            Some(make) => Some(make(self.config.name.as_deref().unwrap_or("default"))),
+            None => self.hook,
+        };
+        Ok((self.config, hook))
     }
 }
 

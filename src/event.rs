@@ -72,44 +72,68 @@ impl CloseReason {
 }
 
 /// Something that happened in the pool. Connection ids are unique within a pool.
+///
+/// Fields are only ever added (every variant is `#[non_exhaustive]`: match with `..`).
+/// `backend_pid` is the server process of the session (`pg_backend_pid()`), `None` when the
+/// [`Manager`](crate::Manager) does not know it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
     /// A new connection was opened; `took` is how long the connect took.
+    #[non_exhaustive]
     Connect {
         /// The connection's id.
         conn_id: u64,
         /// Time spent connecting.
         took: Duration,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// A caller acquired a connection after waiting `waited`.
+    #[non_exhaustive]
     Acquire {
         /// The connection's id.
         conn_id: u64,
         /// Time from the call to hand-out.
         waited: Duration,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// A caller gave a connection back.
+    #[non_exhaustive]
     Release {
         /// The connection's id.
         conn_id: u64,
         /// How long the caller held it.
         held: Duration,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// A connection was closed and left the pool.
+    #[non_exhaustive]
     Remove {
         /// The connection's id.
         conn_id: u64,
         /// Why.
         reason: CloseReason,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// Something failed in the background or on a connection: a connect attempt, a keepalive,
-    /// a validation. Errors returned to a caller are not repeated here.
+    /// a validation. Errors returned to a caller are not repeated here. A failed keepalive or
+    /// validation names its connection, and its `Remove` (reason `FailedKeepalive` /
+    /// `FailedValidation`) follows.
+    #[non_exhaustive]
     Error {
         /// The failure.
         error: Error,
+        /// The connection it happened on (`None` for a connect attempt or a pool thread).
+        conn_id: Option<u64>,
+        /// That connection's server process id.
+        backend_pid: Option<i32>,
     },
     /// A connection has been held longer than `leak_threshold` (reported once per checkout).
+    #[non_exhaustive]
     LeakSuspected {
         /// The connection's id.
         conn_id: u64,
@@ -118,9 +142,14 @@ pub enum Event {
         /// Where it was acquired: `file:line:column` of the Rust caller, the label a C or Go
         /// caller passed, or `"unknown"`.
         site: String,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// A connection held longer than `max_checkout` (or still held when a bounded close ran
-    /// out) was taken back: statement cancelled, socket shut down, slot freed.
+    /// out) was taken back: statement cancelled, socket shut down, slot freed. This is the
+    /// connection's removal: no `Remove` follows (it counts as
+    /// [`CloseReason::Reclaimed`]).
+    #[non_exhaustive]
     Reclaimed {
         /// The connection's id.
         conn_id: u64,
@@ -128,37 +157,133 @@ pub enum Event {
         held: Duration,
         /// Where it was acquired (as in `LeakSuspected`).
         site: String,
+        /// The session's server process id.
+        backend_pid: Option<i32>,
     },
     /// A session received a notice from the server (WARNING, NOTICE, INFO, …).
+    #[non_exhaustive]
     Notice {
         /// The notice's fields.
         notice: Box<crate::client::DbError>,
     },
 }
 
+impl Event {
+    /// An `Error` not tied to a connection.
+    pub(crate) fn error(error: Error) -> Event {
+        Event::Error {
+            error,
+            conn_id: None,
+            backend_pid: None,
+        }
+    }
+
+    /// An `Error` on connection `conn_id`.
+    pub(crate) fn conn_error(error: Error, conn_id: u64, backend_pid: Option<i32>) -> Event {
+        Event::Error {
+            error,
+            conn_id: Some(conn_id),
+            backend_pid,
+        }
+    }
+
+    /// A short, stable name of the event's kind: `"connect"`, `"acquire"`, `"release"`,
+    /// `"remove"`, `"error"`, `"leak_suspected"`, `"reclaimed"` or `"notice"`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Event::Connect { .. } => "connect",
+            Event::Acquire { .. } => "acquire",
+            Event::Release { .. } => "release",
+            Event::Remove { .. } => "remove",
+            Event::Error { .. } => "error",
+            Event::LeakSuspected { .. } => "leak_suspected",
+            Event::Reclaimed { .. } => "reclaimed",
+            Event::Notice { .. } => "notice",
+        }
+    }
+
+    /// The connection the event is about (`None` for `Notice`, and for an `Error` not on a
+    /// connection).
+    pub fn conn_id(&self) -> Option<u64> {
+        match self {
+            Event::Connect { conn_id, .. }
+            | Event::Acquire { conn_id, .. }
+            | Event::Release { conn_id, .. }
+            | Event::Remove { conn_id, .. }
+            | Event::LeakSuspected { conn_id, .. }
+            | Event::Reclaimed { conn_id, .. } => Some(*conn_id),
+            Event::Error { conn_id, .. } => *conn_id,
+            Event::Notice { .. } => None,
+        }
+    }
+
+    /// The session's server process id, when the event is about a connection and the
+    /// manager knows it.
+    pub fn backend_pid(&self) -> Option<i32> {
+        match self {
+            Event::Connect { backend_pid, .. }
+            | Event::Acquire { backend_pid, .. }
+            | Event::Release { backend_pid, .. }
+            | Event::Remove { backend_pid, .. }
+            | Event::LeakSuspected { backend_pid, .. }
+            | Event::Reclaimed { backend_pid, .. }
+            | Event::Error { backend_pid, .. } => *backend_pid,
+            Event::Notice { .. } => None,
+        }
+    }
+
+    /// The duration the event carries: the connect's (`Connect`), the wait (`Acquire`), the
+    /// hold (`Release`, `LeakSuspected`, `Reclaimed`); `None` for the others.
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            Event::Connect { took, .. } => Some(*took),
+            Event::Acquire { waited, .. } => Some(*waited),
+            Event::Release { held, .. }
+            | Event::LeakSuspected { held, .. }
+            | Event::Reclaimed { held, .. } => Some(*held),
+            _ => None,
+        }
+    }
+}
+
 /// The user's event callback.
 pub type EventHook = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
+
+/// Makes a pool's hook once its final name is known (the C ABI's callback reports the name,
+/// which the connection string or the environment may set): called with the name when the
+/// options are resolved.
+pub(crate) type HookFactory = Arc<dyn Fn(&str) -> EventHook + Send + Sync + 'static>;
 
 /// Logs `event` and passes it to `hook`. A panicking hook is contained and logged.
 pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
     match &event {
-        Event::Connect { conn_id, took } => {
+        Event::Connect { conn_id, took, .. } => {
             log::debug!(target: "pgpool", "connect: conn {conn_id} opened in {took:?}")
         }
-        Event::Acquire { conn_id, waited } => {
+        Event::Acquire {
+            conn_id, waited, ..
+        } => {
             log::trace!(target: "pgpool", "acquire: conn {conn_id} after {waited:?}")
         }
-        Event::Release { conn_id, held } => {
+        Event::Release { conn_id, held, .. } => {
             log::trace!(target: "pgpool", "release: conn {conn_id} held {held:?}")
         }
-        Event::Remove { conn_id, reason } => {
+        Event::Remove {
+            conn_id, reason, ..
+        } => {
             log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
         }
-        Event::Error { error } => log::warn!(target: "pgpool", "error: {error}"),
+        Event::Error {
+            error,
+            conn_id: Some(id),
+            ..
+        } => log::warn!(target: "pgpool", "error: conn {id}: {error}"),
+        Event::Error { error, .. } => log::warn!(target: "pgpool", "error: {error}"),
         Event::LeakSuspected {
             conn_id,
             held,
             site,
+            ..
         } => log::warn!(
             target: "pgpool",
             "possible leak: conn {conn_id} held for {held:?}, acquired at {site}"
@@ -167,6 +292,7 @@ pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
             conn_id,
             held,
             site,
+            ..
         } => log::warn!(
             target: "pgpool",
             "reclaimed: conn {conn_id} taken back after {held:?}, acquired at {site}"

@@ -91,6 +91,14 @@ pub trait Manager: Send + Sync + 'static {
     fn query_time(&self) -> Option<crate::Histogram> {
         None
     }
+
+    /// The server process serving `conn` (PostgreSQL's `pg_backend_pid()`), asked once per
+    /// connection right after it opened: the `backend_pid` of its [`Event`](crate::Event)s.
+    /// The default (`None`) means unknown.
+    fn backend_pid(&self, conn: &Self::Connection) -> Option<i32> {
+        let _ = conn;
+        None
+    }
 }
 
 /// Adapts any r2d2 [`ManageConnection`](r2d2::ManageConnection) to [`Manager`].

@@ -184,4 +184,9 @@ impl Manager for PgManager {
     fn query_time(&self) -> Option<Histogram> {
         self.query_log.histogram()
     }
+
+    /// The pid the server sent at login (BackendKeyData); `None` if it sent none.
+    fn backend_pid(&self, conn: &PgConnection) -> Option<i32> {
+        Some(conn.backend_pid()).filter(|&pid| pid != 0)
+    }
 }

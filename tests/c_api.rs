@@ -196,3 +196,12 @@ fn histograms_prometheus_health_json_and_log_lines_from_c() {
     let out = c_support::run(&program, &[&url]);
     assert!(out.contains("OBSERVE OK"), "{out}");
 }
+
+#[test]
+fn events_reach_c_as_structs_and_the_environment_layer_can_be_switched_from_c() {
+    let url = common::url();
+    let program = build("events");
+    let out = c_support::run(&program, &[&url]);
+    assert!(out.contains("EVENTS OK"), "{out}");
+    assert!(out.contains("events: "), "{out}");
+}

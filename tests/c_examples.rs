@@ -46,6 +46,31 @@ fn c_workers_example() {
 }
 
 #[test]
+fn c_events_example() {
+    let url = common::url();
+    let out = c_support::out_dir("examples").join("events");
+    c_support::compile(
+        &[&c_support::root().join("examples-c/events.c")],
+        &out,
+        false,
+    );
+    let text = c_support::run(&out, &[&url]);
+    assert!(
+        text.contains("[orders] connect: conn 1, backend pid "),
+        "{text}"
+    );
+    assert!(
+        text.contains("[orders] remove: conn 1, backend pid "),
+        "{text}"
+    );
+    assert!(text.contains("(discarded)"), "{text}");
+    assert!(
+        text.contains("events: 1 connect, 3 acquire, 2 release, 1 remove, 0 error"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cpp_raii_example() {
     let url = common::url();
     let out = c_support::out_dir("examples").join("raii");

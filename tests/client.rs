@@ -351,7 +351,7 @@ fn notices_reach_the_event_hook_and_the_connection_handler() {
     let pool = builder(&app)
         .max_size(1)
         .event_hook(move |e| {
-            if let Event::Notice { notice } = e {
+            if let Event::Notice { notice, .. } = e {
                 hook_seen
                     .lock()
                     .unwrap()

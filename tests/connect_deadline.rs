@@ -67,7 +67,7 @@ fn connect_errors(log: &EventLog) -> Vec<(Instant, Error)> {
         .unwrap()
         .iter()
         .filter_map(|(t, e)| match e {
-            Event::Error { error } => Some((*t, error.clone())),
+            Event::Error { error, .. } => Some((*t, error.clone())),
             _ => None,
         })
         .collect()

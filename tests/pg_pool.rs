@@ -419,7 +419,7 @@ fn events_report_connect_acquire_release_and_remove() {
                 Event::Acquire { .. } => "acquire".to_string(),
                 Event::Release { .. } => "release".to_string(),
                 Event::Remove { reason, .. } => format!("remove:{}", reason.as_str()),
-                Event::Error { error } => format!("error:{}", error.kind()),
+                Event::Error { error, .. } => format!("error:{}", error.kind()),
                 _ => "other".to_string(),
             };
             seen2.lock().unwrap().push(tag);
@@ -433,6 +433,66 @@ fn events_report_connect_acquire_release_and_remove() {
         *seen.lock().unwrap(),
         vec!["connect", "acquire", "release", "remove:pool_closed"]
     );
+}
+
+#[test]
+fn events_carry_the_sessions_backend_pid_through_a_terminated_session() {
+    let app = common::app_name("event-pids");
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let pool = builder(&app)
+        .max_size(1)
+        .event_hook(move |e| seen2.lock().unwrap().push(e.clone()))
+        .build(&url())
+        .unwrap();
+    let mut conn = pool.get().unwrap();
+    let first: i32 = conn
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(conn.backend_pid(), first);
+    drop(conn);
+    let mut admin = admin();
+    assert_eq!(backend_pids(&mut admin, &app), vec![first]);
+    assert_eq!(common::terminate(&mut admin, &app), 1);
+    assert!(wait_until(LONG, || backends(&mut admin, &app) == 0));
+    // The hand-out check finds the session dead: it is removed, naming its pid, and a new
+    // one is opened.
+    let conn = pool.get().unwrap();
+    let second = conn.backend_pid();
+    assert_ne!(second, first);
+    drop(conn);
+    let events = seen.lock().unwrap().clone();
+    let summary: Vec<(&str, Option<i32>)> = events
+        .iter()
+        .map(|e| (e.kind_name(), e.backend_pid()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("connect", Some(first)),
+            ("acquire", Some(first)),
+            ("release", Some(first)),
+            ("error", Some(first)),
+            ("remove", Some(first)),
+            ("connect", Some(second)),
+            ("acquire", Some(second)),
+            ("release", Some(second)),
+        ],
+        "{events:?}"
+    );
+    // The validation's error names the connection; its removal says why.
+    assert_eq!(events[3].conn_id(), Some(1));
+    assert!(matches!(
+        events[4],
+        Event::Remove {
+            reason: CloseReason::FailedValidation,
+            conn_id: 1,
+            ..
+        }
+    ));
+    assert_eq!(events[5].conn_id(), Some(2));
+    assert!(events[0].duration().is_some() && events[4].duration().is_none());
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub(crate) struct Lent {
 
 pub(crate) struct Seat {
     pub(crate) conn_id: u64,
+    pub(crate) backend_pid: Option<i32>,
     pub(crate) interrupt: Option<Arc<dyn Interrupt>>,
     pub(crate) lent: Option<Lent>,
 }
@@ -58,6 +59,7 @@ pub(crate) struct Seat {
 /// A checkout past a threshold, found by [`State::scan_checkouts`](super::state::State).
 pub(crate) struct Overdue {
     pub(crate) conn_id: u64,
+    pub(crate) backend_pid: Option<i32>,
     pub(crate) held: Duration,
     pub(crate) site: Site,
     /// `Some` when the connection was reclaimed: sever it, then cancel.
@@ -80,9 +82,15 @@ impl Seats {
     }
 
     /// Gives a newly opened connection a seat; returns its number.
-    pub(crate) fn take(&mut self, conn_id: u64, interrupt: Option<Arc<dyn Interrupt>>) -> u32 {
+    pub(crate) fn take(
+        &mut self,
+        conn_id: u64,
+        backend_pid: Option<i32>,
+        interrupt: Option<Arc<dyn Interrupt>>,
+    ) -> u32 {
         let seat = Seat {
             conn_id,
+            backend_pid,
             interrupt,
             lent: None,
         };

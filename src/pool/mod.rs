@@ -238,6 +238,7 @@ impl<M: Manager> Pool<M> {
                 Event::Acquire {
                     conn_id: conn.id,
                     waited: start.elapsed(),
+                    backend_pid: conn.backend_pid,
                 },
             );
         }

@@ -122,7 +122,9 @@ impl<M: Manager> Shared<M> {
             let jitter = life.mul_f64(fastrand::f64() * 0.025);
             now.after(life - jitter)
         });
-        Conn::new(raw, id, now, expires)
+        let mut conn = Conn::new(raw, id, now, expires);
+        conn.backend_pid = self.manager.backend_pid(&conn.raw);
+        conn
     }
 
     /// Disposes of what a check-in left: a retired connection is closed (see `dispose`); a
@@ -154,14 +156,19 @@ impl<M: Manager> Shared<M> {
 
     /// Closes a retired connection on this thread: drops it, then [`closed_one`](Self::closed_one).
     pub(crate) fn close_retired(self: &Arc<Self>, retired: Retired<M::Connection>) {
-        let (id, reason) = drop_retired(retired);
-        self.closed_one(id, reason);
+        let (id, backend_pid, reason) = drop_retired(retired);
+        self.closed_one(id, backend_pid, reason);
     }
 
     /// Connection `id` is closed: frees its slot (maybe starting a replacement), wakes
     /// `close` and `wait_ready`, then emits `Remove`. The same steps on the closer thread and
     /// inline.
-    pub(crate) fn closed_one(self: &Arc<Self>, id: u64, reason: CloseReason) {
+    pub(crate) fn closed_one(
+        self: &Arc<Self>,
+        id: u64,
+        backend_pid: Option<i32>,
+        reason: CloseReason,
+    ) {
         let mut state = self.lock_state();
         let spawn = state.closed_one();
         self.changed.notify_all();
@@ -172,6 +179,7 @@ impl<M: Manager> Shared<M> {
             Event::Remove {
                 conn_id: id,
                 reason,
+                backend_pid,
             },
         );
     }
@@ -304,7 +312,8 @@ impl<M: Manager> Shared<M> {
             let result = guarded("validate", || self.manager.validate(&mut conn.raw, limit));
             self.lock_state().count_validation(result.as_ref().err());
             if let Err(error) = result {
-                emit(self.hook.as_ref(), Event::Error { error });
+                let event = Event::conn_error(error, conn.id, conn.backend_pid);
+                emit(self.hook.as_ref(), event);
                 self.discard_checked_out(conn, CloseReason::FailedValidation);
                 return Err(());
             }
@@ -345,7 +354,8 @@ impl<M: Manager> Shared<M> {
             None
         };
         let precise = conn.lent_at.take().map(Stamp::elapsed);
-        let (id, held) = (conn.id, precise.unwrap_or(now.since(conn.checked_out)));
+        let (id, pid) = (conn.id, conn.backend_pid);
+        let held = precise.unwrap_or(now.since(conn.checked_out));
         let mut state = self.lock_state();
         if let Some(held) = precise {
             state.record_hold(held);
@@ -354,7 +364,12 @@ impl<M: Manager> Shared<M> {
         drop(state);
         // Before the connection is closed: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
-            emit(self.hook.as_ref(), Event::Release { conn_id: id, held });
+            let event = Event::Release {
+                conn_id: id,
+                held,
+                backend_pid: pid,
+            };
+            emit(self.hook.as_ref(), event);
         }
         self.dispose_check_in(out);
     }
@@ -413,6 +428,7 @@ impl<M: Manager> Shared<M> {
                             conn_id: o.conn_id,
                             held: o.held,
                             site,
+                            backend_pid: o.backend_pid,
                         },
                     );
                 }
@@ -422,6 +438,7 @@ impl<M: Manager> Shared<M> {
                         conn_id: o.conn_id,
                         held: o.held,
                         site,
+                        backend_pid: o.backend_pid,
                     },
                 ),
             }
@@ -508,14 +525,14 @@ pub(crate) fn drop_retired<C>(
         reason,
         interrupt,
     }: Retired<C>,
-) -> (u64, CloseReason) {
-    let id = conn.id;
+) -> (u64, Option<i32>, CloseReason) {
+    let (id, backend_pid) = (conn.id, conn.backend_pid);
     let raw = conn.raw;
     drop(interrupt);
     if panic::catch_unwind(AssertUnwindSafe(move || drop(raw))).is_err() {
         log::error!(target: "pgpool", "closing conn {id} panicked");
     }
-    (id, reason)
+    (id, backend_pid, reason)
 }
 
 /// Blocks on `waiter` until its slot is filled or `deadline` passes.

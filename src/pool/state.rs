@@ -40,6 +40,8 @@ pub(crate) struct Conn<C> {
     /// are off).
     pub(crate) lent_at: Option<Stamp>,
     pub(crate) uses: u64,
+    /// The server process, from `Manager::backend_pid` at connect (for events).
+    pub(crate) backend_pid: Option<i32>,
     /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
     pub(crate) seat: u32,
     /// Stamped under the lock each time the connection enters `idle`: the release order.
@@ -60,6 +62,7 @@ impl<C> Conn<C> {
             checked_out: now,
             lent_at: None,
             uses: 0,
+            backend_pid: None,
             seat: NO_SEAT,
             idle_seq: 0,
         }
@@ -893,7 +896,7 @@ impl<C> State<C> {
         self.pending -= 1;
         self.counters.created += 1;
         self.breaker.succeeded(Instant::now());
-        conn.seat = self.seats.take(conn.id, interrupt);
+        conn.seat = self.seats.take(conn.id, conn.backend_pid, interrupt);
         let retired = if self.closed {
             Some(self.retire(conn, CloseReason::PoolClosed))
         } else {
@@ -994,6 +997,7 @@ impl<C> State<C> {
             }
             found.push(Overdue {
                 conn_id: seat.conn_id,
+                backend_pid: seat.backend_pid,
                 held,
                 site: lent.site.clone(),
                 interrupt: if reclaim {
@@ -1028,6 +1032,7 @@ impl<C> State<C> {
             lent.reclaimed = true;
             found.push(Overdue {
                 conn_id: seat.conn_id,
+                backend_pid: seat.backend_pid,
                 held: now.since(lent.since),
                 site: lent.site.clone(),
                 interrupt: Some(Arc::clone(interrupt)),

@@ -51,9 +51,9 @@ pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Recei
     if let Err(e) = spawned {
         emit(
             shared.hook.as_ref(),
-            Event::Error {
-                error: Error::usage(format!("cannot start the pool's housekeeper thread: {e}")),
-            },
+            Event::error(Error::usage(format!(
+                "cannot start the pool's housekeeper thread: {e}"
+            ))),
         );
     }
 }
@@ -164,10 +164,14 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         if result.is_ok() {
             conn.last_alive = Tick::now();
         }
+        let (id, backend_pid) = (conn.id, conn.backend_pid);
         let retired = this.lock_state().end_keepalive(conn, result.as_ref().err());
         this.dispose(retired);
         if let Err(error) = result {
-            emit(this.hook.as_ref(), Event::Error { error });
+            emit(
+                this.hook.as_ref(),
+                Event::conn_error(error, id, backend_pid),
+            );
         }
     }
 }
@@ -188,7 +192,7 @@ pub(crate) fn spawn_connectors<M: Manager>(shared: &Arc<Shared<M>>, n: usize) {
             state.connector_not_started(err.clone());
             shared.changed.notify_all();
             drop(state);
-            emit(shared.hook.as_ref(), Event::Error { error: err });
+            emit(shared.hook.as_ref(), Event::error(err));
         }
     }
 }
@@ -218,9 +222,15 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 }
                 let interrupt = this.manager.interrupter(&mut raw);
                 let id = this.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
-                // Before the connection is visible: `Connect` precedes its `Acquire`.
-                emit(this.hook.as_ref(), Event::Connect { conn_id: id, took });
                 let conn = this.new_conn(raw, id, Tick::now());
+                // Before the connection is visible: `Connect` precedes its `Acquire`.
+                let backend_pid = conn.backend_pid;
+                let event = Event::Connect {
+                    conn_id: id,
+                    took,
+                    backend_pid,
+                };
+                emit(this.hook.as_ref(), event);
                 let mut state = this.lock_state();
                 let (retired, spawn) = state.connected(conn, interrupt, started);
                 this.changed.notify_all();
@@ -234,7 +244,7 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
                 let spawn = state.connect_failed(&err, started);
                 this.changed.notify_all();
                 drop(state);
-                emit(this.hook.as_ref(), Event::Error { error: err });
+                emit(this.hook.as_ref(), Event::error(err));
                 spawn_connectors(&this, spawn);
                 this.lock_state()
             }
@@ -260,9 +270,7 @@ pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retir
                     drop(closer);
                     emit(
                         shared.hook.as_ref(),
-                        Event::Error {
-                            error: Error::usage(format!("cannot start a pool thread: {e}")),
-                        },
+                        Event::error(Error::usage(format!("cannot start a pool thread: {e}"))),
                     );
                     shared.close_retired(retired);
                     return;
@@ -283,9 +291,9 @@ pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retir
 /// state is dropped.
 fn closer_loop<M: Manager>(rx: Receiver<Retired<M::Connection>>, shared: Weak<Shared<M>>) {
     for retired in rx.iter() {
-        let (id, reason) = drop_retired(retired);
+        let (id, backend_pid, reason) = drop_retired(retired);
         if let Some(this) = shared.upgrade() {
-            this.closed_one(id, reason);
+            this.closed_one(id, backend_pid, reason);
         }
     }
 }

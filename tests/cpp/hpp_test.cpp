@@ -1189,6 +1189,101 @@ static void registry(const std::string &url) {
   EXPECT_ERROR(PGPOOL_ERR_USAGE, pgpool::request_shutdown());
 }
 
+// Events: a handler sees connect / acquire / release / remove with the session's pid; calls
+// that wait for a pool throw PGPOOL_ERR_USAGE inside it; its exceptions stay inside; it is
+// destroyed with the last config and pool. Then the environment switches.
+
+struct SeenEvent {
+  pgpool_event_kind kind;
+  uint64_t conn_id;
+  int32_t pid;
+  std::string pool, reason;
+  bool timed;
+};
+
+struct EventLog {
+  std::mutex m;
+  std::vector<SeenEvent> list;
+  std::atomic<pgpool::Pool *> target{nullptr};
+  std::atomic<int> refused{0};
+  std::vector<SeenEvent> copy() {
+    std::lock_guard<std::mutex> g(m);
+    return list;
+  }
+};
+
+static void events(const std::string &url) {
+  section("events");
+  auto log = std::make_shared<EventLog>();
+  int32_t first = 0, second = 0;
+  {
+    pgpool::Config cfg;
+    cfg.max_size(1).application_name("hpp-events").on_event([log](const pgpool::Event &e) {
+      {
+        std::lock_guard<std::mutex> g(log->m);
+        log->list.push_back({e.kind(), e.conn_id(), e.backend_pid(), std::string(e.pool()),
+                             std::string(e.reason_text()), e.duration().has_value()});
+      }
+      pgpool::Pool *target = log->target.load();
+      if (e.kind() == PGPOOL_EVENT_ACQUIRE && target != nullptr) {
+        try {
+          (void)target->acquire(1s);
+        } catch (const Error &err) {
+          if (err.code() == PGPOOL_ERR_USAGE) log->refused++;
+        }
+        (void)target->stats();  // allowed
+      }
+      if (e.kind() == PGPOOL_EVENT_RELEASE) throw std::runtime_error("caught by the wrapper");
+    });
+    CHECK(pgpool_config_set_name(cfg.get(), "hppev", nullptr) == PGPOOL_OK);
+    CHECK(log.use_count() == 2);
+    pgpool::Pool pool(url, cfg);
+    {
+      auto c = pool.acquire();
+      first = c.backend_pid();
+    }
+    log->target = &pool;
+    {
+      auto c = pool.acquire();
+      CHECK(c.backend_pid() == first);
+      log->target = nullptr;
+      c.discard();
+    }
+    {
+      auto c = pool.acquire();
+      second = c.backend_pid();
+    }
+    pool.close();
+    CHECK(log->refused.load() == 1);
+    // The config can drop its handler; the pool keeps its own.
+    cfg.on_event(nullptr);
+  }
+  auto seen = log->copy();
+  std::vector<std::string> kinds;
+  for (const auto &e : seen) kinds.push_back(std::to_string(e.kind) + ":" + e.reason);
+  const std::vector<std::string> expected = {"1:", "2:", "3:", "2:", "4:discarded",
+                                             "1:", "2:", "3:", "4:pool_closed"};
+  CHECK(kinds == expected);
+  CHECK(seen[0].pid == first && seen[1].pid == first && seen[2].pid == first);
+  CHECK(seen[4].pid == first && seen[4].conn_id == 1 && !seen[4].timed);
+  CHECK(seen[5].pid == second && seen[8].pid == second && seen[5].conn_id == 2);
+  CHECK(seen[0].pool == "hppev" && seen[0].timed && seen[1].timed);
+  // Config and pool are gone: the library destroyed its copy of the handler.
+  for (int i = 0; i < 500 && log.use_count() > 1; i++) std::this_thread::sleep_for(10ms);
+  CHECK(log.use_count() == 1);
+
+  section("environment switches");
+  CHECK(setenv("PGPOOL_MAX_SIZE", "3", 1) == 0);
+  CHECK(pgpool::Pool(url, pgpool::Config()).stats().max_size == 3);
+  CHECK(pgpool::Pool(url, pgpool::Config().env(false)).stats().max_size == 10);
+  CHECK(unsetenv("PGPOOL_MAX_SIZE") == 0);
+  CHECK(setenv("PG_POOL_MAX", "4", 1) == 0);
+  CHECK(pgpool::Pool(url, pgpool::Config()).stats().max_size == 10);
+  CHECK(pgpool::Pool(url, pgpool::Config().env_aliases(true)).stats().max_size == 4);
+  CHECK(pgpool::Pool(url, pgpool::Config().env(false).env_aliases(true)).stats().max_size == 10);
+  CHECK(unsetenv("PG_POOL_MAX") == 0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s URL [panic]\n", argv[0]);
@@ -1220,6 +1315,7 @@ int main(int argc, char **argv) {
     bounded_close(url);
     transaction_retry(url);
     observability(url);
+    events(url);
     logging(url);
     registry(url);
   } catch (const Error &e) {

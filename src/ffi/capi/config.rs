@@ -860,3 +860,113 @@ pub unsafe extern "C" fn pgpool_config_set_degraded_waiters(
         })
     }
 }
+
+/// Sets the event callback: `callback` receives every event of the pools created from this
+/// config (connect, acquire, release, remove, error, leak suspected, reclaimed, notice) as a
+/// `pgpool_event`. NULL removes it (then `user_data` and `free_user_data` are ignored).
+///
+/// Threads: the callback runs on the thread where the event happened: a caller's thread
+/// (ACQUIRE in `pgpool_pool_acquire`, RELEASE and REMOVE in `pgpool_conn_release`, ...) or
+/// one of the pool's background threads (CONNECT and connect ERRORs on a connector thread,
+/// keepalive and reaper events on the housekeeper), possibly on several threads at once. It
+/// runs outside the pool's lock, but inside the call that caused the event: keep it short
+/// and non-blocking (copy the event to a queue, bump a counter). It must return normally:
+/// no longjmp, C++ exception or Go panic may leave it.
+///
+/// Re-entry: the callback may call the library, except functions that wait for a pool,
+/// which return PGPOOL_ERR_USAGE when called from inside an event callback, because it may
+/// be running on the very thread they would wait for: `pgpool_pool_acquire` and
+/// `pgpool_pool_acquire_at` with a `timeout_ms` other than 0, `pgpool_pool_query`,
+/// `pgpool_pool_exec`, `pgpool_pool_transaction_retry`, `pgpool_pool_health`,
+/// `pgpool_pool_wait_ready`, and `pgpool_pool_close` with a `timeout_ms` other than 0.
+/// Everything else works (stats, `pgpool_pool_try_acquire`, calls on a connection the
+/// thread holds, freeing a pool); releasing a connection from the callback delivers that
+/// release's events to the callback first, nested.
+///
+/// Lifetimes: the event and its strings are valid only during the call. `user_data` is
+/// passed to every call; when the library no longer needs it (this config and every pool
+/// created from it are freed, and their last connections and background threads are gone)
+/// it calls `free_user_data(user_data)` once, on whichever thread lets go last (NULL
+/// `free_user_data`: nothing is called; keep `user_data` valid for as long as the process
+/// may deliver events). When this function fails, `free_user_data` is not called. Pools
+/// created before the call keep the callback they were created with.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `callback` must be NULL or a function with the `pgpool_event_fn` signature that stays
+/// callable, with `user_data` usable by it, until `free_user_data` is called (with a NULL
+/// `free_user_data`: for the rest of the process); `free_user_data` NULL or a function with
+/// the `pgpool_free_fn` signature; `out_err` NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_event_callback(
+    cfg: *mut pgpool_config,
+    callback: super::events::pgpool_event_fn,
+    user_data: *mut std::ffi::c_void,
+    free_user_data: super::events::pgpool_free_fn,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    let registration =
+        callback.map(|cb| super::events::CallbackRef::new(cb, user_data, free_user_data));
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    let code = unsafe {
+        update(cfg, out_err, |b| {
+            Ok(super::events::with_callback(b, registration.as_ref()))
+        })
+    };
+    if code != pgpool_code::PGPOOL_OK {
+        if let Some(registration) = &registration {
+            registration.disarm();
+        }
+    }
+    code
+}
+
+/// Sets whether pools read the `PGPOOL_*` environment variables (one per option:
+/// `PGPOOL_MAX_SIZE=20`, `PGPOOL_ACQUIRE_TIMEOUT=5s`, ...; a setter and the connection
+/// string's `pool_*` keys outrank them). Default true, as libpq reads `PGHOST` and the like;
+/// false for a pool whose settings must not depend on the environment. With it on, a
+/// `PGPOOL_*` variable that names no option makes `pgpool_pool_create` fail with
+/// PGPOOL_ERR_CONFIG.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_env(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.env(value))) }
+}
+
+/// Sets whether pools also read other tools' environment variables for pool options, below
+/// `PGPOOL_*`, with those tools' units: Go `database/sql` conventions (`DB_MAX_OPEN_CONNS`,
+/// `DB_MAX_IDLE_CONNS`, `DB_CONN_MAX_LIFETIME`, `DB_CONN_MAX_IDLE_TIME`) and node-postgres
+/// ones (`PG_POOL_MAX`, `PG_POOL_MIN`, `PG_IDLE_TIMEOUT`, `PG_CONNECTION_TIMEOUT`,
+/// `PG_STATEMENT_TIMEOUT`, `PG_QUERY_TIMEOUT`, `PG_APP_NAME`). Default false: other code in
+/// the process may read these names with its own meaning. No effect while
+/// `pgpool_config_set_env` is false.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_env_aliases(
+    cfg: *mut pgpool_config,
+    value: bool,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe { update(cfg, out_err, |b| Ok(b.env_aliases(value))) }
+}

@@ -279,6 +279,9 @@ pub(crate) fn acquire_at(
     timeout_ms: i64,
     site: Site,
 ) -> Result<crate::PooledConnection, FfiError> {
+    if timeout_ms != 0 {
+        super::events::refuse_wait("waiting for a connection (timeout_ms other than 0)")?;
+    }
     match timeout_ms {
         t if t < 0 => Ok(pool.get_at(pool.config().acquire_timeout, site)?),
         0 => pool.try_get_at(site)?.ok_or_else(|| {

@@ -14,6 +14,7 @@ mod conn;
 mod copy;
 mod datetime;
 mod error;
+mod events;
 mod exec;
 mod handle;
 mod log;

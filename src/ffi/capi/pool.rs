@@ -81,7 +81,8 @@ pub unsafe extern "C" fn pgpool_pool_create(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not ready); PGPOOL_ERR_TIMEOUT;
-/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED.
+/// PGPOOL_ERR_CLOSED; PGPOOL_ERR_CONNECT (a permanent connect error); PGPOOL_ERR_FORKED;
+/// PGPOOL_ERR_USAGE (called from an event callback).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -95,6 +96,7 @@ pub unsafe extern "C" fn pgpool_pool_wait_ready(
     unsafe {
         boundary(out_err, || {
             let pool = pool_of(pool)?;
+            super::events::refuse_wait("pgpool_pool_wait_ready")?;
             let wait = match timeout_ms {
                 t if t < 0 => pool.config().acquire_timeout,
                 0 => Duration::from_millis(1),
@@ -347,6 +349,7 @@ pub unsafe extern "C" fn pgpool_pool_query(
             let sql = args::string(sql, "sql")?;
             let params = args::params(nparams, params)?;
             args::out(out_result, "out_result")?;
+            super::events::refuse_wait("pgpool_pool_query")?;
             let mut guard = pool.get()?;
             let rendered = query::query(&mut guard, sql, &params)?;
             drop(guard);
@@ -395,7 +398,8 @@ pub unsafe extern "C" fn pgpool_pool_stats(
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_INVALID_ARGUMENT (`out->size` below 8); PGPOOL_ERR_TIMEOUT; PGPOOL_ERR_CLOSED;
 /// PGPOOL_ERR_OVERLOADED; PGPOOL_ERR_CONNECT; PGPOOL_ERR_SERVER; PGPOOL_ERR_BROKEN;
-/// PGPOOL_ERR_FORKED (`*out` is not filled).
+/// PGPOOL_ERR_FORKED (`*out` is not filled); PGPOOL_ERR_USAGE (called from an event
+/// callback; `*out` is not filled).
 ///
 /// # Safety
 /// As `pgpool_pool_stats`, for `pgpool_health`.
@@ -412,6 +416,7 @@ pub unsafe extern "C" fn pgpool_pool_health(
             args::out(out, "out")?;
             // Checked before the round trip, which must not run for nothing.
             sized_len(out, "pgpool_health")?;
+            super::events::refuse_wait("pgpool_pool_health")?;
             let health = pool.health();
             write_sized(out, &pgpool_health::from(&health), "pgpool_health")?;
             match health.error {
@@ -440,7 +445,8 @@ pub unsafe extern "C" fn pgpool_pool_health(
 ///
 /// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
 /// PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and connections still in use); PGPOOL_ERR_TIMEOUT
-/// (connections still in use at the deadline, now reclaimed).
+/// (connections still in use at the deadline, now reclaimed); PGPOOL_ERR_USAGE (called from
+/// an event callback with a `timeout_ms` other than 0).
 ///
 /// # Safety
 /// `out_err` must be NULL or valid for writing one pointer.
@@ -457,6 +463,9 @@ pub unsafe extern "C" fn pgpool_pool_close(
                 Err(e) if e.code == pgpool_code::PGPOOL_ERR_FORKED => return Ok(()),
                 other => other?,
             };
+            if timeout_ms != 0 {
+                super::events::refuse_wait("pgpool_pool_close (timeout_ms other than 0)")?;
+            }
             let drained = match u64::try_from(timeout_ms) {
                 Ok(0) => pool.close_without_waiting(),
                 Ok(ms) => pool.close_timeout(Duration::from_millis(ms)),
