@@ -193,7 +193,7 @@ fn bench_pool(
     progress: bool,
     label: &str,
 ) -> Result<BenchResult, Failure> {
-    let mut builder = target::builder(&args.server, "pgpool-bench");
+    let mut builder = target::builder(&args.server, target, "pgpool-bench");
     if let Some(size) = size {
         builder = builder.max_size(size);
     }

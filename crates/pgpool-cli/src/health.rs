@@ -106,7 +106,7 @@ pub(crate) fn json(health: &Health, pool: &str) -> String {
 /// Runs the check; returns the exit code of the state.
 pub(crate) fn run(args: &HealthArgs) -> Result<u8, Failure> {
     let target = target::resolve(args.server.url.as_deref(), EXIT_DOWN)?;
-    let builder = target::builder(&args.server, "pgpool-health")
+    let builder = target::builder(&args.server, &target, "pgpool-health")
         .health_timeout(args.timeout)
         .connect_timeout(args.timeout)
         .acquire_timeout(args.timeout);

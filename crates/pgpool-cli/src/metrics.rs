@@ -50,7 +50,7 @@ struct State {
 /// workload, close the pool within its close timeout, remove the throwaway cluster.
 pub(crate) fn run(args: &MetricsArgs) -> Result<(), Failure> {
     let target = target::resolve(args.server.url.as_deref(), EXIT_FAILURE)?;
-    let mut builder = target::builder(&args.server, "pgpool-metrics");
+    let mut builder = target::builder(&args.server, &target, "pgpool-metrics");
     if let Some(size) = args.workload.pool_size.or(args.pool_size) {
         builder = builder.max_size(size);
     }

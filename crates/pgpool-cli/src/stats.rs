@@ -44,7 +44,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 /// Runs the workload and prints snapshots; a signal ends it normally.
 pub(crate) fn run(args: &StatsArgs) -> Result<(), Failure> {
     let target = target::resolve(args.server.url.as_deref(), crate::util::EXIT_FAILURE)?;
-    let mut builder = target::builder(&args.server, "pgpool-stats");
+    let mut builder = target::builder(&args.server, &target, "pgpool-stats");
     if let Some(size) = args.workload.pool_size {
         builder = builder.max_size(size);
     }

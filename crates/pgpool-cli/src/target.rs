@@ -71,11 +71,17 @@ pub(crate) fn resolve(arg: Option<&str>, unreachable_code: u8) -> Result<Target,
 }
 
 /// The builder every command starts from: a name when given, and this program's
-/// application_name (the URL's own application_name still wins).
-pub(crate) fn builder(args: &ServerArgs, application_name: &str) -> Builder {
-    let mut builder = Pool::builder()
-        .application_name(application_name)
-        .close_timeout(args.close_timeout);
+/// application_name unless the URL or the environment names one (a builder setting would
+/// outrank theirs).
+pub(crate) fn builder(args: &ServerArgs, target: &Target, application_name: &str) -> Builder {
+    let mut builder = Pool::builder().close_timeout(args.close_timeout);
+    let named = target.url.to_ascii_lowercase().contains("application_name")
+        || ["PGAPPNAME", "PGPOOL_APPLICATION_NAME"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if !named {
+        builder = builder.application_name(application_name);
+    }
     if let Some(name) = &args.name {
         builder = builder.name(name.clone());
     }
