@@ -93,6 +93,9 @@
 // Capacity of the text fields of `pgpool_health`, NUL included.
 #define PGPOOL_HEALTH_TEXT_LEN 64
 
+// Capacity of `pgpool_health.reasons`, NUL included.
+#define PGPOOL_HEALTH_REASONS_LEN 256
+
 // Result codes. Numbers are part of the ABI: they never change, new codes are only added.
 enum pgpool_code
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -249,6 +252,23 @@ typedef int32_t (*pgpool_tx_fn)(struct pgpool_conn *conn, void *user_data);
 // and must not unwind (C++ exceptions, Go panics) into the library.
 typedef void (*pgpool_log_fn)(int32_t level, const char *message, void *user_data);
 
+// One latency distribution of `pgpool_stats`, in microseconds. Quantiles are within 6.25%
+// of the exact value; `max_us` is exact. All zero when nothing was recorded.
+typedef struct pgpool_histogram {
+  // Values recorded.
+  uint64_t count;
+  // Their sum.
+  uint64_t sum_us;
+  // The median.
+  uint64_t p50_us;
+  // The 90th percentile.
+  uint64_t p90_us;
+  // The 99th percentile.
+  uint64_t p99_us;
+  // The largest value.
+  uint64_t max_us;
+} pgpool_histogram;
+
 // A snapshot of a pool's gauges and counters (`pgpool_pool_stats`).
 //
 // Set `size` to `sizeof(pgpool_stats)` before the call; the library sets it to the number
@@ -325,6 +345,14 @@ typedef struct pgpool_stats {
   uint32_t connectors;
   // Always zero (alignment).
   uint32_t reserved2;
+  // Time from an acquire call to hand-out (zero-filled when histograms are off).
+  struct pgpool_histogram acquire_wait;
+  // Time each successful connect took.
+  struct pgpool_histogram connect_time;
+  // Time of each statement run on the pool's connections.
+  struct pgpool_histogram query_time;
+  // How long each checkout was held.
+  struct pgpool_histogram hold_time;
 } pgpool_stats;
 
 // The result of a health check (`pgpool_pool_health`).
@@ -359,6 +387,13 @@ typedef struct pgpool_health {
   uint32_t reserved2;
   // The server's `server_version`, NUL-terminated (empty on failure).
   char server_version[PGPOOL_HEALTH_TEXT_LEN];
+  // The configured maximum of open connections.
+  uint32_t max_size;
+  // Always zero (alignment).
+  uint32_t reserved3;
+  // Why the state is not healthy, the reasons joined by "; ", NUL-terminated and cut to
+  // fit (empty when healthy; `pgpool_pool_health_json` has them whole).
+  char reasons[PGPOOL_HEALTH_REASONS_LEN];
 } pgpool_health;
 
 #ifdef __cplusplus
@@ -1123,6 +1158,44 @@ pgpool_code pgpool_log_set_callback(pgpool_log_fn callback,
                                     void *user_data,
                                     int32_t max_level,
                                     struct pgpool_error **out_err);
+
+// Stores the pool's statistics as Prometheus text (exposition format 0.0.4: serve it as
+// `text/plain; version=0.0.4`) in `*out_text`: every gauge, counter and histogram, labelled
+// with the pool's name (`pgpool_config_set_name`), close counters by reason. The families
+// are listed in the README (Operations).
+//
+// Ownership: `*out_text` is a new NUL-terminated string from `malloc`; free it with
+// `pgpool_string_free` (or `free`). Thread-safe, non-blocking (a consistent snapshot under
+// the pool's lock).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (out of memory).
+pgpool_code pgpool_pool_metrics(const struct pgpool_pool *pool,
+                                char **out_text,
+                                struct pgpool_error **out_err);
+
+// Runs a health check (as `pgpool_pool_health`) and stores its result as one JSON object
+// in `*out_json`: `ok`, `pool`, `state` ("healthy", "degraded", "down"), `reasons` (an array
+// of phrases), `database`, `timestamp` (the server's time, ISO 8601 UTC), `serverVersion`,
+// `latencyMs`, `maxSize`, `poolSize` (open), `idleCount`, `inUseCount`, `waitingCount`,
+// `consecutiveConnectFailures`, `lastConnectError` and `error` (strings or null).
+//
+// An unhealthy pool is not a failure of this call: the JSON says so and the call returns
+// PGPOOL_OK. Ownership: `*out_json` is a new string from `malloc`; free it with
+// `pgpool_string_free` (or `free`). Thread-safe; blocks at most the configured
+// `health_timeout` (2 s by default).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (out of memory); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_pool_health_json(const struct pgpool_pool *pool,
+                                    char **out_json,
+                                    struct pgpool_error **out_err);
+
+// Frees a string returned by `pgpool_pool_metrics` or `pgpool_pool_health_json`. NULL is
+// ignored. Thread-safe; each string is freed once.
+//
+// Returns nothing (never fails).
+void pgpool_string_free(char *text);
 
 // Waits for a notification on `conn` (after `LISTEN channel` on it) and stores it in
 // `*out_notification`. `timeout_ms`: negative = wait without limit, 0 = only one already

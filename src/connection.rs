@@ -5,6 +5,7 @@
 //! transaction status, and release rolls back only when it is not idle.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::copy::{CopyIn, CopyOut};
@@ -16,6 +17,7 @@ use crate::client::{
 };
 use crate::error::Error;
 use crate::manager::Probe;
+use crate::query_log::QueryLog;
 use crate::stmt_cache::StatementCache;
 use crate::sys::socket;
 
@@ -65,6 +67,8 @@ pub struct PgConnection {
     default_query_timeout: Option<Duration>,
     /// The error of the last failed call in this checkout (cleared on release).
     last_error: Option<Error>,
+    /// Where statement times and log lines go (the pool's; none for a bare session).
+    query_log: Option<Arc<QueryLog>>,
 }
 
 /// Keeps the first row of a result and counts the rest (`query_one`, `query_opt`): no
@@ -128,6 +132,7 @@ impl PgConnection {
             query_timeout: None,
             default_query_timeout: None,
             last_error: None,
+            query_log: None,
         }
     }
 
@@ -266,6 +271,30 @@ impl PgConnection {
         }
     }
 
+    pub(crate) fn set_query_log(&mut self, log: Arc<QueryLog>) {
+        self.query_log = Some(log);
+    }
+
+    /// Runs one statement the caller asked for (`f`), timing and logging it when the pool
+    /// keeps a query log; `rows` reads the row count off the result.
+    #[inline]
+    fn observed<T>(
+        &mut self,
+        sql: &str,
+        params: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, Error>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Result<T, Error> {
+        let Some(start) = self.query_log.as_ref().and_then(|l| l.start()) else {
+            return f(self);
+        };
+        let result = f(self);
+        if let Some(log) = &self.query_log {
+            log.finish(start, sql, params, result.as_ref().ok().map(rows));
+        }
+        result
+    }
+
     /// Runs `f` under the query timeout, then notices what the exchange changed.
     fn call<T>(&mut self, f: impl FnOnce(&mut Session) -> Result<T, Error>) -> Result<T, Error> {
         if let Some(t) = self.query_timeout {
@@ -368,6 +397,21 @@ impl PgConnection {
         sql: &str,
         types: &[u32],
         params: Params<'_>,
+        rows: Option<&mut (dyn RowSink + '_)>,
+    ) -> Result<u64, Error> {
+        self.observed(
+            sql,
+            params.len(),
+            |c| c.run_sql_unobserved(sql, types, params, rows),
+            |n| *n,
+        )
+    }
+
+    fn run_sql_unobserved(
+        &mut self,
+        sql: &str,
+        types: &[u32],
+        params: Params<'_>,
         mut rows: Option<&mut (dyn RowSink + '_)>,
     ) -> Result<u64, Error> {
         let statement = self.prepare_cached_typed(sql, types)?;
@@ -430,8 +474,12 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<(Vec<Row>, u64), Error> {
         let mut rows = Vec::new();
-        let affected =
-            self.run_statement(statement, params, Some(&mut rows as &mut dyn RowSink))?;
+        let affected = self.observed(
+            statement.sql(),
+            params.len(),
+            |c| c.run_statement(statement, params, Some(&mut rows as &mut dyn RowSink)),
+            |n| *n,
+        )?;
         Ok((rows, affected))
     }
 
@@ -441,7 +489,12 @@ impl PgConnection {
         statement: &Statement,
         params: Params<'_>,
     ) -> Result<u64, Error> {
-        self.run_statement(statement, params, None)
+        self.observed(
+            statement.sql(),
+            params.len(),
+            |c| c.run_statement(statement, params, None),
+            |n| *n,
+        )
     }
 
     /// `BEGIN`: starts a transaction. Prefer [`transaction`](Self::transaction), which cannot
@@ -467,12 +520,23 @@ impl PgConnection {
 
     /// Runs one or more `;`-separated statements with the simple protocol (no parameters).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
-        self.call(|s| s.simple_query(sql)).map(drop)
+        self.simple_query(sql).map(drop)
     }
 
     /// Runs one or more statements with the simple protocol and returns every value as text.
     pub fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.call(|s| s.simple_query(sql))
+        self.observed(
+            sql,
+            0,
+            |c| c.call(|s| s.simple_query(sql)),
+            |messages| {
+                let rows = messages
+                    .iter()
+                    .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                    .count();
+                rows as u64
+            },
+        )
     }
 
     /// Starts `COPY … FROM STDIN`; write the data to the returned [`CopyIn`].

@@ -17,7 +17,8 @@
 //! Module map: [`config`] (options and the builder), [`options`] (pool options from the
 //! connection string and the environment), [`error`], [`event`] (hooks and close
 //! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
-//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`].
+//! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`] (with
+//! [`Histogram`]s), [`prometheus`] (the text exposition).
 //! `docs/ARCHITECTURE.md` has the whole picture.
 
 #![deny(unsafe_code)]
@@ -29,6 +30,8 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod event;
+mod health;
+mod histogram;
 // The C ABI is unsafe by nature; every block in it carries its own SAFETY reason.
 #[allow(unsafe_code)]
 mod ffi;
@@ -36,6 +39,8 @@ pub mod manager;
 pub mod options;
 mod pg;
 mod pool;
+pub mod prometheus;
+pub mod query_log;
 mod retry;
 pub mod stats;
 mod stmt_cache;
@@ -51,9 +56,11 @@ pub use config::{Builder, Config};
 pub use connection::{PgConnection, SocketBounds};
 pub use error::{Error, ErrorKind};
 pub use event::{CloseReason, Event};
+pub use health::Health;
+pub use histogram::Histogram;
 pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
-pub use pool::{Health, HealthState, Pool, PooledConnection};
+pub use pool::{HealthState, Pool, PooledConnection};
 pub use retry::Retry;
 pub use stats::Stats;
 

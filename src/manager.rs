@@ -84,6 +84,13 @@ pub trait Manager: Send + Sync + 'static {
         let _ = conn;
         None
     }
+
+    /// The distribution of statement times on this manager's connections, for
+    /// [`Stats::query_time`](crate::Stats::query_time). The default (`None`) leaves it empty:
+    /// the pool does not see the statements a connection runs.
+    fn query_time(&self) -> Option<crate::Histogram> {
+        None
+    }
 }
 
 /// Adapts any r2d2 [`ManageConnection`](r2d2::ManageConnection) to [`Manager`].

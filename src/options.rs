@@ -1127,7 +1127,7 @@ mod tests {
 
     #[test]
     fn every_option_has_a_key_and_a_variable() {
-        assert_eq!(OPTIONS.len(), 29);
+        assert_eq!(OPTIONS.len(), 34);
         for opt in OPTIONS {
             let c = Config::from_conninfo(&format!("host=x pool_{}=", opt.name)).unwrap();
             assert_eq!(c, Config::default());

@@ -16,7 +16,9 @@ use crate::client::{NoticeHandler, TransactionStatus};
 use crate::config::Config;
 use crate::connection::{PgConnection, StatementMode};
 use crate::error::Error;
+use crate::histogram::Histogram;
 use crate::manager::{Interrupt, Manager, Probe};
+use crate::query_log::QueryLog;
 
 /// The PostgreSQL [`Manager`]. Built by [`Builder::build`](crate::Builder::build).
 pub struct PgManager {
@@ -29,6 +31,8 @@ pub struct PgManager {
     /// Releases that needed a ROLLBACK (the session was not idle).
     rollbacks: AtomicU64,
     notice_handler: Option<NoticeHandler>,
+    /// Statement times and log lines, shared by every session.
+    query_log: Arc<QueryLog>,
 }
 
 impl std::fmt::Debug for PgManager {
@@ -103,6 +107,7 @@ impl PgManager {
             query_timeout: pool.query_timeout,
             rollbacks: AtomicU64::new(0),
             notice_handler: None,
+            query_log: Arc::new(QueryLog::new(pool)),
         })
     }
 
@@ -147,6 +152,7 @@ impl Manager for PgManager {
         let mut conn = PgConnection::new(session, self.cache_capacity, self.mode);
         conn.set_default_query_timeout(self.query_timeout);
         conn.set_notice_handler(self.notice_handler.clone());
+        conn.set_query_log(Arc::clone(&self.query_log));
         Ok(conn)
     }
 
@@ -173,5 +179,9 @@ impl Manager for PgManager {
 
     fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {
         conn.interrupter()
+    }
+
+    fn query_time(&self) -> Option<Histogram> {
+        self.query_log.histogram()
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::event::CloseReason;
+use crate::histogram::Histogram;
 use crate::pool::breaker::HealthState;
 
 /// Monotonic counters kept under the pool lock (so a snapshot is consistent).
@@ -24,6 +25,8 @@ pub(crate) struct Counters {
 ///
 /// Gauges (`open`, `in_use`, ...) describe the moment of the snapshot; counters only grow.
 /// Always `open == in_use + idle + checking` and `open + pending + closing <= max_size`.
+///
+/// The histograms are empty when [`Config::histograms`](crate::Config::histograms) is off.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
@@ -75,6 +78,47 @@ pub struct Stats {
     pub since_connect_failure: Option<Duration>,
     /// Connector threads running (at most `max_concurrent_connects`).
     pub connectors: u32,
+    /// Time from the call to hand-out of every successful acquire (zero when an idle
+    /// connection was ready: that path reads no clock).
+    pub acquire_wait: Histogram,
+    /// Time each successful connect took (TCP, TLS, authentication, session setup).
+    pub connect_time: Histogram,
+    /// Time of each statement a caller ran: from the call to the end of its result,
+    /// preparation included (PostgreSQL sessions only; `pgpool_pool_exec` and COPY too).
+    pub query_time: Histogram,
+    /// How long each checkout was held, from hand-out to release.
+    pub hold_time: Histogram,
+}
+
+/// One line of a pool's figures, as the periodic stats log line prints them:
+/// `healthy, open 3/10 (in use 2, idle 1), waiting 0, acquires 1234 (timeouts 0),
+/// connects 3 (errors 0), closed 0, p99 acquire 0.012ms query 0.850ms hold 1.2ms`.
+pub(crate) fn summary(s: &Stats) -> String {
+    use crate::histogram::ms;
+    let mut line = format!(
+        "{}, open {}/{} (in use {}, idle {}), waiting {}, acquires {} (timeouts {}), \
+         connects {} (errors {}), closed {}",
+        crate::health::state_name(s.health),
+        s.open,
+        s.max_size,
+        s.in_use,
+        s.idle,
+        s.waiting,
+        s.acquires,
+        s.acquire_timeouts,
+        s.connections_created,
+        s.connect_errors,
+        s.closed_total(),
+    );
+    if s.acquire_wait.count() + s.query_time.count() + s.hold_time.count() > 0 {
+        line.push_str(&format!(
+            ", p99 acquire {} query {} hold {}",
+            ms(s.acquire_wait.p99()),
+            ms(s.query_time.p99()),
+            ms(s.hold_time.p99())
+        ));
+    }
+    line
 }
 
 impl Stats {

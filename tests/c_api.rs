@@ -188,3 +188,11 @@ fn leaks_reclaim_breaker_bounded_close_and_retry_from_c() {
         eprintln!("{line}");
     }
 }
+
+#[test]
+fn histograms_prometheus_health_json_and_log_lines_from_c() {
+    let url = common::url();
+    let program = build("observe");
+    let out = c_support::run(&program, &[&url]);
+    assert!(out.contains("OBSERVE OK"), "{out}");
+}

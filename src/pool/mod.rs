@@ -30,6 +30,7 @@ use crate::config::{Builder, Config};
 use crate::connection::PgConnection;
 use crate::error::Error;
 use crate::event::{emit, Event, EventHook};
+use crate::health::Health;
 use crate::manager::Manager;
 use crate::pg::PgManager;
 use crate::stats::Stats;
@@ -182,65 +183,22 @@ impl Pool<PgManager> {
             let left = timeout.saturating_sub(start.elapsed());
             conn.set_query_timeout(Some(left.max(Duration::from_millis(1))));
             conn.query_one(
-                "SELECT current_database()::text, now()::text, \
+                "SELECT current_database()::text, \
+                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
                  current_setting('server_version')",
                 &[],
             )
         });
         let latency = start.elapsed();
-        let stats = self.stats();
-        let (ok, database, server_time, server_version, error) = match result {
-            Ok(row) => (true, row.get(0), row.get(1), row.get(2), None),
-            Err(e) => (false, String::new(), String::new(), String::new(), Some(e)),
-        };
-        Health {
-            ok,
-            state: stats.health,
-            database,
-            server_time,
-            server_version,
+        Health::assess(
+            self.name(),
+            self.config(),
+            &self.stats(),
+            result,
             latency,
-            open: stats.open,
-            idle: stats.idle,
-            in_use: stats.in_use,
-            waiting: stats.waiting,
-            consecutive_connect_failures: stats.consecutive_connect_failures,
-            last_connect_error: self.last_connect_error(),
-            error,
-        }
+            self.last_connect_error(),
+        )
     }
-}
-
-/// The result of [`Pool::health`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Health {
-    /// The round trip succeeded.
-    pub ok: bool,
-    /// The pool's breaker state at the end of the check.
-    pub state: HealthState,
-    /// `current_database()`, empty on failure.
-    pub database: String,
-    /// The server's `now()` as text, empty on failure.
-    pub server_time: String,
-    /// The server's `server_version`, empty on failure.
-    pub server_version: String,
-    /// Time for acquire + round trip.
-    pub latency: Duration,
-    /// Open connections (pg-pool's `totalCount`).
-    pub open: u32,
-    /// Idle connections (`idleCount`).
-    pub idle: u32,
-    /// Connections held by callers.
-    pub in_use: u32,
-    /// Waiting callers (`waitingCount`).
-    pub waiting: u32,
-    /// Connect attempts that failed in a row (0 after a success).
-    pub consecutive_connect_failures: u32,
-    /// The most recent connect error since the last success.
-    pub last_connect_error: Option<Error>,
-    /// Why it failed.
-    pub error: Option<Error>,
 }
 
 impl<M: Manager> Pool<M> {
@@ -262,26 +220,38 @@ impl<M: Manager> Pool<M> {
         &self.handle.shared
     }
 
-    /// The start time for an Acquire event, read only when somebody listens.
+    /// The start time of an acquire, read only when histograms are kept or somebody listens
+    /// for events.
     fn event_start(&self) -> Option<Instant> {
-        let listening =
-            self.shared().hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace);
+        let shared = self.shared();
+        let listening = shared.histograms.is_some()
+            || shared.hook.is_some()
+            || log::log_enabled!(target: "pgpool", log::Level::Trace);
         listening.then(Instant::now)
     }
 
     fn guard(
         &self,
-        conn: state::Conn<M::Connection>,
+        mut conn: state::Conn<M::Connection>,
         start: Option<Instant>,
     ) -> PooledConnection<M> {
         if let Some(start) = start {
-            emit(
-                self.shared().hook.as_ref(),
-                Event::Acquire {
-                    conn_id: conn.id,
-                    waited: start.elapsed(),
-                },
-            );
+            let now = Instant::now();
+            let waited = now.saturating_duration_since(start);
+            let shared = self.shared();
+            if let Some(h) = &shared.histograms {
+                h.acquire_wait.record(waited);
+                conn.lent_at = Some(now);
+            }
+            if shared.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
+                emit(
+                    shared.hook.as_ref(),
+                    Event::Acquire {
+                        conn_id: conn.id,
+                        waited,
+                    },
+                );
+            }
         }
         PooledConnection::new(Arc::clone(self.shared()), conn)
     }
@@ -381,6 +351,12 @@ impl<M: Manager> Pool<M> {
     /// The validated configuration.
     pub fn config(&self) -> &Config {
         &self.shared().config
+    }
+
+    /// The Prometheus text exposition of this pool's [`stats`](Self::stats), labelled
+    /// `pool="<name>"`: see [`prometheus`](crate::prometheus) for the families.
+    pub fn prometheus(&self) -> String {
+        crate::prometheus::render(&[(self.name(), &self.stats())])
     }
 
     /// The pool's name ([`Config::name`], else `"default"`).

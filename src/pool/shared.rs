@@ -17,6 +17,7 @@ use crate::clock::Tick;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::{emit, CloseReason, Event, EventHook};
+use crate::histogram::Recorder;
 use crate::manager::{Manager, Probe};
 use crate::pool::checkout::{Overdue, Site};
 use crate::pool::state::{self, CheckIn, Conn, Limits, Retired, State, StateGuard, Waiter};
@@ -48,6 +49,16 @@ pub(crate) struct Shared<M: Manager> {
     /// belong to the parent, and the pool never touches them (nor its lock, which a parent
     /// thread may have held at the fork).
     fork_generation: u64,
+    /// The latency histograms the pool keeps itself (`None` when `Config::histograms` is
+    /// off); query times are the manager's (`Manager::query_time`).
+    pub(crate) histograms: Option<PoolHistograms>,
+}
+
+/// Acquire wait, connect and hold time of one pool.
+pub(crate) struct PoolHistograms {
+    pub(crate) acquire_wait: Recorder,
+    pub(crate) connect_time: Recorder,
+    pub(crate) hold_time: Recorder,
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -76,6 +87,11 @@ impl<M: Manager> Shared<M> {
             closer: Mutex::new(None),
             stop: Mutex::new(Some(stop_tx)),
             fork_generation: crate::sys::fork::generation(),
+            histograms: config.histograms.then(|| PoolHistograms {
+                acquire_wait: Recorder::new(),
+                connect_time: Recorder::new(),
+                hold_time: Recorder::new(),
+            }),
             config,
         });
         (shared, stop_rx)
@@ -314,7 +330,14 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        let (id, held) = (conn.id, now.since(conn.checked_out));
+        let (id, held) = match (&self.histograms, conn.lent_at.take()) {
+            (Some(h), Some(at)) => {
+                let held = at.elapsed();
+                h.hold_time.record(held);
+                (conn.id, held)
+            }
+            _ => (conn.id, now.since(conn.checked_out)),
+        };
         let out = self.lock_state().check_in(conn, reason);
         // Before the connection is closed: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
@@ -444,8 +467,16 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// The state's figures, then the histograms (read after the lock is released).
     pub(crate) fn stats(&self) -> Stats {
-        self.lock_state().stats()
+        let mut stats = self.lock_state().stats();
+        if let Some(h) = &self.histograms {
+            stats.acquire_wait = h.acquire_wait.snapshot();
+            stats.connect_time = h.connect_time.snapshot();
+            stats.hold_time = h.hold_time.snapshot();
+            stats.query_time = self.manager.query_time().unwrap_or_default();
+        }
+        stats
     }
 
     pub(crate) fn describe(&self) -> String {

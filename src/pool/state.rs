@@ -35,6 +35,9 @@ pub(crate) struct Conn<C> {
     /// When the current holder got it (stamped under the lock at hand-out, the same instant
     /// its seat records).
     pub(crate) checked_out: Tick,
+    /// The precise instant of hand-out, for the hold-time histogram (`None` when histograms
+    /// are off: the hot path then reads no precise clock).
+    pub(crate) lent_at: Option<Instant>,
     pub(crate) uses: u64,
     /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
     pub(crate) seat: u32,
@@ -54,6 +57,7 @@ impl<C> Conn<C> {
             last_used: now,
             last_alive: now,
             checked_out: now,
+            lent_at: None,
             uses: 0,
             seat: NO_SEAT,
             idle_seq: 0,
@@ -542,6 +546,7 @@ impl<C> State<C> {
             since_connect_success: self.breaker.last_success().map(|t| t.elapsed()),
             since_connect_failure: self.breaker.last_failure().map(|t| t.elapsed()),
             connectors: self.connectors as u32,
+            ..Stats::default()
         }
     }
 

@@ -3,7 +3,7 @@
 //! | thread | name | holds | runs |
 //! |---|---|---|---|
 //! | connector | `pgpool-n<id>` | `Arc<Shared>` while it has work | at most `max_concurrent_connects` at once, started for reserved slots |
-//! | housekeeper | `pgpool-h<id>` | `Weak<Shared>` | the reaper's tick every `reaper_interval`, the keepalive's every `keepalive_interval` (if set) |
+//! | housekeeper | `pgpool-h<id>` | `Weak<Shared>` | the reaper's tick every `reaper_interval`, the keepalive's every `keepalive_interval` and the stats log line every `stats_log_interval` (if set) |
 //! | closer | `pgpool-c<id>` | `Weak<Shared>` + its channel | from the first retirement, only when the manager's `close_may_block` |
 //! | canceller | `pgpool-x<id>` | the interrupters of reclaimed connections | for each batch of reclaims, until their cancel requests are sent |
 //!
@@ -40,11 +40,14 @@ use crate::sync::lock;
 pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Receiver<()>) {
     let id = shared.id;
     let weak = Arc::downgrade(shared);
-    let reap_every = shared.config.reaper_interval;
-    let keepalive_every = shared.config.keepalive_interval;
+    let every = Intervals {
+        reap: shared.config.reaper_interval,
+        keepalive: shared.config.keepalive_interval,
+        stats_log: shared.config.stats_log_interval,
+    };
     let spawned = thread::Builder::new()
         .name(format!("pgpool-h{id}"))
-        .spawn(move || housekeeper(weak, stop, reap_every, keepalive_every));
+        .spawn(move || housekeeper(weak, stop, every));
     if let Err(e) = spawned {
         emit(
             shared.hook.as_ref(),
@@ -55,19 +58,25 @@ pub(crate) fn start_maintenance<M: Manager>(shared: &Arc<Shared<M>>, stop: Recei
     }
 }
 
-/// Runs the reaper's tick every `reap_every` and the keepalive's every `keepalive_every`,
-/// until the pool is gone or `stop` disconnects.
-fn housekeeper<M: Manager>(
-    shared: Weak<Shared<M>>,
-    stop: Receiver<()>,
-    reap_every: Duration,
-    keepalive_every: Option<Duration>,
-) {
+/// The housekeeper's periods.
+struct Intervals {
+    reap: Duration,
+    keepalive: Option<Duration>,
+    stats_log: Option<Duration>,
+}
+
+/// Runs the reaper's tick, the keepalive's and the stats log line at their intervals, until
+/// the pool is gone or `stop` disconnects.
+fn housekeeper<M: Manager>(shared: Weak<Shared<M>>, stop: Receiver<()>, every: Intervals) {
     let start = Instant::now();
-    let mut next_reap = start + reap_every;
-    let mut next_keepalive = keepalive_every.map(|d| start + d);
+    let mut next_reap = start + every.reap;
+    let mut next_keepalive = every.keepalive.map(|d| start + d);
+    let mut next_stats_log = every.stats_log.map(|d| start + d);
     loop {
-        let due = next_keepalive.map_or(next_reap, |k| k.min(next_reap));
+        let due = [next_keepalive, next_stats_log]
+            .into_iter()
+            .flatten()
+            .fold(next_reap, Instant::min);
         match stop.recv_timeout(due.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
@@ -77,15 +86,34 @@ fn housekeeper<M: Manager>(
         if now >= next_reap {
             run_job("reaper", || reap(&this));
             run_job("checkouts", || check_checkouts(&this));
-            next_reap = Instant::now() + reap_every;
+            next_reap = Instant::now() + every.reap;
         }
-        if let (Some(at), Some(every)) = (next_keepalive, keepalive_every) {
+        if let (Some(at), Some(period)) = (next_keepalive, every.keepalive) {
             if now >= at {
                 run_job("keepalive", || keepalive(&this));
-                next_keepalive = Some(Instant::now() + every);
+                next_keepalive = Some(Instant::now() + period);
+            }
+        }
+        if let (Some(at), Some(period)) = (next_stats_log, every.stats_log) {
+            if now >= at {
+                run_job("stats log", || log_stats(&this));
+                // Fixed rate: the line's period does not drift with the other jobs.
+                next_stats_log = Some((at + period).max(now));
             }
         }
     }
+}
+
+/// The log target of the periodic stats line.
+pub(crate) const STATS_TARGET: &str = "pgpool::stats";
+
+/// The periodic stats line (info level): gauges, counters since start, p99s.
+fn log_stats<M: Manager>(this: &Arc<Shared<M>>) {
+    if !log::log_enabled!(target: STATS_TARGET, log::Level::Info) {
+        return;
+    }
+    let name = this.config.name.as_deref().unwrap_or("default");
+    log::info!(target: STATS_TARGET, "pool {name}: {}", crate::stats::summary(&this.stats()));
 }
 
 fn run_job(what: &str, job: impl FnOnce()) {
@@ -185,6 +213,9 @@ fn connector<M: Manager>(this: Arc<Shared<M>>) {
         state = match outcome {
             Ok(mut raw) => {
                 let took = started.elapsed();
+                if let Some(h) = &this.histograms {
+                    h.connect_time.record(took);
+                }
                 let interrupt = this.manager.interrupter(&mut raw);
                 let id = this.next_conn_id.fetch_add(1, Ordering::Relaxed) + 1;
                 // Before the connection is visible: `Connect` precedes its `Acquire`.

@@ -16,6 +16,7 @@ mod error;
 mod exec;
 mod handle;
 mod log;
+mod metrics;
 mod notify;
 mod panic;
 mod params;

@@ -4,7 +4,8 @@
 use std::ffi::c_char;
 
 use crate::event::CloseReason;
-use crate::pool::Health;
+use crate::health::Health;
+use crate::histogram::Histogram;
 use crate::stats::Stats;
 
 use super::error::FfiError;
@@ -91,6 +92,47 @@ pub struct pgpool_stats {
     pub connectors: u32,
     /// Always zero (alignment).
     pub reserved2: u32,
+    /// Time from an acquire call to hand-out (zero-filled when histograms are off).
+    pub acquire_wait: pgpool_histogram,
+    /// Time each successful connect took.
+    pub connect_time: pgpool_histogram,
+    /// Time of each statement run on the pool's connections.
+    pub query_time: pgpool_histogram,
+    /// How long each checkout was held.
+    pub hold_time: pgpool_histogram,
+}
+
+/// One latency distribution of `pgpool_stats`, in microseconds. Quantiles are within 6.25%
+/// of the exact value; `max_us` is exact. All zero when nothing was recorded.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct pgpool_histogram {
+    /// Values recorded.
+    pub count: u64,
+    /// Their sum.
+    pub sum_us: u64,
+    /// The median.
+    pub p50_us: u64,
+    /// The 90th percentile.
+    pub p90_us: u64,
+    /// The 99th percentile.
+    pub p99_us: u64,
+    /// The largest value.
+    pub max_us: u64,
+}
+
+impl From<&Histogram> for pgpool_histogram {
+    fn from(h: &Histogram) -> pgpool_histogram {
+        pgpool_histogram {
+            count: h.count(),
+            sum_us: micros(h.sum()),
+            p50_us: micros(h.p50()),
+            p90_us: micros(h.p90()),
+            p99_us: micros(h.p99()),
+            max_us: micros(h.max()),
+        }
+    }
 }
 
 /// A pool's health (`pgpool_stats.health`, `pgpool_health.state`).
@@ -157,7 +199,17 @@ pub struct pgpool_health {
     pub reserved2: u32,
     /// The server's `server_version`, NUL-terminated (empty on failure).
     pub server_version: [c_char; PGPOOL_HEALTH_TEXT_LEN],
+    /// The configured maximum of open connections.
+    pub max_size: u32,
+    /// Always zero (alignment).
+    pub reserved3: u32,
+    /// Why the state is not healthy, the reasons joined by "; ", NUL-terminated and cut to
+    /// fit (empty when healthy; `pgpool_pool_health_json` has them whole).
+    pub reasons: [c_char; PGPOOL_HEALTH_REASONS_LEN],
 }
+
+/// Capacity of `pgpool_health.reasons`, NUL included.
+pub const PGPOOL_HEALTH_REASONS_LEN: usize = 256;
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
@@ -239,13 +291,17 @@ impl From<&Stats> for pgpool_stats {
             since_connect_failure_ms: millis_or_none(s.since_connect_failure),
             connectors: s.connectors,
             reserved2: 0,
+            acquire_wait: (&s.acquire_wait).into(),
+            connect_time: (&s.connect_time).into(),
+            query_time: (&s.query_time).into(),
+            hold_time: (&s.hold_time).into(),
         }
     }
 }
 
-fn fixed_text(text: &str) -> [c_char; PGPOOL_HEALTH_TEXT_LEN] {
-    let mut out = [0 as c_char; PGPOOL_HEALTH_TEXT_LEN];
-    let mut end = text.len().min(PGPOOL_HEALTH_TEXT_LEN - 1);
+fn fixed_text<const N: usize>(text: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    let mut end = text.len().min(N - 1);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -272,6 +328,9 @@ impl From<&Health> for pgpool_health {
             in_use: h.in_use,
             reserved2: 0,
             server_version: fixed_text(&h.server_version),
+            max_size: h.max_size,
+            reserved3: 0,
+            reasons: fixed_text(&h.reasons.join("; ")),
         }
     }
 }
