@@ -138,10 +138,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         }
     };
     out.pooled_summary(args, &pooled, &stats)?;
+    // The pool's own view, printed at the end: its health check and its histograms.
+    let health = pool.health();
 
     // Per-query phase: no pool, a fresh session for every statement.
     pool.close();
     if args.per_query_seconds <= 0.0 || crate::signals::interrupted() {
+        out.observability(&health, &stats)?;
         return Ok(out.flush()?);
     }
     let duration = Duration::from_secs_f64(args.per_query_seconds);
@@ -162,6 +165,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
         Ok(())
     })?;
     out.per_query_summary(args, &per_query, &pooled)?;
+    out.observability(&health, &stats)?;
     Ok(out.flush()?)
 }
 
@@ -419,6 +423,17 @@ impl Output {
             },
         );
         self.row("connect errors", s.connect_errors);
+        self.flush()
+    }
+
+    /// The pool's health JSON (the `/api/db/health` body) and its latency histograms.
+    fn observability(&mut self, health: &pgpool::Health, s: &Stats) -> Result<(), String> {
+        let _ = writeln!(self.buf, "\nHealth (the /api/db/health body)");
+        let _ = writeln!(self.buf, "{}", health.to_json());
+        let _ = writeln!(self.buf, "\nPool latency histograms (pooled phase)");
+        for row in crate::snapshot::histogram_rows(s) {
+            let _ = writeln!(self.buf, "{row}");
+        }
         self.flush()
     }
 

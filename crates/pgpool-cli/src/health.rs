@@ -23,7 +23,8 @@ pub(crate) const EXIT_DOWN: u8 = 2;
 pub(crate) struct HealthArgs {
     #[command(flatten)]
     pub(crate) server: ServerArgs,
-    /// Print the JSON body of `/api/db/health` instead of one line
+    /// Print the JSON body of `/api/db/health` instead of one line (ok, pool, state,
+    /// reasons, database, timestamp, serverVersion, latencyMs, poolSize, idleCount, ...)
     #[arg(long)]
     pub(crate) json: bool,
     /// Bound on the whole check: connecting, the round trip (sets health_timeout)
@@ -49,8 +50,9 @@ pub(crate) fn state_word(health: &Health) -> &'static str {
     }
 }
 
-/// `healthy  db=app version=16.4 latency=1.2ms open=1 idle=1 in_use=0 waiting=0 pool=default`
-pub(crate) fn one_line(health: &Health, pool: &str) -> String {
+/// `healthy  db=app version=16.4 latency=1.2ms open=1 idle=1 in_use=0 waiting=0 pool=default`,
+/// then the reasons of a degraded state or the error of a failed check.
+pub(crate) fn one_line(health: &Health) -> String {
     let mut line = format!("{:<8} ", state_word(health));
     if health.ok {
         // `15.6 (Debian 15.6-0+deb12u1)`: the number is what matters on one line.
@@ -62,15 +64,21 @@ pub(crate) fn one_line(health: &Health, pool: &str) -> String {
         line.push_str(&format!("db={} version={version} ", health.database));
     }
     line.push_str(&format!(
-        "latency={:.1}ms open={} idle={} in_use={} waiting={} pool={pool}",
+        "latency={:.1}ms open={} idle={} in_use={} waiting={} pool={}",
         millis_f64(health.latency),
         health.open,
         health.idle,
         health.in_use,
         health.waiting,
+        health.name,
     ));
-    if let Some(e) = &health.error {
-        line.push_str(&format!(" error=\"{}\"", one_line_text(&e.to_string())));
+    match &health.error {
+        Some(e) => line.push_str(&format!(" error=\"{}\"", one_line_text(&e.to_string()))),
+        None if !health.reasons.is_empty() => line.push_str(&format!(
+            " reasons=\"{}\"",
+            one_line_text(&health.reasons.join("; "))
+        )),
+        None => {}
     }
     line
 }
@@ -83,26 +91,6 @@ fn one_line_text(text: &str) -> String {
         .replace('"', "'")
 }
 
-/// The JSON body of `/api/db/health`.
-pub(crate) fn json(health: &Health, pool: &str) -> String {
-    let error = health.error.as_ref().map(|e| e.to_string());
-    serde_json::json!({
-        "ok": health.ok,
-        "state": health.state.as_str(),
-        "database": health.database,
-        "server_version": health.server_version,
-        "server_time": health.server_time,
-        "latency_ms": millis_f64(health.latency),
-        "open": health.open,
-        "idle": health.idle,
-        "in_use": health.in_use,
-        "waiting": health.waiting,
-        "pool": pool,
-        "error": error,
-    })
-    .to_string()
-}
-
 /// Runs the check; returns the exit code of the state.
 pub(crate) fn run(args: &HealthArgs) -> Result<u8, Failure> {
     let target = target::resolve(args.server.url.as_deref(), EXIT_DOWN)?;
@@ -113,9 +101,9 @@ pub(crate) fn run(args: &HealthArgs) -> Result<u8, Failure> {
     let pool = target::build(builder, &target)?;
     let health = pool.health();
     let text = if args.json {
-        json(&health, pool.name())
+        health.to_json()
     } else {
-        one_line(&health, pool.name())
+        one_line(&health)
     };
     target::close(&pool);
     let mut stdout = std::io::stdout().lock();

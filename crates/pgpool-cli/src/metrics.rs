@@ -146,7 +146,7 @@ fn respond(state: &State, request: Request) {
         (Method::Get | Method::Head, "/metrics") => (
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            prometheus_text(&state.pool),
+            state.pool.prometheus(),
         ),
         (Method::Get | Method::Head, "/health") => {
             let health = state.pool.health();
@@ -154,7 +154,7 @@ fn respond(state: &State, request: Request) {
             (
                 if down { 503 } else { 200 },
                 "application/json",
-                crate::health::json(&health, state.pool.name()),
+                health.to_json(),
             )
         }
         (Method::Get | Method::Head, "/stats.json") => {
@@ -180,47 +180,4 @@ fn respond(state: &State, request: Request) {
         .with_header(header("Cache-Control", "no-store"));
     // A client that went away is no concern of ours.
     let _ = request.respond(response);
-}
-
-/// The pool's metrics in the Prometheus text format.
-fn prometheus_text(pool: &Pool) -> String {
-    let s = pool.stats();
-    let name = pool.name();
-    let mut out = String::new();
-    let mut family = |metric: &str, kind: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric}{{pool=\"{name}\"}} {value}\n"
-        ));
-    };
-    family(
-        "pgpool_connections_open",
-        "gauge",
-        "Open connections.",
-        s.open.to_string(),
-    );
-    family(
-        "pgpool_connections_idle",
-        "gauge",
-        "Idle connections.",
-        s.idle.to_string(),
-    );
-    family(
-        "pgpool_connections_in_use",
-        "gauge",
-        "Connections in use.",
-        s.in_use.to_string(),
-    );
-    family(
-        "pgpool_waiting",
-        "gauge",
-        "Callers waiting.",
-        s.waiting.to_string(),
-    );
-    family(
-        "pgpool_acquires_total",
-        "counter",
-        "Successful acquires.",
-        s.acquires.to_string(),
-    );
-    out
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use pgpool::{CloseReason, Stats};
+use pgpool::{CloseReason, Histogram, Stats};
 
 use crate::util::{fmt_duration, millis_f64};
 use crate::workload::Workload;
@@ -56,14 +56,53 @@ pub(crate) fn json(
     value
 }
 
-/// The latency histograms by name, each `{count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}`.
-fn histograms_json(_stats: &Stats) -> Value {
-    json!({})
+/// The pool's latency histograms by name: acquire wait, query, hold and connect time.
+pub(crate) fn histograms(stats: &Stats) -> [(&'static str, &Histogram); 4] {
+    [
+        ("acquire_wait", &stats.acquire_wait),
+        ("query_time", &stats.query_time),
+        ("hold_time", &stats.hold_time),
+        ("connect_time", &stats.connect_time),
+    ]
 }
 
-/// The histogram rows of the terminal view: name, count, p50, p90, p99, max.
-pub(crate) fn histogram_rows(_stats: &Stats) -> Vec<String> {
-    Vec::new()
+/// The latency histograms by name, each `{count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms}`.
+fn histograms_json(stats: &Stats) -> Value {
+    let map: Map<String, Value> = histograms(stats)
+        .into_iter()
+        .map(|(name, h)| {
+            let value = json!({
+                "count": h.count(),
+                "mean_ms": millis_f64(h.mean()),
+                "p50_ms": millis_f64(h.p50()),
+                "p90_ms": millis_f64(h.p90()),
+                "p99_ms": millis_f64(h.p99()),
+                "max_ms": millis_f64(h.max()),
+            });
+            (name.to_string(), value)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// The histogram rows of a text report: a header, then name, count, p50, p90, p99, max.
+pub(crate) fn histogram_rows(stats: &Stats) -> Vec<String> {
+    let mut rows = vec![format!(
+        "  {:<14} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "latency", "count", "p50", "p90", "p99", "max"
+    )];
+    for (name, h) in histograms(stats) {
+        rows.push(format!(
+            "  {:<14} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            name.replace('_', " "),
+            h.count(),
+            fmt_duration(h.p50()),
+            fmt_duration(h.p90()),
+            fmt_duration(h.p99()),
+            fmt_duration(h.max()),
+        ));
+    }
+    rows
 }
 
 /// The compact terminal view, a dozen lines.

@@ -56,6 +56,24 @@ fn assert_summary(stdout: &str) {
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }
+    // The end: the pool's health JSON and its histogram lines.
+    let health = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"ok\":"))
+        .unwrap_or_else(|| panic!("no health JSON in:\n{stdout}"));
+    assert!(health.contains("\"state\":\"healthy\""), "{health}");
+    for name in ["acquire wait", "query time", "hold time", "connect time"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no '{name}' histogram row in:\n{stdout}"));
+        let count: u64 = row[name.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {row}"));
+        assert!(count > 0, "{row}");
+    }
     let speedup = stdout
         .lines()
         .find(|l| l.starts_with("pooling is ") && l.ends_with("x faster"))

@@ -154,15 +154,18 @@ fn health_json_is_the_health_body() {
     assert_eq!(v["database"], "postgres", "{v}");
     assert_eq!(v["pool"], "checkout", "{v}");
     assert!(
-        v["server_version"].as_str().is_some_and(|s| !s.is_empty()),
+        v["serverVersion"].as_str().is_some_and(|s| !s.is_empty()),
         "{v}"
     );
     assert!(
-        v["server_time"].as_str().is_some_and(|s| !s.is_empty()),
+        v["timestamp"].as_str().is_some_and(|s| !s.is_empty()),
         "{v}"
     );
-    assert!(v["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{v}");
-    assert_eq!(v["open"], 1, "{v}");
+    assert!(v["latencyMs"].as_f64().is_some_and(|ms| ms > 0.0), "{v}");
+    assert_eq!(v["poolSize"], 1, "{v}");
+    assert_eq!(v["idleCount"], 1, "{v}");
+    assert_eq!(v["waitingCount"], 0, "{v}");
+    assert_eq!(v["reasons"], serde_json::json!([]), "{v}");
 }
 
 #[test]
@@ -200,7 +203,11 @@ fn health_of_a_closed_port_is_down_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     let v = json(&stdout);
     assert_eq!(v["ok"], false, "{v}");
-    assert_eq!(v["open"], 0, "{v}");
+    assert_eq!(v["poolSize"], 0, "{v}");
+    assert!(
+        v["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+        "no reasons: {v}"
+    );
 }
 
 #[test]
@@ -448,7 +455,16 @@ fn stats_watch_json_prints_a_line_per_interval_with_growing_counters() {
     assert_eq!(last["health"], "healthy", "{last}");
     assert_eq!(last["workload"]["threads"], 3, "{last}");
     assert!(last["workload"]["queries"].as_u64() > Some(0), "{last}");
-    assert!(last["histograms"].is_object(), "{last}");
+    let h = &last["histograms"];
+    for name in ["acquire_wait", "query_time", "hold_time", "connect_time"] {
+        for q in ["p50_ms", "p90_ms", "p99_ms", "max_ms"] {
+            assert!(h[name][q].as_f64().is_some(), "{name}.{q}: {last}");
+        }
+    }
+    assert_eq!(h["connect_time"]["count"], 2, "{last}");
+    let queries = |v: &Value| v["histograms"]["query_time"]["count"].as_u64().unwrap();
+    assert!(queries(last) > queries(&lines[0]), "{stdout}");
+    assert!(h["hold_time"]["p99_ms"].as_f64() > Some(0.0), "{last}");
 }
 
 #[test]
