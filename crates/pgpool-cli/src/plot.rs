@@ -15,8 +15,8 @@ pub(crate) fn bar(value: f64, max: f64, width: usize) -> String {
     if eighths % 8 > 0 {
         out.push(EIGHTHS[eighths % 8]);
     }
-    // A non-zero value always shows.
-    if out.is_empty() && value > 0.0 {
+    // A non-zero value always shows (on a scale that has a maximum).
+    if out.is_empty() && value > 0.0 && max > 0.0 {
         out.push('▏');
     }
     let filled = out.chars().count();
@@ -119,6 +119,6 @@ mod tests {
         let bar_col = |l: &str| l.find('│').unwrap();
         assert!(lines
             .iter()
-            .all(|l| bar_col(l) == bar_col(lines[0]) || l.starts_with('─')));
+            .all(|l| l.starts_with('─') || bar_col(l) == bar_col(lines[0])));
     }
 }

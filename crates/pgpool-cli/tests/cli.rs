@@ -62,17 +62,21 @@ fn assert_summary(stdout: &str) {
         .find(|l| l.starts_with("{\"ok\":"))
         .unwrap_or_else(|| panic!("no health JSON in:\n{stdout}"));
     assert!(health.contains("\"state\":\"healthy\""), "{health}");
+    let histograms = stdout
+        .split("Pool latency histograms")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no histograms in:\n{stdout}"));
     for name in ["acquire wait", "query time", "hold time", "connect time"] {
-        let row = stdout
+        let row = histograms
             .lines()
-            .find(|l| l.trim_start().starts_with(name))
+            .find_map(|l| l.trim_start().strip_prefix(name))
             .unwrap_or_else(|| panic!("no '{name}' histogram row in:\n{stdout}"));
-        let count: u64 = row[name.len() + 2..]
+        let count: u64 = row
             .split_whitespace()
             .next()
             .and_then(|c| c.parse().ok())
             .unwrap_or_else(|| panic!("no count in {row}"));
-        assert!(count > 0, "{row}");
+        assert!(count > 0, "{name}: {row}");
     }
     let speedup = stdout
         .lines()

@@ -630,7 +630,7 @@ fn metrics_serves_prometheus_health_and_stats_and_stops_on_sigterm() {
         eventually(Duration::from_secs(10), || acquires(&addr) > before),
         "no acquires after {before}"
     );
-    assert!(eventually(Duration::from_secs(10), || sessions(&url, &app) == 2));
+    assert!(eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 2));
 
     let (status, _, _) = get(&addr, "/nowhere");
     assert_eq!(status, 404);
@@ -646,7 +646,7 @@ fn metrics_serves_prometheus_health_and_stats_and_stops_on_sigterm() {
     );
     // Every session closed; the port no longer accepts connections.
     assert!(
-        eventually(Duration::from_secs(10), || sessions(&url, &app) == 0),
+        eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 0),
         "sessions left open"
     );
     assert!(TcpStream::connect(&addr).is_err(), "{addr} still listening");
@@ -724,7 +724,7 @@ fn metrics_status_page_shows_the_pool_in_headless_chromium() {
     );
     let server = start_metrics(&url, &[]);
     assert!(
-        eventually(Duration::from_secs(10), || sessions(&url, &app) == 2),
+        eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 2),
         "the pool did not open its 2 connections"
     );
     let profile = std::env::temp_dir().join(format!("pgpool-chromium-{}", std::process::id()));
@@ -765,7 +765,7 @@ fn metrics_status_page_shows_the_pool_in_headless_chromium() {
     );
     // The open count the page shows is what the server sees.
     let open = element_text(&dom, "open").expect("an open count");
-    assert_eq!(open, sessions(&url, &app).to_string(), "{dom}");
+    assert_eq!(open, sessions(&common::url(), &app).to_string(), "{dom}");
     assert_eq!(element_text(&dom, "idle"), Some("2"), "{dom}");
     assert_eq!(element_text(&dom, "waiting"), Some("0"), "{dom}");
     assert!(
