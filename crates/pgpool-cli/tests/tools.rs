@@ -630,7 +630,10 @@ fn metrics_serves_prometheus_health_and_stats_and_stops_on_sigterm() {
         eventually(Duration::from_secs(10), || acquires(&addr) > before),
         "no acquires after {before}"
     );
-    assert!(eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 2));
+    assert!(eventually(Duration::from_secs(10), || sessions(
+        &common::url(),
+        &app
+    ) == 2));
 
     let (status, _, _) = get(&addr, "/nowhere");
     assert_eq!(status, 404);
@@ -646,7 +649,8 @@ fn metrics_serves_prometheus_health_and_stats_and_stops_on_sigterm() {
     );
     // Every session closed; the port no longer accepts connections.
     assert!(
-        eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 0),
+        eventually(Duration::from_secs(10), || sessions(&common::url(), &app)
+            == 0),
         "sessions left open"
     );
     assert!(TcpStream::connect(&addr).is_err(), "{addr} still listening");
@@ -724,7 +728,8 @@ fn metrics_status_page_shows_the_pool_in_headless_chromium() {
     );
     let server = start_metrics(&url, &[]);
     assert!(
-        eventually(Duration::from_secs(10), || sessions(&common::url(), &app) == 2),
+        eventually(Duration::from_secs(10), || sessions(&common::url(), &app)
+            == 2),
         "the pool did not open its 2 connections"
     );
     let profile = std::env::temp_dir().join(format!("pgpool-chromium-{}", std::process::id()));
@@ -779,4 +784,97 @@ fn metrics_status_page_shows_the_pool_in_headless_chromium() {
         refreshes >= 2,
         "the page did not refresh itself: {refreshes}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// signals, terminals, the throwaway cluster
+
+#[test]
+fn bench_cut_short_by_sigint_prints_its_results_and_exits_130() {
+    let child = pgpool()
+        .args(["bench", &common::url(), "--duration", "60s"])
+        .args(["--threads", "2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = Running(child);
+    // Let it run a little (the pool opens its connections first).
+    std::thread::sleep(Duration::from_millis(1500));
+    child.signal("INT");
+    let status = child.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{status}");
+    let mut stdout = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    let v = json(&stdout);
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert!(v["duration_s"].as_f64() < Some(30.0), "{v}");
+}
+
+#[test]
+fn health_without_a_url_checks_a_throwaway_cluster() {
+    let (out, stdout, stderr) = run(pgpool().args(["health", "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("throwaway PostgreSQL"), "{stderr}");
+    let v = json(&stdout);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["state"], "healthy", "{v}");
+}
+
+/// Runs `args` under `script`, which gives the program a terminal; `None` without `script`.
+fn on_a_terminal(args: &[&str]) -> Option<(bool, String)> {
+    let quoted: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let out = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPOOL_REQUIRE_CHROMIUM")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn on_a_terminal_stats_redraws_a_view_and_bench_draws_a_progress_bar() {
+    let url = common::url();
+    let Some((ok, screen)) = on_a_terminal(&[
+        "stats",
+        &url,
+        "--watch",
+        "--duration",
+        "1s",
+        "--interval",
+        "250ms",
+    ]) else {
+        eprintln!("skipped: no `script` to provide a terminal");
+        return;
+    };
+    assert!(ok, "{screen}");
+    assert!(screen.matches("\x1b[H\x1b[2J").count() >= 2, "{screen:?}");
+    for needle in [
+        "connections  open",
+        "callers      waiting",
+        "acquire wait",
+        "p99",
+    ] {
+        assert!(screen.contains(needle), "missing {needle} in:\n{screen}");
+    }
+
+    let (ok, screen) =
+        on_a_terminal(&["bench", &url, "--duration", "1s", "--threads", "2"]).expect("script");
+    assert!(ok, "{screen}");
+    assert!(screen.contains("q/s") && screen.contains('█'), "{screen:?}");
+    assert!(screen.contains("queries/s"), "{screen}");
 }
