@@ -99,7 +99,7 @@ pub(crate) fn build(builder: Builder, target: &Target) -> Result<Pool, Failure> 
 pub(crate) fn build_error(e: &pgpool::Error, target: &Target) -> Failure {
     if e.kind() == ErrorKind::Config {
         Failure::usage(format!(
-            "invalid database URL or pool option '{}': {e}",
+            "invalid database URL or pool option for '{}': {e}",
             target.shown()
         ))
     } else {

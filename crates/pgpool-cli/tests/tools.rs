@@ -502,7 +502,8 @@ fn stats_watch_ends_at_sigint_with_exit_0() {
         .spawn()
         .expect("spawn");
     let mut child = Running(child);
-    let (_, first) = first_line(&mut child.0, Duration::from_secs(30));
+    // Keep the reader (and so the pipe) alive: a closed stdout would fail the next write.
+    let (_lines, first) = first_line(&mut child.0, Duration::from_secs(30));
     json(&first);
     child.signal("INT");
     let status = child.wait_exit(Duration::from_secs(20));
@@ -535,6 +536,8 @@ fn first_line(child: &mut Child, limit: Duration) -> (mpsc::Receiver<String>, St
 struct MetricsServer {
     child: Running,
     addr: String,
+    /// The rest of its stdout, read on (so the pipe stays open).
+    _lines: mpsc::Receiver<String>,
 }
 
 fn start_metrics(url: &str, extra: &[&str]) -> MetricsServer {
@@ -546,13 +549,17 @@ fn start_metrics(url: &str, extra: &[&str]) -> MetricsServer {
         .spawn()
         .expect("spawn pgpool metrics");
     let mut child = Running(child);
-    let (_rest, line) = first_line(&mut child.0, Duration::from_secs(60));
+    let (lines, line) = first_line(&mut child.0, Duration::from_secs(60));
     let addr = line
         .strip_prefix("listening on http://")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    MetricsServer { child, addr }
+    MetricsServer {
+        child,
+        addr,
+        _lines: lines,
+    }
 }
 
 /// One HTTP GET: status, the Content-Type header, body.
@@ -777,6 +784,14 @@ fn metrics_status_page_shows_the_pool_in_headless_chromium() {
         element_text(&dom, "server").is_some_and(|s| s.contains("PostgreSQL")),
         "{dom}"
     );
+    // The latency table: a row per histogram, the two connects among them.
+    for name in ["acquire wait", "query time", "hold time"] {
+        assert!(
+            dom.contains(&format!("<td>{name}</td>")),
+            "no {name} row: {dom}"
+        );
+    }
+    assert!(dom.contains("<td>connect time</td><td>2</td>"), "{dom}");
     let refreshes: u32 = element_text(&dom, "refreshes")
         .and_then(|s| s.parse().ok())
         .expect("a refresh count");
