@@ -601,6 +601,11 @@ type Stats struct {
 	SinceConnectSuccess        time.Duration // since the last successful connect; Never if none
 	SinceConnectFailure        time.Duration // since the last failed connect; Never if none
 	Connectors                 int32         // connect attempts running (at most MaxConcurrentConnects)
+
+	AcquireWait Histogram // from an acquire call to hand-out (zero when a connection was idle)
+	ConnectTime Histogram // each successful connect
+	QueryTime   Histogram // each statement run on the pool's connections
+	HoldTime    Histogram // each checkout, from hand-out to release
 }
 
 // sinceMs converts a "milliseconds ago, -1 for never" gauge.
@@ -634,6 +639,8 @@ func (p *Pool) Stats() Stats {
 		Health: HealthState(s.health), ConsecutiveConnectFailures: int32(s.consecutive_connect_failures),
 		SinceConnectSuccess: sinceMs(s.since_connect_success_ms),
 		SinceConnectFailure: sinceMs(s.since_connect_failure_ms), Connectors: int32(s.connectors),
+		AcquireWait: histogram(s.acquire_wait), ConnectTime: histogram(s.connect_time),
+		QueryTime: histogram(s.query_time), HoldTime: histogram(s.hold_time),
 	}
 }
 
@@ -668,8 +675,10 @@ func (s HealthState) String() string {
 // Health is the result of Pool.Health.
 type Health struct {
 	OK                         bool        // the round trip succeeded
-	State                      HealthState // the pool's health at the end of the check
-	TotalConns                 int32       // open connections
+	State                      HealthState // healthy, degraded (connect failures, too many waiters, a failed check) or down
+	Reasons                    []string    // why State is not Healthy (nil when it is)
+	MaxConns                   int32
+	TotalConns                 int32 // open connections
 	IdleConns                  int32
 	AcquiredConns              int32 // connections held by callers
 	WaitingCallers             int32
@@ -677,7 +686,7 @@ type Health struct {
 	Latency                    time.Duration // acquire + round trip
 	Database                   string        // current_database() (empty on failure)
 	ServerVersion              string        // the server's server_version (empty on failure)
-	ServerTime                 string        // the server's now() as text (empty on failure)
+	ServerTime                 string        // the server's now(), ISO 8601 UTC (empty on failure)
 	Err                        error         // why the check failed (nil when OK)
 }
 
@@ -718,6 +727,8 @@ func (p *Pool) health() Health {
 		Database:      healthText(h.database[:]),
 		ServerVersion: healthText(h.server_version[:]),
 		ServerTime:    healthText(h.server_time[:]),
+		Reasons:       healthReasons(h.reasons[:]),
+		MaxConns:      int32(h.max_size),
 	}
 	out.Err = takeError(rc, detail)
 	if out.Err == nil && !out.OK {

@@ -5,7 +5,8 @@
  * particular to it.
  *
  * Naming: pgpool_<object>_<verb>; objects are config, pool, conn, stmt, params, result,
- *   notification, error, log, code. pgpool_version() is the library's own.
+ *   notification, error, log, code, registry (named pools) and shutdown (on SIGTERM and
+ *   SIGINT). pgpool_version() is the library's own.
  * Results: every fallible function returns a pgpool_code (PGPOOL_OK = 0; numbers never
  *   change, new codes are only added). Its comment lists, after "Returns:", every code it
  *   can return; PGPOOL_ERR_PANIC (a panic caught inside the library, which stays usable) can
@@ -231,6 +232,10 @@ typedef struct pgpool_params pgpool_params;
 // Opaque pool handle. Thread-safe: share it freely between threads. Freed with
 // `pgpool_pool_free`.
 typedef struct pgpool_pool pgpool_pool;
+
+// Opaque registry handle: named pools. Thread-safe: share it freely between threads.
+// Freed with `pgpool_registry_free`.
+typedef struct pgpool_registry pgpool_registry;
 
 // Opaque query result. Freed with `pgpool_result_free`.
 typedef struct pgpool_result pgpool_result;
@@ -1521,6 +1526,183 @@ pgpool_code pgpool_pool_close(struct pgpool_pool *pool,
 //
 // Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
 pgpool_code pgpool_pool_free(struct pgpool_pool *pool);
+
+// Reads a registry from the text of a TOML file: an optional `[defaults]` table of pool
+// options for every pool, and one `[pools.<name>]` table per pool with `url` (or `url_env`,
+// the name of an environment variable holding it) and any pool option by its name
+// (`max_size = 20`, `acquire_timeout = "5s"`, `validate_on_acquire = false`; the values of
+// the `pool_*` connection string keys). Every name, option and connection string is
+// checked; nothing connects (see `pgpool_registry_open_all`). `toml` is copied.
+//
+// Ownership: on success `*out_reg` receives a handle the caller frees with
+// `pgpool_registry_free`. Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_CONFIG
+// (invalid TOML, an unknown key, a bad value, a missing url, an invalid pool name: the
+// message names the pool and the key); PGPOOL_ERR_USAGE (too many live registries).
+pgpool_code pgpool_registry_from_toml(const char *toml,
+                                      struct pgpool_registry **out_reg,
+                                      struct pgpool_error **out_err);
+
+// Reads a registry from the TOML file at `path`, as `pgpool_registry_from_toml` reads its
+// text; errors name the file. `path` is copied.
+//
+// Ownership: on success `*out_reg` receives a handle the caller frees with
+// `pgpool_registry_free`. Thread-safe; blocks for reading the file.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_CONFIG
+// (the file cannot be read, or its contents are invalid: the message names the file, the
+// pool and the key); PGPOOL_ERR_USAGE (too many live registries).
+pgpool_code pgpool_registry_from_file(const char *path,
+                                      struct pgpool_registry **out_reg,
+                                      struct pgpool_error **out_err);
+
+// Opens every pool not open yet (each starts warming its `min_idle` connections in the
+// background) and, when `wait_ms` is positive, waits until every pool is ready (its
+// `min_idle` connections open; with `min_idle` 0, one connection made and checked), all
+// pools at once within that one deadline. `wait_ms` 0 or negative: returns once the pools
+// are opened, without waiting for connections (the exception to the timeout rule: there is
+// no configured wait). The pools stay open when this fails; `pgpool_registry_close_all`
+// closes them.
+//
+// Thread-safe; blocks at most `wait_ms`.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_TIMEOUT (some pool not ready in time: the message names each such pool and its
+// last connect error); PGPOOL_ERR_CONNECT (every pool not ready failed with a permanent
+// connect error, such as a bad password); PGPOOL_ERR_CLOSED (`pgpool_registry_close_all` ran
+// before some pool opened); PGPOOL_ERR_CONFIG; PGPOOL_ERR_USAGE; PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_open_all(const struct pgpool_registry *reg,
+                                     int64_t wait_ms,
+                                     struct pgpool_error **out_err);
+
+// Stores in `*out_count` the number of pools in the registry.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_count(const struct pgpool_registry *reg,
+                                  size_t *out_count,
+                                  struct pgpool_error **out_err);
+
+// Stores in `*out_name` the name of the pool at `index` (0 ≤ index < count; a file's pools
+// are sorted by name).
+//
+// Ownership: the string belongs to the registry and stays valid until
+// `pgpool_registry_free(reg)`. Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_OUT_OF_RANGE (`index` ≥ the count); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_name(const struct pgpool_registry *reg,
+                                 size_t index,
+                                 const char **out_name,
+                                 struct pgpool_error **out_err);
+
+// Looks up the pool `name`, opening it if it is not open yet, and stores in `*out_pool` a
+// new handle to it.
+//
+// Ownership: the handle is the caller's, a reference of its own to the registry's pool:
+// free it with `pgpool_pool_free` (freeing it does not close the pool, which the registry
+// still holds; `pgpool_registry_close_all` closes it). It stays valid after
+// `pgpool_registry_free`: the pool then closes when its last handle is freed, and a closed
+// pool's calls fail with PGPOOL_ERR_CLOSED, never undefined behaviour. Calling this again
+// gives another handle to the same pool. Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_UTF8;
+// PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_USAGE (no pool has that name: the message lists the
+// registry's pools; or too many live pool handles); PGPOOL_ERR_CLOSED (the pool never opened
+// before `pgpool_registry_close_all`); PGPOOL_ERR_CONFIG; PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_get(const struct pgpool_registry *reg,
+                                const char *name,
+                                struct pgpool_pool **out_pool,
+                                struct pgpool_error **out_err);
+
+// Closes every open pool at once, all within one deadline: new acquires fail at once with
+// PGPOOL_ERR_CLOSED (work stops being accepted), idle connections close, and connections in
+// use get until `deadline_ms` (negative: the longest `close_timeout` of the pools; 0: none)
+// to come back; what is still held then is reclaimed as `pgpool_pool_close` describes.
+// Pools that never opened never will. `*out_reclaimed` (may be NULL) receives the number of
+// connections reclaimed, over every pool; it is set whether the call returns PGPOOL_OK or
+// PGPOOL_ERR_TIMEOUT. Idempotent (a second call finds what is still held). Handles from
+// `pgpool_registry_get` stay valid: their calls fail with PGPOOL_ERR_CLOSED.
+//
+// Thread-safe; blocks at most the deadline (pools close in parallel).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_TIMEOUT (connections still in use at the deadline, now reclaimed: the message
+// names the pools); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_close_all(const struct pgpool_registry *reg,
+                                      int64_t deadline_ms,
+                                      uint32_t *out_reclaimed,
+                                      struct pgpool_error **out_err);
+
+// Frees the registry handle. NULL is a no-op returning `PGPOOL_OK`; freeing twice returns
+// `PGPOOL_ERR_INVALID_HANDLE`. Pools with no handle from `pgpool_registry_get` left close
+// without waiting (call `pgpool_registry_close_all` first for a bounded, complete close);
+// the others stay usable until their handles are freed. Strings from
+// `pgpool_registry_name` become invalid. Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE (freed already).
+pgpool_code pgpool_registry_free(struct pgpool_registry *reg);
+
+// Takes over SIGTERM and SIGINT for the process (through the signal-hook crate; once per
+// process, later calls only add what they are given): the first such signal no longer ends
+// the process but requests a shutdown, which `pgpool_shutdown_requested` reports and
+// `pgpool_shutdown_wait` waits for. When `reg` is not NULL, a library thread then closes
+// its pools as `pgpool_registry_close_all` does, within `deadline_ms` counted from the
+// signal (negative: the longest `close_timeout` of its pools). A second SIGTERM or SIGINT
+// while the shutdown runs ends the process at once with status 128 + the signal's number
+// (143, 130). The registry is kept (not the handle: `reg` may be freed afterwards).
+//
+// Not for a program whose runtime handles signals itself (Go: use os/signal and
+// `pgpool_registry_close_all`). Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_USAGE (the signal handlers or
+// the library's threads could not be set up); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_shutdown_on_signals(const struct pgpool_registry *reg,
+                                       int64_t deadline_ms,
+                                       struct pgpool_error **out_err);
+
+// Whether a shutdown was requested: 0 not yet (or `pgpool_shutdown_on_signals` never ran),
+// the signal's number (SIGTERM 15, SIGINT 2) when a signal requested it, -1 when
+// `pgpool_shutdown_request` did. A worker loop's condition: stop taking new work once it is
+// nonzero. Thread-safe, non-blocking, never fails.
+int32_t pgpool_shutdown_requested(void);
+
+// Requests the shutdown as a signal would (for a program that decides to stop by itself):
+// the pools given to `pgpool_shutdown_on_signals` close. Idempotent. Thread-safe,
+// non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_USAGE (`pgpool_shutdown_on_signals` never ran).
+pgpool_code pgpool_shutdown_request(struct pgpool_error **out_err);
+
+// Waits until a shutdown was requested and every pool given to `pgpool_shutdown_on_signals`
+// is closed (`timeout_ms`: negative waits without bound, 0 only checks, positive
+// milliseconds). `*out_reclaimed` (may be NULL) receives the number of connections that
+// were still in use at the deadline and were reclaimed. `main` then returns, ending the
+// process with its usual status.
+//
+// Thread-safe; blocks at most `timeout_ms`.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_WOULD_BLOCK (`timeout_ms` 0 and not done);
+// PGPOOL_ERR_TIMEOUT (not done in time); PGPOOL_ERR_USAGE (`pgpool_shutdown_on_signals`
+// never ran).
+pgpool_code pgpool_shutdown_wait(int64_t timeout_ms,
+                                 uint32_t *out_reclaimed,
+                                 struct pgpool_error **out_err);
+
+// Stores the pool's configured `acquire_timeout` in `*out_acquire_ms` and its
+// `query_timeout` in `*out_query_ms` (-1 when unbounded), in milliseconds rounded up: what
+// a wrapper needs to combine a pool's own bounds (set in a registry's file, say) with a
+// caller's deadline. Either output may be NULL.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_FORKED.
+pgpool_code pgpool_pool_timeouts(const struct pgpool_pool *pool,
+                                 int64_t *out_acquire_ms,
+                                 int64_t *out_query_ms,
+                                 struct pgpool_error **out_err);
 
 // Stores the number of rows in `*out`.
 //

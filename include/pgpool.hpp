@@ -531,6 +531,40 @@ class Config {
   }
   /// As above, on a temporary.
   Config &&health_timeout(std::chrono::milliseconds v) && { return std::move(health_timeout(v)); }
+  /// The pool's name: the `pool` label of Pool::metrics() and the prefix of its log lines
+  /// (default "default"; 1 to 63 letters, digits, '_', '-', '.', else the Pool constructor
+  /// throws PGPOOL_ERR_CONFIG).
+  Config &name(CStr v) & { return set(pgpool_config_set_name, v.c_str()); }
+  /// As above, on a temporary.
+  Config &&name(CStr v) && { return std::move(name(v)); }
+  /// Keep the latency histograms of Stats (acquire_wait, connect_time, query_time,
+  /// hold_time; default true).
+  Config &histograms(bool v) & { return set(pgpool_config_set_histograms, v); }
+  /// As above, on a temporary.
+  Config &&histograms(bool v) && { return std::move(histograms(v)); }
+  /// Log one line of gauges, counters and p99s at info level (see set_log_callback) this
+  /// often (default and `never`: off; at least 1 ms).
+  Config &stats_log_interval(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_stats_log_interval_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&stats_log_interval(std::chrono::milliseconds v) && {
+    return std::move(stats_log_interval(v));
+  }
+  /// Log statements slower than this at warn level with their text (literals replaced by
+  /// `?`), duration and rows, never their parameter values (default and `never`: off).
+  Config &slow_query_threshold(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_slow_query_threshold_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&slow_query_threshold(std::chrono::milliseconds v) && {
+    return std::move(slow_query_threshold(v));
+  }
+  /// Pool::health() reports the pool degraded while more than `n` callers wait (default 10;
+  /// negative: never).
+  Config &degraded_waiters(int64_t n) & { return set(pgpool_config_set_degraded_waiters, n); }
+  /// As above, on a temporary.
+  Config &&degraded_waiters(int64_t n) && { return std::move(degraded_waiters(n)); }
 
   /// True when leak_threshold or max_checkout is on (last set to a positive value): pools
   /// made from this config then record call sites in Pool::acquire (C++20; see there).
@@ -1459,7 +1493,9 @@ class Transaction {
 /// max_checkout, or still out when a bounded close ran out), `leaks_suspected` (leases held
 /// past leak_threshold), `health` (a pgpool_health_state: `health_state(stats)` gives the
 /// enum class), `consecutive_connect_failures`, `since_connect_success_ms` and
-/// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running).
+/// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running), and the
+/// latency histograms `acquire_wait`, `connect_time`, `query_time`, `hold_time` (each a
+/// pgpool_histogram: count, sum_us, p50_us, p90_us, p99_us, max_us).
 using Stats = pgpool_stats;
 
 /// A pool's health (Health::state, health_state(Stats)).
@@ -1496,8 +1532,13 @@ inline HealthState health_state(const Stats &s) noexcept {
 struct Health {
   /// True when the round trip succeeded.
   bool ok = false;
-  /// The pool's health at the end of the check (down when the breaker is open).
+  /// Healthy; degraded (recent connect failures, more callers waiting than
+  /// degraded_waiters, or a failed check); or down (the breaker is open).
   HealthState state = HealthState::healthy;
+  /// Why `state` is not healthy, one phrase each (empty when healthy).
+  std::vector<std::string> reasons;
+  /// The configured maximum of open connections.
+  uint32_t max_size = 0;
   /// Open, idle, leased connections and waiting callers.
   uint32_t open = 0, idle = 0, in_use = 0, waiting = 0;
   /// Connect attempts that failed in a row (0 after a success).
@@ -1508,7 +1549,7 @@ struct Health {
   std::string database;
   /// The server's `server_version` (empty on failure).
   std::string server_version;
-  /// The server's `now()` as text (empty on failure).
+  /// The server's `now()`, ISO 8601 in UTC (empty on failure).
   std::string server_time;
   /// Why the check failed (unset when ok).
   std::optional<Error> error;
@@ -1733,12 +1774,37 @@ class Pool {
     out.database = h.database;
     out.server_time = h.server_time;
     out.server_version = h.server_version;
+    out.max_size = h.max_size;
+    h.reasons[sizeof h.reasons - 1] = '\0';
+    for (std::string_view rest = h.reasons; !rest.empty();) {
+      size_t end = rest.find("; ");
+      out.reasons.emplace_back(rest.substr(0, end));
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    }
     if (rc != PGPOOL_OK)
       out.error.emplace(rc, err);
     else if (!h.ok)
       out.error.emplace(PGPOOL_ERR_USAGE, "the health check reported failure without a code");
     pgpool_error_free(err);
     return out;
+  }
+  /// The pool's statistics as Prometheus text (exposition format 0.0.4): every gauge,
+  /// counter and histogram, labelled with the Config's name. Non-blocking.
+  std::string metrics() const {
+    char *text = nullptr;
+    detail::call(pgpool_pool_metrics, p_.get(), &text);
+    std::unique_ptr<char, void (*)(char *)> owned(text, pgpool_string_free);
+    return std::string(text);
+  }
+  /// A health check as one JSON object (the body of a /api/db/health endpoint: ok, pool,
+  /// state, reasons, database, timestamp, serverVersion, latencyMs, poolSize, idleCount,
+  /// inUseCount, waitingCount, ...). An unhealthy pool is described, not thrown. Blocks up
+  /// to the Config's health_timeout.
+  std::string health_json() const {
+    char *json = nullptr;
+    detail::call(pgpool_pool_health_json, p_.get(), &json);
+    std::unique_ptr<char, void (*)(char *)> owned(json, pgpool_string_free);
+    return std::string(json);
   }
   /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, queued callers wake with it,
   /// idle connections close, and the call waits up to `timeout` (default: the
@@ -1754,6 +1820,9 @@ class Pool {
   }
 
  private:
+  friend class Registry;
+  /// Takes ownership of a handle from pgpool_registry_get.
+  explicit Pool(pgpool_pool *owned) noexcept { p_.reset(owned); }
   Pool(CStr conninfo, const pgpool_config *cfg) {
     pgpool_pool *raw = nullptr;
     detail::call(pgpool_pool_create, conninfo.c_str(), cfg, &raw);
@@ -1789,6 +1858,105 @@ class Pool {
   std::unique_ptr<pgpool_pool, detail::PoolFree> p_;
   bool record_sites_ = false;
 };
+
+/// Named pools from a TOML file or string (see docs/operations/registry-and-shutdown.md):
+/// opened together, looked up by name, closed together within one deadline. Move-only; the
+/// destructor frees the handle (pools that no Pool from get() holds close without waiting:
+/// call close_all() first for a bounded, complete close). Thread-safe.
+class Registry {
+ public:
+  /// Reads the registry declared in the TOML file at `path`. Throws PGPOOL_ERR_CONFIG naming
+  /// the file, the pool and the key.
+  static Registry from_file(CStr path) {
+    pgpool_registry *raw = nullptr;
+    detail::call(pgpool_registry_from_file, path.c_str(), &raw);
+    return Registry(raw);
+  }
+  /// Reads a registry from the text of a TOML file.
+  static Registry from_toml(CStr toml) {
+    pgpool_registry *raw = nullptr;
+    detail::call(pgpool_registry_from_toml, toml.c_str(), &raw);
+    return Registry(raw);
+  }
+  Registry(Registry &&other) noexcept = default;
+  Registry &operator=(Registry &&other) noexcept = default;
+  Registry(const Registry &) = delete;
+  Registry &operator=(const Registry &) = delete;
+  ~Registry() = default;
+
+  /// The handle (owned by this object), for the C API.
+  pgpool_registry *get_handle() const noexcept { return r_.get(); }
+
+  /// Opens every pool and, for a positive `wait`, waits until each is ready, all within that
+  /// one deadline. Throws PGPOOL_ERR_TIMEOUT (or PGPOOL_ERR_CONNECT) naming each pool that was
+  /// not ready and its last connect error.
+  void open_all(std::chrono::milliseconds wait = std::chrono::milliseconds{0}) const {
+    detail::call(pgpool_registry_open_all, r_.get(), detail::ms(wait));
+  }
+  /// The pools' names (a file's: sorted).
+  std::vector<std::string> names() const {
+    size_t n = 0;
+    detail::call(pgpool_registry_count, r_.get(), &n);
+    std::vector<std::string> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      const char *name = nullptr;
+      detail::call(pgpool_registry_name, r_.get(), i, &name);
+      out.emplace_back(name);
+    }
+    return out;
+  }
+  /// A Pool of the caller's own sharing the registry's pool `name` (opened if need be; it
+  /// outlives the Registry). Throws PGPOOL_ERR_USAGE for an unknown name (the message lists
+  /// the pools), PGPOOL_ERR_CLOSED after close_all for a pool that never opened.
+  Pool get(CStr name) const {
+    pgpool_pool *raw = nullptr;
+    detail::call(pgpool_registry_get, r_.get(), name.c_str(), &raw);
+    return Pool(raw);
+  }
+  /// Closes every pool at once within `deadline` (default_timeout: the longest close_timeout);
+  /// returns how many connections still in use at the deadline were reclaimed. Never throws
+  /// PGPOOL_ERR_TIMEOUT for those: the count says it.
+  uint32_t close_all(std::chrono::milliseconds deadline = default_timeout) const {
+    uint32_t reclaimed = 0;
+    pgpool_error *err = nullptr;
+    pgpool_code rc = pgpool_registry_close_all(r_.get(), detail::ms(deadline), &reclaimed, &err);
+    if (rc == PGPOOL_ERR_TIMEOUT) {
+      pgpool_error_free(err);
+      return reclaimed;
+    }
+    detail::check(rc, err);
+    return reclaimed;
+  }
+
+ private:
+  struct Free {
+    void operator()(pgpool_registry *r) const noexcept { (void)pgpool_registry_free(r); }
+  };
+  explicit Registry(pgpool_registry *raw) noexcept : r_(raw) {}
+  std::unique_ptr<pgpool_registry, Free> r_;
+};
+
+/// Takes over SIGTERM and SIGINT (once per process): on the first, a shutdown is requested
+/// and, when `registry` is given, its pools close within `deadline` counted from the signal;
+/// a second signal during it ends the process at once (status 128 + signal).
+inline void shutdown_on_signals(const Registry *registry,
+                                std::chrono::milliseconds deadline = default_timeout) {
+  detail::call(pgpool_shutdown_on_signals, registry ? registry->get_handle() : nullptr,
+               detail::ms(deadline));
+}
+/// 0 until a shutdown was requested; then the signal's number (-1: request_shutdown()).
+inline int32_t shutdown_requested() noexcept { return pgpool_shutdown_requested(); }
+/// Requests the shutdown as a signal would. Throws PGPOOL_ERR_USAGE before shutdown_on_signals.
+inline void request_shutdown() { detail::call(pgpool_shutdown_request); }
+/// Waits (default: without bound) until the shutdown was requested and the pools are closed;
+/// returns how many connections were reclaimed. Throws PGPOOL_ERR_TIMEOUT when not done in
+/// time.
+inline uint32_t wait_shutdown(std::chrono::milliseconds timeout = forever) {
+  uint32_t reclaimed = 0;
+  detail::call(pgpool_shutdown_wait, detail::ms(timeout), &reclaimed);
+  return reclaimed;
+}
 
 /// Routes the library's log records at `max_level` or more severe (1 error ... 5 trace; 0 or
 /// NULL `callback`: off) to `callback(level, message, user_data)`. The callback may run on

@@ -7,10 +7,11 @@
 //! 2^42 ns (73 minutes) up share the last octave; the exact maximum is kept apart. 320
 //! buckets, 2.5 KiB per histogram.
 //!
-//! Recording is three relaxed atomic operations (bucket, sum, and a maximum that is only
-//! written when it grows); there is no lock and no allocation. A snapshot reads the buckets
+//! Recording is two relaxed atomic additions (bucket and sum) and a maximum that is only
+//! written when it grows; there is no lock and no allocation. A snapshot reads the buckets
 //! one by one while others record, so its count and sum may disagree by the few values
-//! recorded meanwhile.
+//! recorded meanwhile. [`Counts`] is the same without atomics, for values recorded under a
+//! lock taken anyway.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -70,7 +71,9 @@ impl Recorder {
     pub(crate) fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[index(ns)].fetch_add(1, Relaxed);
-        self.sum_ns.fetch_add(ns, Relaxed);
+        if ns > 0 {
+            self.sum_ns.fetch_add(ns, Relaxed);
+        }
         if ns > self.max_ns.load(Relaxed) {
             self.max_ns.fetch_max(ns, Relaxed);
         }
@@ -84,6 +87,44 @@ impl Recorder {
             buckets,
             sum_ns: self.sum_ns.load(Relaxed),
             max_ns: self.max_ns.load(Relaxed),
+        }
+    }
+}
+
+/// The same buckets without atomics, for a histogram recorded under a lock (hold times, under
+/// the pool lock that release takes anyway).
+pub(crate) struct Counts {
+    buckets: Box<[u64]>,
+    count: u64,
+    sum_ns: u64,
+    max_ns: u64,
+}
+
+impl Counts {
+    pub(crate) fn new() -> Counts {
+        Counts {
+            buckets: vec![0; BUCKETS].into_boxed_slice(),
+            count: 0,
+            sum_ns: 0,
+            max_ns: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[index(ns)] += 1;
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    pub(crate) fn snapshot(&self) -> Histogram {
+        Histogram {
+            buckets: self.buckets.to_vec(),
+            count: self.count,
+            sum_ns: self.sum_ns,
+            max_ns: self.max_ns,
         }
     }
 }
@@ -153,6 +194,18 @@ impl Histogram {
             }
         }
         self.max()
+    }
+
+    /// Adds `n` values of zero (acquires that found an idle connection, which read no clock).
+    pub(crate) fn add_zeros(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS];
+        }
+        self.buckets[0] += n;
+        self.count += n;
     }
 
     /// The median.

@@ -18,7 +18,8 @@
 //! connection string and the environment), [`error`], [`event`] (hooks and close
 //! reasons), [`manager`] (the connector abstraction), `pg` + [`connection`] (PostgreSQL
 //! sessions), `pool` (state, acquire/release, background threads, guard), [`stats`] (with
-//! [`Histogram`]s), [`prometheus`] (the text exposition).
+//! [`Histogram`]s), [`prometheus`] (the text exposition), [`query_log`] (statement log
+//! lines), [`registry`] (named pools) and [`shutdown`] (SIGTERM / SIGINT).
 //! `docs/ARCHITECTURE.md` has the whole picture.
 
 #![deny(unsafe_code)]
@@ -41,7 +42,9 @@ mod pg;
 mod pool;
 pub mod prometheus;
 pub mod query_log;
+pub mod registry;
 mod retry;
+pub mod shutdown;
 pub mod stats;
 mod stmt_cache;
 mod sync;
@@ -61,6 +64,7 @@ pub use histogram::Histogram;
 pub use manager::{Interrupt, Manager, Probe, R2d2Manager};
 pub use pg::PgManager;
 pub use pool::{HealthState, Pool, PooledConnection};
+pub use registry::{CloseReport, PoolClose, Registry, RegistryBuilder};
 pub use retry::Retry;
 pub use stats::Stats;
 

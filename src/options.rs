@@ -205,6 +205,36 @@ pub fn option_names() -> impl Iterator<Item = &'static str> {
     OPTIONS.iter().map(|o| o.name)
 }
 
+/// Why [`apply_option`] did not apply a value.
+#[derive(Debug)]
+pub(crate) enum ApplyError {
+    /// No option has that name; the text is a `" (did you mean max_size?)"` hint, or empty.
+    Unknown(String),
+    /// The value does not parse as that option's: the option, and why.
+    Value(&'static str, String),
+}
+
+/// Applies one option, by name, with its value written as in the connection string and the
+/// environment (`"20"`, `"30s"`, `"off"`, `"true"`), to `builder` as its setter would: it
+/// then outranks the connection string and the environment. The one parser the `pool_*`
+/// keys, the `PGPOOL_*` variables and registry files share. Returns the option's name.
+pub(crate) fn apply_option(
+    builder: &mut Builder,
+    name: &str,
+    value: &str,
+) -> Result<&'static str, ApplyError> {
+    let opt = option(name).ok_or_else(|| ApplyError::Unknown(suggestion(name, str::to_owned)))?;
+    let mut scratch = builder.config.clone();
+    (opt.set)(&mut scratch, value).map_err(|why| ApplyError::Value(opt.name, why))?;
+    (opt.copy)(&mut builder.config, &scratch);
+    // As `Builder::max_size` does: `max_idle` follows `max_size` unless it is set.
+    if opt.name == "max_size" && !builder.explicit.contains("max_idle") {
+        builder.config.max_idle = builder.config.max_size;
+    }
+    builder.explicit.insert(opt.name);
+    Ok(opt.name)
+}
+
 // ---- values -------------------------------------------------------------------------------
 
 /// Words for "none" in an optional option.

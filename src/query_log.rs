@@ -7,7 +7,9 @@
 //! put their values there.
 
 use std::borrow::Cow;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::{stamp, Stamp};
 
 use crate::config::Config;
 use crate::histogram::{ms, Histogram, Recorder};
@@ -33,16 +35,16 @@ impl QueryLog {
 
     /// The start of a statement, when anything will look at its time.
     #[inline]
-    pub(crate) fn start(&self) -> Option<Instant> {
+    pub(crate) fn start(&self) -> Option<Stamp> {
         let wanted = self.time.is_some()
             || self.slow.is_some()
             || log::log_enabled!(target: TARGET, log::Level::Debug);
-        wanted.then(Instant::now)
+        wanted.then(stamp)
     }
 
     /// Records a statement that started at `start` and returned `rows` (None: it failed).
     #[inline]
-    pub(crate) fn finish(&self, start: Instant, sql: &str, params: usize, rows: Option<u64>) {
+    pub(crate) fn finish(&self, start: Stamp, sql: &str, params: usize, rows: Option<u64>) {
         let took = start.elapsed();
         if let Some(h) = &self.time {
             h.record(took);

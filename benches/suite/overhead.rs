@@ -26,7 +26,13 @@ impl r2d2::ManageConnection for Noop {
 }
 
 fn pgpool_noop(size: u32) -> pgpool::Pool<pgpool::R2d2Manager<Noop>> {
+    pgpool_noop_with(size, true)
+}
+
+/// The no-op pool with its latency histograms on (the default) or off.
+fn pgpool_noop_with(size: u32, histograms: bool) -> pgpool::Pool<pgpool::R2d2Manager<Noop>> {
     let pool = pgpool::Pool::builder()
+        .histograms(histograms)
         .max_size(size)
         .min_idle(size)
         .keepalive_interval(None)
@@ -78,7 +84,8 @@ fn cycles(threads: usize, window: Duration, cycle: Arc<dyn Fn() + Send + Sync>) 
     sample
 }
 
-/// Scenario 1: acquire + release with no I/O, pool of 8, 1/2/8/32 threads.
+/// Scenario 1: acquire + release with no I/O, pool of 8, 1/2/8/32 threads; pgpool with its
+/// latency histograms on (the default) and off, to show what they cost.
 pub fn pool_overhead(plan: &Plan, rows: &mut Vec<Row>) {
     let window = if plan.quick {
         Duration::from_millis(100)
@@ -86,9 +93,11 @@ pub fn pool_overhead(plan: &Plan, rows: &mut Vec<Row>) {
         Duration::from_millis(700)
     };
     let ours = pgpool_noop(8);
+    let bare = pgpool_noop_with(8, false);
     let theirs = r2d2_noop(8);
     for threads in [1usize, 2, 8, 32] {
         let o = ours.clone();
+        let b = bare.clone();
         let t = theirs.clone();
         let mut contenders: Vec<Contender<'_>> = vec![
             (
@@ -96,6 +105,13 @@ pub fn pool_overhead(plan: &Plan, rows: &mut Vec<Row>) {
                 Box::new(move || {
                     let o = o.clone();
                     cycles(threads, window, Arc::new(move || drop(o.get().unwrap())))
+                }),
+            ),
+            (
+                NO_HISTOGRAMS.to_string(),
+                Box::new(move || {
+                    let b = b.clone();
+                    cycles(threads, window, Arc::new(move || drop(b.get().unwrap())))
                 }),
             ),
             (
@@ -119,6 +135,9 @@ pub fn pool_overhead(plan: &Plan, rows: &mut Vec<Row>) {
         }
     }
 }
+
+/// The overhead contender with `histograms(false)`.
+pub const NO_HISTOGRAMS: &str = "pgpool-no-histograms";
 
 /// For profiling (`perf stat`, callgrind): one contender's cycles at `threads` threads.
 pub fn overhead_child(contender: &str, threads: usize, secs: f64) {

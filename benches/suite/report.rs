@@ -14,6 +14,7 @@ use crate::e2e::{
     R2D2_TUNED, RAW,
 };
 use crate::mix::{MEM_PGPOOL, MEM_R2D2, TPCB_PGPOOL, TPCB_PREPARED};
+use crate::overhead::NO_HISTOGRAMS;
 
 /// Where and how the run happened.
 pub struct Meta {
@@ -261,7 +262,9 @@ fn overhead_section(out: &mut String, rows: &[Row]) {
     out.push_str(
         "Acquire + release with no I/O: pgpool and r2d2 over the very same r2d2 \
          `ManageConnection` (pgpool through `R2d2Manager`). ns/cycle is wall time per cycle of \
-         the whole process (1 / aggregate rate). Reference: r2d2.\n\n",
+         the whole process (1 / aggregate rate). Reference: r2d2. The latency histograms \
+         (on by default) cost the difference between pgpool and pgpool with \
+         `histograms(false)`: two precise clock reads and three atomic adds per cycle.\n\n",
     );
     let mut lines = Vec::new();
     for g in groups(rows, "overhead") {
@@ -273,6 +276,10 @@ fn overhead_section(out: &mut String, rows: &[Row]) {
             num(m("r2d2", "cycles_per_s")),
             num(m("r2d2", "ns_per_cycle")),
             ratio(m("pgpool", "cycles_per_s"), m("r2d2", "cycles_per_s")),
+            num(m(NO_HISTOGRAMS, "ns_per_cycle")),
+            num(m("pgpool", "ns_per_cycle")
+                .zip(m(NO_HISTOGRAMS, "ns_per_cycle"))
+                .map(|(on, off)| on - off)),
         ]);
     }
     let header = [
@@ -282,6 +289,8 @@ fn overhead_section(out: &mut String, rows: &[Row]) {
         "r2d2 cycles/s",
         "r2d2 ns/cycle",
         "pgpool / r2d2",
+        "no histograms ns/cycle",
+        "histograms cost ns/cycle",
     ];
     table(out, &header, &lines);
 }

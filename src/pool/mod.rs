@@ -220,38 +220,26 @@ impl<M: Manager> Pool<M> {
         &self.handle.shared
     }
 
-    /// The start time of an acquire, read only when histograms are kept or somebody listens
-    /// for events.
+    /// The start time for an Acquire event, read only when somebody listens.
     fn event_start(&self) -> Option<Instant> {
-        let shared = self.shared();
-        let listening = shared.histograms.is_some()
-            || shared.hook.is_some()
-            || log::log_enabled!(target: "pgpool", log::Level::Trace);
+        let listening =
+            self.shared().hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace);
         listening.then(Instant::now)
     }
 
     fn guard(
         &self,
-        mut conn: state::Conn<M::Connection>,
+        conn: state::Conn<M::Connection>,
         start: Option<Instant>,
     ) -> PooledConnection<M> {
         if let Some(start) = start {
-            let now = Instant::now();
-            let waited = now.saturating_duration_since(start);
-            let shared = self.shared();
-            if let Some(h) = &shared.histograms {
-                h.acquire_wait.record(waited);
-                conn.lent_at = Some(now);
-            }
-            if shared.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
-                emit(
-                    shared.hook.as_ref(),
-                    Event::Acquire {
-                        conn_id: conn.id,
-                        waited,
-                    },
-                );
-            }
+            emit(
+                self.shared().hook.as_ref(),
+                Event::Acquire {
+                    conn_id: conn.id,
+                    waited: start.elapsed(),
+                },
+            );
         }
         PooledConnection::new(Arc::clone(self.shared()), conn)
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::clock::Tick;
+use crate::clock::{stamp, Stamp, Tick};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::{emit, CloseReason, Event, EventHook};
@@ -54,11 +54,12 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) histograms: Option<PoolHistograms>,
 }
 
-/// Acquire wait, connect and hold time of one pool.
+/// Acquire wait and connect time of one pool (hold times are kept under the pool lock, in
+/// `State`). Only acquires that had to wait are recorded: the others, which read no clock,
+/// are the rest of the `acquires` counter and count as zero.
 pub(crate) struct PoolHistograms {
     pub(crate) acquire_wait: Recorder,
     pub(crate) connect_time: Recorder,
-    pub(crate) hold_time: Recorder,
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -81,7 +82,13 @@ impl<M: Manager> Shared<M> {
             close_inline: !manager.close_may_block(),
             manager,
             hook,
-            state: Mutex::new(State::new(Limits::of(&config))),
+            state: Mutex::new({
+                let mut state = State::new(Limits::of(&config));
+                if config.histograms {
+                    state.keep_hold_times();
+                }
+                state
+            }),
             changed: Condvar::new(),
             next_conn_id: AtomicU64::new(0),
             closer: Mutex::new(None),
@@ -90,7 +97,6 @@ impl<M: Manager> Shared<M> {
             histograms: config.histograms.then(|| PoolHistograms {
                 acquire_wait: Recorder::new(),
                 connect_time: Recorder::new(),
-                hold_time: Recorder::new(),
             }),
             config,
         });
@@ -241,7 +247,15 @@ impl<M: Manager> Shared<M> {
             };
             drop(state);
             match self.check_out(conn, timeout, &mut start, &mut deadline) {
-                Ok(conn) => return Ok(conn),
+                Ok(mut conn) => {
+                    if let Some(h) = &self.histograms {
+                        if let Some(s) = start {
+                            h.acquire_wait.record(s.elapsed());
+                        }
+                        conn.lent_at = Some(stamp());
+                    }
+                    return Ok(conn);
+                }
                 Err(()) => state = self.lock_state(),
             }
         }
@@ -330,15 +344,14 @@ impl<M: Manager> Shared<M> {
         } else {
             None
         };
-        let (id, held) = match (&self.histograms, conn.lent_at.take()) {
-            (Some(h), Some(at)) => {
-                let held = at.elapsed();
-                h.hold_time.record(held);
-                (conn.id, held)
-            }
-            _ => (conn.id, now.since(conn.checked_out)),
-        };
-        let out = self.lock_state().check_in(conn, reason);
+        let precise = conn.lent_at.take().map(Stamp::elapsed);
+        let (id, held) = (conn.id, precise.unwrap_or(now.since(conn.checked_out)));
+        let mut state = self.lock_state();
+        if let Some(held) = precise {
+            state.record_hold(held);
+        }
+        let out = state.check_in(conn, reason);
+        drop(state);
         // Before the connection is closed: a connection's `Release` precedes its `Remove`.
         if self.hook.is_some() || log::log_enabled!(target: "pgpool", log::Level::Trace) {
             emit(self.hook.as_ref(), Event::Release { conn_id: id, held });
@@ -472,8 +485,11 @@ impl<M: Manager> Shared<M> {
         let mut stats = self.lock_state().stats();
         if let Some(h) = &self.histograms {
             stats.acquire_wait = h.acquire_wait.snapshot();
+            let waited = stats.acquire_wait.count();
+            stats
+                .acquire_wait
+                .add_zeros(stats.acquires.saturating_sub(waited));
             stats.connect_time = h.connect_time.snapshot();
-            stats.hold_time = h.hold_time.snapshot();
             stats.query_time = self.manager.query_time().unwrap_or_default();
         }
         stats

@@ -11,10 +11,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::clock::Tick;
+use crate::clock::{Stamp, Tick};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::event::CloseReason;
+use crate::histogram::Counts;
 use crate::manager::Interrupt;
 use crate::pool::breaker::Breaker;
 use crate::pool::checkout::{Overdue, Seats, Site};
@@ -35,9 +36,9 @@ pub(crate) struct Conn<C> {
     /// When the current holder got it (stamped under the lock at hand-out, the same instant
     /// its seat records).
     pub(crate) checked_out: Tick,
-    /// The precise instant of hand-out, for the hold-time histogram (`None` when histograms
-    /// are off: the hot path then reads no precise clock).
-    pub(crate) lent_at: Option<Instant>,
+    /// The precise moment of hand-out, for the hold-time histogram (`None` when histograms
+    /// are off).
+    pub(crate) lent_at: Option<Stamp>,
     pub(crate) uses: u64,
     /// Its seat in `State::seats` (taken when it joins the pool; `NO_SEAT` before).
     pub(crate) seat: u32,
@@ -328,6 +329,9 @@ pub(crate) struct State<C> {
     seats: Seats,
     last_validation_error: Option<(Instant, Error)>,
     counters: Counters,
+    /// How long checkouts were held (`None` when histograms are off): recorded by release
+    /// under the lock it takes anyway, so without atomics.
+    hold_time: Option<Counts>,
     next_idle_seq: u64,
     /// A waiter a connection was just handed to, woken once the lock is released (by
     /// [`StateGuard`]).
@@ -369,10 +373,23 @@ impl<C> State<C> {
             seats: Seats::with_capacity(limits.max_size),
             last_validation_error: None,
             counters: Counters::default(),
+            hold_time: None,
             next_idle_seq: 0,
             to_wake: None,
             #[cfg(debug_assertions)]
             seen_closed: false,
+        }
+    }
+
+    /// Keeps the hold-time histogram from now on.
+    pub(crate) fn keep_hold_times(&mut self) {
+        self.hold_time = Some(Counts::new());
+    }
+
+    /// Records how long a checkout that is being released was held.
+    pub(crate) fn record_hold(&mut self, held: Duration) {
+        if let Some(h) = &mut self.hold_time {
+            h.record(held);
         }
     }
 
@@ -546,6 +563,11 @@ impl<C> State<C> {
             since_connect_success: self.breaker.last_success().map(|t| t.elapsed()),
             since_connect_failure: self.breaker.last_failure().map(|t| t.elapsed()),
             connectors: self.connectors as u32,
+            hold_time: self
+                .hold_time
+                .as_ref()
+                .map(Counts::snapshot)
+                .unwrap_or_default(),
             ..Stats::default()
         }
     }

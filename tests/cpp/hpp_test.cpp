@@ -1126,6 +1126,69 @@ static void transaction_retry(const std::string &url) {
   EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, pool.transaction_retry(1, [](pgpool::Conn &) {}));
 }
 
+static void observability(const std::string &url) {
+  section("histograms, metrics, health JSON");
+  using namespace std::chrono_literals;
+  pgpool::Pool pool(url, pgpool::Config()
+                             .max_size(1)
+                             .name("hpp")
+                             .degraded_waiters(0)
+                             .health_timeout(300ms)
+                             .slow_query_threshold(1s)
+                             .stats_log_interval(1min));
+  for (int i = 0; i < 5; i++) pool.acquire().exec("SELECT 1");
+  pool.acquire().exec("SELECT pg_sleep(0.02)");
+  pgpool::Stats s = pool.stats();
+  CHECK(s.query_time.count == 6 && s.hold_time.count == 6 && s.acquire_wait.count == s.acquires);
+  CHECK(s.query_time.max_us >= 20000 && s.query_time.p50_us <= s.query_time.p99_us);
+  CHECK(s.connect_time.count == s.connections_created);
+  std::string text = pool.metrics();
+  CHECK(text.find("pgpool_query_duration_seconds_count{pool=\"hpp\"} 6\n") != std::string::npos);
+  std::string json = pool.health_json();
+  CHECK(json.rfind("{\"ok\":true,\"pool\":\"hpp\",\"state\":\"healthy\"", 0) == 0);
+  {
+    auto held = pool.acquire();
+    std::thread waiter([&] { pool.acquire(); });
+    for (int i = 0; i < 300 && pool.stats().waiting == 0; i++)
+      std::this_thread::sleep_for(10ms);
+    pgpool::Health h = pool.health();
+    CHECK(h.state == pgpool::HealthState::degraded && h.max_size == 1 && !h.reasons.empty());
+    CHECK(h.reasons[0].find("callers waiting") != std::string::npos);
+    held.release();
+    waiter.join();
+  }
+  pgpool::Pool quiet(url, pgpool::Config().histograms(false));
+  quiet.acquire().exec("SELECT 1");
+  CHECK(quiet.stats().query_time.count == 0);
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Pool(url, pgpool::Config().name("no spaces")));
+  pgpool::Pool gone = std::move(quiet);
+  EXPECT_ERROR(PGPOOL_ERR_NULL_ARGUMENT, quiet.metrics());
+}
+
+// Named pools: a Registry from TOML, get() by name (a Pool of the caller's own that outlives
+// the Registry), close_all() reclaiming a held lease at the deadline.
+static void registry(const std::string &url) {
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Registry::from_toml("[pools.a]\nmax_size = 2\n"));
+  EXPECT_ERROR(PGPOOL_ERR_CONFIG, pgpool::Registry::from_file("/nonexistent/pools.toml"));
+  auto reg = pgpool::Registry::from_toml(
+      "[defaults]\napplication_name = \"hpp-registry\"\n[pools.main]\nurl = \"" + url +
+      "\"\nmax_size = 2\nmin_idle = 1\n[pools.other]\nurl = \"" + url + "\"\n");
+  reg.open_all(std::chrono::milliseconds{10000});
+  CHECK((reg.names() == std::vector<std::string>{"main", "other"}));
+  pgpool::Pool main = reg.get("main");
+  CHECK(main.stats().max_size == 2);
+  CHECK(main.exec("SELECT 5").get<int64_t>(0, 0) == 5);
+  pgpool::Error e = EXPECT_ERROR(PGPOOL_ERR_USAGE, reg.get("nope"));
+  CHECK(std::string(e.what()).find("main, other") != std::string::npos);
+  auto lease = main.acquire();
+  CHECK(reg.close_all(std::chrono::milliseconds{200}) == 1);
+  lease.release();
+  CHECK(reg.close_all() == 0);
+  EXPECT_ERROR(PGPOOL_ERR_CLOSED, main.acquire(std::chrono::milliseconds{100}));
+  CHECK(pgpool::shutdown_requested() == 0);
+  EXPECT_ERROR(PGPOOL_ERR_USAGE, pgpool::request_shutdown());
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s URL [panic]\n", argv[0]);
@@ -1156,7 +1219,9 @@ int main(int argc, char **argv) {
     breaker();
     bounded_close(url);
     transaction_retry(url);
+    observability(url);
     logging(url);
+    registry(url);
   } catch (const Error &e) {
     std::fprintf(stderr, "FAILED: unexpected pgpool::Error %s (SQLSTATE '%s')\n", e.what(),
                  e.sqlstate().c_str());

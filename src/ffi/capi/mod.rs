@@ -3,7 +3,8 @@
 //! Handles are generation-checked table entries (`handle`), every exported body runs inside
 //! a panic boundary (`panic`), arguments are checked before use (`args`), and failures carry
 //! numbered codes plus an optional detail object (`error`). Objects: `config`, `pool`,
-//! `conn`, `result` (values rendered by `render` and `datetime`), `stats`, `log`.
+//! `conn`, `result` (values rendered by `render` and `datetime`), `stats`, `log`, `registry`
+//! (named pools, and shutdown on signals).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -22,6 +23,7 @@ mod panic;
 mod params;
 mod pool;
 mod query;
+mod registry;
 mod render;
 mod result;
 mod stats;
@@ -32,9 +34,10 @@ mod test_hooks;
 /// them at once, so the order cannot deadlock; a table added to the C ABI is added here
 /// (a test checks).
 pub(crate) fn held_across_fork() -> &'static [&'static dyn crate::sys::fork::HeldAcrossFork] {
-    static HELD: [&dyn crate::sys::fork::HeldAcrossFork; 9] = [
+    static HELD: [&dyn crate::sys::fork::HeldAcrossFork; 10] = [
         &config::CONFIGS,
         &pool::POOLS,
+        &registry::REGISTRIES,
         &conn::CONNS,
         &exec::STMTS,
         &params::PARAMS,
