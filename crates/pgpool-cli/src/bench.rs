@@ -279,6 +279,10 @@ fn measure(
                         total: new_histogram(),
                     };
                     let fail = |e: pgpool::Error| {
+                        // A signal closes the pool: the acquires it cuts short are no errors.
+                        if e.is_closed() && crate::signals::interrupted() {
+                            return;
+                        }
                         errors.fetch_add(1, Ordering::Relaxed);
                         let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
                         slot.get_or_insert_with(|| e.to_string());

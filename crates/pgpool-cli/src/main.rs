@@ -11,9 +11,10 @@
 //! * `temp-cluster`: a throwaway PostgreSQL for scripts, until stdin closes or a signal.
 //!
 //! Without a URL (and without `DATABASE_URL`) the pool commands start a throwaway cluster and
-//! remove it at the end. SIGINT/SIGTERM stop a command gracefully: it stops taking work,
-//! closes its pool within `--close-timeout` and removes its cluster; a second signal exits at
-//! once. Errors are one `pgpool: error: ...` line on stderr; the exit codes are in
+//! remove it at the end. SIGINT/SIGTERM stop a command gracefully (the library's
+//! `pgpool::shutdown`): its pool closes within `--close-timeout`, so no more work is accepted,
+//! the command stops its threads, prints what it has and removes its cluster; a second signal
+//! exits at once. Errors are one `pgpool: error: ...` line on stderr; the exit codes are in
 //! [`EXIT_CODES`].
 
 mod bench;
@@ -47,7 +48,8 @@ Exit codes:
   64   usage: a bad option or value, an invalid URL or pool option
   130  interrupted: demo or bench cut short by SIGINT/SIGTERM (their partial results are printed)
 
-`stats --watch`, `metrics` and `temp-cluster` treat SIGINT/SIGTERM as their normal end: 0.";
+`stats --watch`, `metrics` and `temp-cluster` treat SIGINT/SIGTERM as their normal end: 0.
+A second signal ends any command at once: 130 (SIGINT) or 143 (SIGTERM).";
 
 /// A blocking, thread-based PostgreSQL connection pool: health checks, live stats,
 /// benchmarks, a Prometheus endpoint and a demo.

@@ -88,11 +88,14 @@ pub(crate) fn builder(args: &ServerArgs, target: &Target, application_name: &str
     builder
 }
 
-/// Builds the pool; an invalid URL or option is a usage error.
+/// Builds the pool, to be closed within its close timeout of a SIGINT/SIGTERM; an invalid
+/// URL or option is a usage error.
 pub(crate) fn build(builder: Builder, target: &Target) -> Result<Pool, Failure> {
-    builder
+    let pool = builder
         .build(&target.url)
-        .map_err(|e| build_error(&e, target))
+        .map_err(|e| build_error(&e, target))?;
+    crate::signals::close_on_signal(&pool, pool.config().close_timeout);
+    Ok(pool)
 }
 
 /// The failure for an error from building a pool (or its config) for `target`.
