@@ -2,7 +2,8 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
 # the PostgreSQL server (initdb, pg_ctl, pgbench), libpq's development files (the libpq
 # comparison tests), C and C++ compilers (gcc, and clang for the C++ wrapper's test), pkg-config
-# (the install test), Go (for the Go module) and valgrind. As root it
+# (the install test), Go (for the Go module), valgrind and Chromium (the CLI's status-page test
+# loads the page headless). As root it
 # runs apt-get; otherwise it prints the exact command.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
@@ -31,6 +32,8 @@ command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 # The network-cut tests put a server in a network namespace behind a veth link.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# `pgpool metrics` serves a status page; its test renders it in headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

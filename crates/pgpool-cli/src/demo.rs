@@ -12,6 +12,8 @@ use hdrhistogram::Histogram;
 
 use pgpool::{CloseReason, Pool, Stats};
 
+use crate::util::{fmt_duration, fmt_us, micros, Failure};
+
 /// The statement every worker runs; the result is checked.
 const QUERY: &str = "SELECT $1::int4 + 1";
 /// How often the progress line is redrawn.
@@ -60,9 +62,9 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 /// Runs the demo; the throwaway cluster, if any, is removed before this returns.
-pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
+pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     if args.seconds <= 0.0 {
-        return Err("--seconds must be greater than 0".into());
+        return Err(Failure::usage("--seconds must be greater than 0"));
     }
     let mut out = Output::default();
     let env_url = std::env::var("DATABASE_URL")
@@ -81,15 +83,15 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
             (cluster.url(), Some(cluster))
         }
     };
-    if crate::interrupted() {
+    if crate::signals::interrupted() {
         return Ok(());
     }
-    let shown_url = crate::redact(&url);
+    let shown_url = crate::util::redact(&url);
     let settings = Pool::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .application_name("pgpool-demo");
     let manager = pgpool::PgManager::new(&url, settings.config())
-        .map_err(|e| format!("invalid database URL '{shown_url}': {e}"))?;
+        .map_err(|e| Failure::usage(format!("invalid database URL '{shown_url}': {e}")))?;
     let version =
         server_version(&manager).map_err(|e| format!("cannot connect to {shown_url}: {e}"))?;
     out.line(format!("Server: {version}"))?;
@@ -132,15 +134,18 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
         Ok(result) => result,
         Err(e) => {
             pool.close();
-            return Err(e);
+            return Err(e.into());
         }
     };
     out.pooled_summary(args, &pooled, &stats)?;
+    // The pool's own view, printed at the end: its health check and its histograms.
+    let health = pool.health();
 
     // Per-query phase: no pool, a fresh session for every statement.
     pool.close();
-    if args.per_query_seconds <= 0.0 || crate::interrupted() {
-        return out.flush();
+    if args.per_query_seconds <= 0.0 || crate::signals::interrupted() {
+        out.observability(&health, &stats)?;
+        return Ok(out.flush()?);
     }
     let duration = Duration::from_secs_f64(args.per_query_seconds);
     let per_query = run_phase(args.threads, duration, progress, None, |ctx, hist| {
@@ -160,7 +165,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), String> {
         Ok(())
     })?;
     out.per_query_summary(args, &per_query, &pooled)?;
-    out.flush()
+    out.observability(&health, &stats)?;
+    Ok(out.flush()?)
 }
 
 /// `SELECT version()` over a one-off connection: fails fast with the real connect error.
@@ -186,10 +192,6 @@ fn check(row: &pgpool::Row, n: i32) -> Result<(), String> {
     }
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 /// What worker threads share during one phase.
 struct Ctx<'a> {
     deadline: Instant,
@@ -203,7 +205,7 @@ impl Ctx<'_> {
     /// True until the deadline, an interrupt, or another worker's failure.
     fn running(&self) -> bool {
         !self.stop.load(Ordering::Relaxed)
-            && !crate::interrupted()
+            && !crate::signals::interrupted()
             && Instant::now() < self.deadline
     }
 
@@ -348,21 +350,8 @@ where
         queries: total.load(Ordering::Relaxed),
         elapsed,
         hist: merged,
-        interrupted: crate::interrupted(),
+        interrupted: crate::signals::interrupted(),
     })
-}
-
-/// A duration given in microseconds, in a readable unit.
-fn fmt_us(us: u64) -> String {
-    match us {
-        0..=9_999 => format!("{us} µs"),
-        10_000..=999_999 => format!("{:.2} ms", us as f64 / 1e3),
-        _ => format!("{:.2} s", us as f64 / 1e6),
-    }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    fmt_us(micros(d))
 }
 
 /// The report, written to stdout as it grows (so partial results survive a later failure).
@@ -434,6 +423,17 @@ impl Output {
             },
         );
         self.row("connect errors", s.connect_errors);
+        self.flush()
+    }
+
+    /// The pool's health JSON (the `/api/db/health` body) and its latency histograms.
+    fn observability(&mut self, health: &pgpool::Health, s: &Stats) -> Result<(), String> {
+        let _ = writeln!(self.buf, "\nHealth (the /api/db/health body)");
+        let _ = writeln!(self.buf, "{}", health.to_json());
+        let _ = writeln!(self.buf, "\nPool latency histograms (pooled phase)");
+        for row in crate::snapshot::histogram_rows(s) {
+            let _ = writeln!(self.buf, "{row}");
+        }
         self.flush()
     }
 

@@ -1,40 +1,60 @@
-//! `pgpool`: the command-line face of the pool.
+//! `pgpool`: the command-line face of the pool, for operators and scripts.
 //!
-//! * `pgpool demo` runs worker threads through one pool against a PostgreSQL server (a
-//!   throwaway one when no URL is given), shows live progress, prints a summary of
-//!   throughput, acquire-wait percentiles and pool statistics, then repeats the work with a
-//!   new connection per query to show what pooling buys.
-//! * `pgpool temp-cluster` starts a throwaway PostgreSQL, prints its URL on one line and keeps
-//!   it running until standard input reaches end-of-file or the process gets SIGTERM/SIGINT,
-//!   so that scripts can share one server among many test programs.
+//! * `health [URL]`: one health check, one line or JSON; the exit code tells the state.
+//! * `stats --watch [URL]`: a live view of one pool (states, waiters, counters, latency
+//!   histograms) while a small built-in workload runs.
+//! * `bench [URL]`: acquire and query throughput and latency; `--sweep` tries a range of pool
+//!   sizes, plots throughput and p99 against size and recommends one.
+//! * `metrics --listen ADDR [URL]`: a Prometheus endpoint, the health JSON and a
+//!   self-refreshing status page.
+//! * `demo`: worker threads through one pool, then a new connection per query, compared.
+//! * `temp-cluster`: a throwaway PostgreSQL for scripts, until stdin closes or a signal.
 //!
-//! Errors are reported as one `pgpool: error: ...` line on stderr with exit code 1.
+//! Without a URL (and without `DATABASE_URL`) the pool commands start a throwaway cluster and
+//! remove it at the end. SIGINT/SIGTERM stop a command gracefully (the library's
+//! `pgpool::shutdown`): its pool closes within `--close-timeout`, so no more work is accepted,
+//! the command stops its threads, prints what it has and removes its cluster; a second signal
+//! exits at once. Errors are one `pgpool: error: ...` line on stderr; the exit codes are in
+//! [`EXIT_CODES`].
 
+mod bench;
 mod demo;
+mod health;
+mod metrics;
+mod plot;
+mod signals;
+mod snapshot;
+mod stats;
+mod sweep;
+mod target;
+mod temp_cluster;
+mod util;
+mod workload;
 
-use std::io::{self, Read, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
-use crossbeam_channel::Sender;
 
 use pgpool_testkit::TempCluster;
 
-/// Set by the first SIGINT/SIGTERM: long-running work stops early and cleans up.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Signals received so far; a second one exits at once.
-static SIGNALS: AtomicU32 = AtomicU32::new(0);
-/// Woken on every signal (the `temp-cluster` command waits on it).
-static SIGNAL_TX: OnceLock<Sender<()>> = OnceLock::new();
+use util::{Failure, EXIT_USAGE};
 
-/// Exit code after an interrupt, as shells report death by SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
+/// The exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success; health: healthy
+  1    failure (cannot connect, a query failed, ...); health: degraded
+  2    health: down, unreachable, or the check could not run
+  64   usage: a bad option or value, an invalid URL or pool option
+  130  interrupted: demo or bench cut short by SIGINT/SIGTERM (their partial results are printed)
 
-/// A blocking, thread-based PostgreSQL connection pool: demo and tools.
+`stats --watch`, `metrics` and `temp-cluster` treat SIGINT/SIGTERM as their normal end: 0.
+A second signal ends any command at once: 130 (SIGINT) or 143 (SIGTERM).";
+
+/// A blocking, thread-based PostgreSQL connection pool: health checks, live stats,
+/// benchmarks, a Prometheus endpoint and a demo.
 #[derive(Debug, Parser)]
-#[command(name = "pgpool", version, about, long_about = None)]
+#[command(name = "pgpool", version, about, after_long_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,13 +62,63 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a server through a pool: one line, or JSON; the exit code tells the state.
+    ///
+    /// Acquires a connection (opening one), asks the server for its database, version and
+    /// time, and prints the result with the pool's counts: `healthy  db=app version=16.4
+    /// latency=1.2ms open=1 idle=1 in_use=0 waiting=0 pool=default`. With --json it prints the
+    /// body of the seeds' `/api/db/health` endpoint instead.
+    ///
+    /// Exit codes: 0 healthy, 1 degraded (the check passed, but connects failed recently or too
+    /// many callers wait), 2 down or unreachable (the check failed, or no throwaway cluster
+    /// could start), 64 usage error.
+    #[command(after_long_help = EXIT_CODES)]
+    Health(health::HealthArgs),
+    /// Watch one pool live while a small built-in workload runs.
+    ///
+    /// Starts a pool and a workload of T threads on P connections (`--workload T,P`, each
+    /// thread acquiring and running a short query in a loop, so there is something to watch),
+    /// then every --interval redraws a compact view: states (open, idle, in use, waiting,
+    /// pending), counters (acquires, waits, timeouts, connects, closes) and the histograms
+    /// p50/p90/p99/max of acquire wait, query, hold and connect time. Without --watch it prints
+    /// one snapshot after one interval. Without a terminal, or with --json, it prints one JSON
+    /// object per line per interval. Ends after --duration or at SIGINT/SIGTERM (exit 0).
+    #[command(after_long_help = EXIT_CODES)]
+    Stats(stats::StatsArgs),
+    /// Measure acquire and query throughput and latency against a server.
+    ///
+    /// T threads share a pool of P connections for --duration; each loops: acquire, run
+    /// --query, release. A progress bar is drawn on a terminal; the final table gives
+    /// queries/s, acquire and query p50/p99 (measured by the client) and errors. With --json
+    /// the table is one JSON object.
+    ///
+    /// --sweep runs one such bench per pool size, draws throughput and p99 against size in the
+    /// terminal and recommends the smallest size whose throughput is within 5% of the best,
+    /// next to the rule of thumb `cores × 2 + spindles` (cores: this machine's available
+    /// parallelism, which is the server's only when both run here; spindles: --spindles).
+    #[command(after_long_help = EXIT_CODES)]
+    Bench(bench::BenchArgs),
+    /// Serve Prometheus metrics, the health JSON and a live status page over HTTP.
+    ///
+    /// GET /metrics: the pool's metrics in the Prometheus text format (version 0.0.4).
+    /// GET /health: the health JSON (200 when healthy or degraded, 503 when down).
+    /// GET /stats.json: the pool's stats snapshot as JSON.
+    /// GET /: a self-contained status page (no external assets) that refreshes itself.
+    ///
+    /// Prints `listening on http://ADDR/` on stdout once bound (port 0 picks a free one). Runs
+    /// until SIGINT/SIGTERM, then stops accepting requests and work, closes the pool within
+    /// --close-timeout and exits 0.
+    #[command(after_long_help = EXIT_CODES)]
+    Metrics(metrics::MetricsArgs),
     /// Run worker threads through one pool and compare with a new connection per query.
     ///
     /// Without --url (or DATABASE_URL) a throwaway PostgreSQL cluster is started in a
     /// temporary directory and removed at the end. N threads share a pool of P connections
     /// for S seconds; each loops acquire, `SELECT $1::int4 + 1`, release. The summary shows
-    /// queries/s, acquire-wait percentiles and the pool's statistics; then the same threads
-    /// open a new connection for every query for S2 seconds, and the speedup is printed.
+    /// queries/s, acquire-wait percentiles and the pool's statistics, its health JSON and
+    /// histogram lines; then the same threads open a new connection for every query for S2
+    /// seconds, and the speedup is printed.
+    #[command(after_long_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
     /// Start a throwaway PostgreSQL, print its URL, keep it until stdin closes or a signal.
     ///
@@ -57,55 +127,42 @@ enum Command {
     /// removed when standard input reaches end-of-file or on SIGTERM/SIGINT; if this process
     /// is killed outright, a watchdog process removes it. Typical use in a script:
     /// `pgpool temp-cluster > url.txt < fifo &`.
+    #[command(after_long_help = EXIT_CODES)]
     TempCluster,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    install_signal_handler();
-    // A signal is how `temp-cluster` is meant to stop; for the demo it cuts the run short.
-    let (result, signal_is_failure) = match cli.command {
-        Command::Demo(args) => (demo::run(&args), true),
-        Command::TempCluster => (temp_cluster(), false),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors get EX_USAGE, not clap's 2.
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    signals::install();
+    let result = match cli.command {
+        Command::Health(args) => health::run(&args),
+        Command::Stats(args) => stats::run(&args).map(|()| 0),
+        Command::Bench(args) => bench::run(&args),
+        Command::Metrics(args) => metrics::run(&args).map(|()| 0),
+        Command::Demo(args) => demo::run(&args).map(|()| {
+            if signals::interrupted() {
+                signals::EXIT_INTERRUPTED
+            } else {
+                0
+            }
+        }),
+        Command::TempCluster => temp_cluster::run().map(|()| 0),
     };
     match result {
-        Ok(()) if signal_is_failure && interrupted() => ExitCode::from(EXIT_INTERRUPTED),
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure { code, message }) => {
             eprintln!("pgpool: error: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
-}
-
-/// Routes SIGINT and SIGTERM to [`INTERRUPTED`] and [`SIGNAL_TX`]; a second signal exits at
-/// once (a throwaway cluster's watchdog then removes it).
-fn install_signal_handler() {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    // Keep the receiver reachable for the commands that wait on it.
-    let _ = SIGNAL_RX.set(rx);
-    let _ = SIGNAL_TX.set(tx);
-    let installed = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-            eprintln!("\npgpool: interrupted again, exiting now");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-        if let Some(tx) = SIGNAL_TX.get() {
-            let _ = tx.send(());
-        }
-    });
-    if let Err(e) = installed {
-        eprintln!("pgpool: warning: cannot handle SIGINT/SIGTERM ({e}); Ctrl-C ends at once");
-    }
-}
-
-/// The receiving end of the signal channel.
-static SIGNAL_RX: OnceLock<crossbeam_channel::Receiver<()>> = OnceLock::new();
-
-/// True once SIGINT or SIGTERM was received.
-pub(crate) fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Starts a throwaway cluster with a readable error.
@@ -113,89 +170,9 @@ pub(crate) fn start_cluster() -> Result<TempCluster, String> {
     TempCluster::start().map_err(|e| format!("cannot start a throwaway PostgreSQL: {e}"))
 }
 
-/// `pgpool temp-cluster`: see [`Command::TempCluster`].
-fn temp_cluster() -> Result<(), String> {
-    let cluster = start_cluster()?;
-    if interrupted() {
-        return Ok(());
-    }
-    let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{}", cluster.url())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write the URL to stdout: {e}"))?;
-    drop(stdout);
-
-    let (eof_tx, eof_rx) = crossbeam_channel::bounded::<()>(1);
-    std::thread::Builder::new()
-        .name("stdin-watch".into())
-        .spawn(move || {
-            let mut sink = [0u8; 4096];
-            let mut stdin = io::stdin().lock();
-            loop {
-                match stdin.read(&mut sink) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            let _ = eof_tx.send(());
-        })
-        .map_err(|e| format!("cannot start the stdin thread: {e}"))?;
-
-    match SIGNAL_RX.get() {
-        Some(signals) => {
-            crossbeam_channel::select! {
-                recv(eof_rx) -> _ => {},
-                recv(signals) -> _ => {},
-            }
-        }
-        None => {
-            let _ = eof_rx.recv();
-        }
-    }
-    drop(cluster);
-    Ok(())
-}
-
-/// `url` with any password replaced by `***`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        if let Some((userinfo, host)) = authority.rsplit_once('@') {
-            if let Some((user, _password)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}{tail}");
-            }
-        }
-        return url.to_string();
-    }
-    // key=value form: hide the value of `password=`.
-    url.split_whitespace()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db?x=1"),
-            "postgres://u:***@h:5432/db?x=1"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact("host=h password=secret user=u"),
-            "host=h password=*** user=u"
-        );
-    }
 
     #[test]
     fn cli_is_consistent() {

@@ -14,7 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_pgpool");
 /// The program with no database URL in its environment.
 fn pgpool() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("DATABASE_URL");
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("PGPOOL_REQUIRE_CHROMIUM");
     cmd
 }
 
@@ -54,6 +55,28 @@ fn assert_summary(stdout: &str) {
         "New connection per query",
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
+    }
+    // The end: the pool's health JSON and its histogram lines.
+    let health = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"ok\":"))
+        .unwrap_or_else(|| panic!("no health JSON in:\n{stdout}"));
+    assert!(health.contains("\"state\":\"healthy\""), "{health}");
+    let histograms = stdout
+        .split("Pool latency histograms")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no histograms in:\n{stdout}"));
+    for name in ["acquire wait", "query time", "hold time", "connect time"] {
+        let row = histograms
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no '{name}' histogram row in:\n{stdout}"));
+        let count: u64 = row
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {row}"));
+        assert!(count > 0, "{name}: {row}");
     }
     let speedup = stdout
         .lines()
@@ -193,16 +216,18 @@ fn demo_without_a_url_runs_its_own_cluster() {
 
 #[test]
 fn demo_with_a_bad_url_fails_cleanly() {
-    for (url, expected) in [
-        ("not a url", "invalid database URL"),
+    // An invalid URL is a usage error (64); an unreachable server a failure (1).
+    for (url, expected, code) in [
+        ("not a url", "invalid database URL", 64),
         (
             "postgres://postgres:secret@127.0.0.1:1/postgres",
             "cannot connect",
+            1,
         ),
     ] {
         let (out, stdout, stderr) =
             run(pgpool().args(["demo", "--url", url, "--seconds", "1", "--no-progress"]));
-        assert_eq!(out.status.code(), Some(1), "{url}: {stdout}\n{stderr}");
+        assert_eq!(out.status.code(), Some(code), "{url}: {stdout}\n{stderr}");
         assert!(stderr.starts_with("pgpool: error: "), "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
@@ -212,11 +237,12 @@ fn demo_with_a_bad_url_fails_cleanly() {
 
 #[test]
 fn demo_rejects_bad_options() {
+    // Usage errors exit 64 (EX_USAGE), not clap's 2, which `health` uses for "down".
     let (out, _, stderr) = run(pgpool().args(["demo", "--threads", "0"]));
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("--threads"), "{stderr}");
     let (out, _, stderr) = run(pgpool().args(["demo", "--seconds", "soon"]));
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
