@@ -48,6 +48,12 @@ if [ -z "${PGPOOL_REQUIRE_NETNS:-}" ] && command -v ip >/dev/null 2>&1 &&
   echo "== network namespaces available: the network-cut tests are required"
 fi
 
+# The status page test (crates/pgpool-cli/tests/tools.rs) loads the page in headless Chromium.
+# As root, setup.sh installs it, and then a missing browser is a failure, not a skip.
+if [ "$(id -u)" -eq 0 ] && command -v chromium >/dev/null 2>&1; then
+  export PGPOOL_REQUIRE_CHROMIUM=1
+fi
+
 echo "== cargo test --workspace"
 # The library, its integration and doc tests (among them the installation, tests/install.rs),
 # the test kit and the command-line program (crates/); benchmarks run below, in their smoke
