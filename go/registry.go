@@ -98,6 +98,20 @@ func (r *Registry) Names() []string {
 	return names
 }
 
+// Metrics returns the statistics of every opened pool as one Prometheus text (format
+// 0.0.4), a pool label per pool.
+func (r *Registry) Metrics() (string, error) {
+	var text *C.char
+	var detail *C.pgpool_error
+	rc := C.pgpool_registry_metrics(r.r, &text, &detail)
+	runtime.KeepAlive(r)
+	if err := takeError(rc, detail); err != nil {
+		return "", err
+	}
+	defer C.pgpool_string_free(text)
+	return C.GoString(text), nil
+}
+
 // Get returns the pool name, opening it if OpenAll did not. Every call for one name returns
 // the same *Pool; its acquire and query timeouts are the file's (a context's deadline
 // can only shorten them). Errors: CodeUsage for an unknown name

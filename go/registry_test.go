@@ -48,6 +48,9 @@ func TestRegistryOpensGetsAndClosesNamedPools(t *testing.T) {
 	if err := reg.OpenAll(wctx); err != nil {
 		t.Fatal(err)
 	}
+	if text, err := reg.Metrics(); err != nil || !strings.Contains(text, `pgpool_max_connections{pool="primary"}`) {
+		t.Fatalf("metrics: %v\n%s", err, text)
+	}
 	primary, err := reg.Get("primary")
 	if err != nil {
 		t.Fatal(err)

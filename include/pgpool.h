@@ -1398,7 +1398,21 @@ pgpool_code pgpool_pool_health_json(const struct pgpool_pool *pool,
                                     char **out_json,
                                     struct pgpool_error **out_err);
 
-// Frees a string returned by `pgpool_pool_metrics` or `pgpool_pool_health_json`. NULL is
+// Stores the statistics of every opened pool of `reg` as one Prometheus text (as
+// `pgpool_pool_metrics`: one block per metric family, a `pool` label per pool) in
+// `*out_text`. Pools not opened yet are left out.
+//
+// Ownership: `*out_text` is a new string from `malloc`; free it with `pgpool_string_free`
+// (or `free`). Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (out of memory); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_metrics(const struct pgpool_registry *reg,
+                                    char **out_text,
+                                    struct pgpool_error **out_err);
+
+// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics` or
+// `pgpool_pool_health_json`. NULL is
 // ignored. Thread-safe; each string is freed once.
 //
 // Returns nothing (never fails).

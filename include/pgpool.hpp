@@ -1997,6 +1997,14 @@ class Registry {
   void open_all(std::chrono::milliseconds wait = std::chrono::milliseconds{0}) const {
     detail::call(pgpool_registry_open_all, r_.get(), detail::ms(wait));
   }
+  /// The statistics of every opened pool as one Prometheus text (format 0.0.4), a `pool`
+  /// label per pool.
+  std::string metrics() const {
+    char *text = nullptr;
+    detail::call(pgpool_registry_metrics, r_.get(), &text);
+    std::unique_ptr<char, void (*)(char *)> owned(text, pgpool_string_free);
+    return std::string(text);
+  }
   /// The pools' names (a file's: sorted).
   std::vector<std::string> names() const {
     size_t n = 0;

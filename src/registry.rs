@@ -580,6 +580,14 @@ impl Registry {
             .collect()
     }
 
+    /// The Prometheus text of every opened pool: one block per metric family, a `pool` label
+    /// per pool (see [`prometheus`](crate::prometheus)). Serve it at `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let stats = self.stats();
+        let pools: Vec<(&str, &Stats)> = stats.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        crate::prometheus::render(&pools)
+    }
+
     /// The longest `close_timeout` of the pools (what the C ABI's negative deadline means).
     pub(crate) fn default_close_timeout(&self) -> Duration {
         self.inner

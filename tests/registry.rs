@@ -60,6 +60,21 @@ fn a_file_opens_every_pool_warm_and_gets_them_by_name() {
     let stats = registry.stats();
     assert_eq!(stats.len(), 2);
     assert_eq!((stats[0].0.as_str(), stats[0].1.open), ("primary", 2));
+    // One exposition for both pools: each family declared once, a sample per pool.
+    let text = registry.prometheus();
+    assert_eq!(
+        text.matches("# TYPE pgpool_max_connections gauge\n")
+            .count(),
+        1
+    );
+    assert!(
+        text.contains("pgpool_max_connections{pool=\"primary\"} 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pgpool_max_connections{pool=\"replica\"} 2\n"),
+        "{text}"
+    );
 
     let e = registry.get("analytics").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);

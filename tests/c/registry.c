@@ -51,6 +51,13 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_count(reg, NULL, &err));
 
   EXPECT(PGPOOL_OK, pgpool_registry_open_all(reg, 10000, &err));
+  char *metrics = NULL;
+  EXPECT(PGPOOL_OK, pgpool_registry_metrics(reg, &metrics, &err));
+  CHECK(strstr(metrics, "pgpool_max_connections{pool=\"a\"}") != NULL);
+  CHECK(strstr(metrics, "pgpool_max_connections{pool=\"b\"}") != NULL);
+  pgpool_string_free(metrics);
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_metrics(reg, NULL, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_metrics(NULL, &metrics, &err));
   pgpool_pool *a = NULL, *a2 = NULL;
   EXPECT(PGPOOL_OK, pgpool_registry_get(reg, "a", &a, &err));
   EXPECT(PGPOOL_OK, pgpool_registry_get(reg, "a", &a2, &err));

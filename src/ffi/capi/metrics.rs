@@ -7,6 +7,7 @@ use super::args;
 use super::error::{pgpool_code, pgpool_error, FfiError};
 use super::panic::boundary;
 use super::pool::{pgpool_pool, pool_of};
+use super::registry::{pgpool_registry, registry_of};
 
 /// A copy of `text` in memory from `malloc` (NUL-terminated; an inner NUL, which our texts
 /// never contain, would cut it short).
@@ -95,7 +96,38 @@ pub unsafe extern "C" fn pgpool_pool_health_json(
     }
 }
 
-/// Frees a string returned by `pgpool_pool_metrics` or `pgpool_pool_health_json`. NULL is
+/// Stores the statistics of every opened pool of `reg` as one Prometheus text (as
+/// `pgpool_pool_metrics`: one block per metric family, a `pool` label per pool) in
+/// `*out_text`. Pools not opened yet are left out.
+///
+/// Ownership: `*out_text` is a new string from `malloc`; free it with `pgpool_string_free`
+/// (or `free`). Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (out of memory); PGPOOL_ERR_FORKED.
+///
+/// # Safety
+/// As `pgpool_pool_metrics`.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_registry_metrics(
+    reg: *const pgpool_registry,
+    out_text: *mut *mut c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_text` is NULL-checked and written once; `out_err` is forwarded.
+    unsafe {
+        boundary(out_err, || {
+            let registry = registry_of(reg)?;
+            args::out(out_text, "out_text")?;
+            let text = malloc_string(&registry.registry.prometheus())?;
+            args::write(out_text, text);
+            Ok(())
+        })
+    }
+}
+
+/// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics` or
+/// `pgpool_pool_health_json`. NULL is
 /// ignored. Thread-safe; each string is freed once.
 ///
 /// Returns nothing (never fails).

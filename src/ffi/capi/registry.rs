@@ -25,7 +25,7 @@ pub struct pgpool_registry {
 }
 
 pub(crate) struct RegistryObj {
-    registry: PoolRegistry,
+    pub(crate) registry: PoolRegistry,
     /// The names as C strings, for `pgpool_registry_name` (valid while the handle lives).
     names: Vec<CString>,
 }
@@ -34,7 +34,9 @@ pub(crate) struct RegistryObj {
 pub(crate) static REGISTRIES: Registry<RegistryObj> =
     Registry::new(0x97, "pgpool_registry", Inherit::Refuse);
 
-fn registry_of(reg: *const pgpool_registry) -> Result<std::sync::Arc<RegistryObj>, FfiError> {
+pub(crate) fn registry_of(
+    reg: *const pgpool_registry,
+) -> Result<std::sync::Arc<RegistryObj>, FfiError> {
     REGISTRIES.get(args::handle(reg, "reg")?)
 }
 
