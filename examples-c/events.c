@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pgpool.h"
 
@@ -82,6 +83,22 @@ int main(int argc, char **argv) {
       check("release", pgpool_conn_release(conn, &err), err);
     }
   }
+  /* README:BEGIN ops-c */
+  pgpool_stats stats = {.size = sizeof stats};
+  check("stats", pgpool_pool_stats(pool, &stats, &err), err);
+  printf("query time: n=%" PRIu64 " p50=%" PRIu64 "us p99=%" PRIu64 "us max=%" PRIu64 "us\n",
+         stats.query_time.count, stats.query_time.p50_us, stats.query_time.p99_us,
+         stats.query_time.max_us);
+  char *text = NULL; /* Prometheus text: serve it at /metrics */
+  check("metrics", pgpool_pool_metrics(pool, &text, &err), err);
+  printf("metrics: %zu bytes, %s\n", strlen(text),
+         strstr(text, "pgpool_acquires_total{pool=\"orders\"} 3") ? "3 acquires" : "?");
+  pgpool_string_free(text);
+  char *json = NULL; /* the body of a /api/db/health endpoint */
+  check("health", pgpool_pool_health_json(pool, &json, &err), err);
+  printf("health: %.60s...\n", json);
+  pgpool_string_free(json);
+  /* README:END ops-c */
   check("close", pgpool_pool_close(pool, -1, &err), err);
   pgpool_pool_free(pool);
   pthread_mutex_lock(&lock);

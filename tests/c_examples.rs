@@ -64,8 +64,18 @@ fn c_events_example() {
         "{text}"
     );
     assert!(text.contains("(discarded)"), "{text}");
+    // The health check needs a connection again (the third use discarded the first).
     assert!(
-        text.contains("events: 1 connect, 3 acquire, 2 release, 1 remove, 0 error"),
+        text.contains("events: 2 connect, 4 acquire, 3 release, 2 remove, 0 error"),
+        "{text}"
+    );
+    assert!(text.contains("query time: n=3 p50="), "{text}");
+    assert!(
+        text.contains("metrics: ") && text.contains(", 3 acquires"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"health: {"ok":true,"pool":"orders","state":"healthy""#),
         "{text}"
     );
 }

@@ -12,6 +12,9 @@ mod session_features;
 #[path = "../examples/reliability.rs"]
 mod reliability;
 
+#[path = "../examples/operations.rs"]
+mod operations;
+
 #[test]
 fn rust_quick_start_runs() {
     quickstart::run(&common::url()).unwrap();
@@ -25,6 +28,11 @@ fn rust_session_features_run() {
 #[test]
 fn rust_reliability_example_runs() {
     reliability::run(&common::url()).unwrap();
+}
+
+#[test]
+fn rust_operations_example_runs() {
+    operations::run(&common::url()).unwrap();
 }
 
 /// Regions `README:BEGIN name` … `README:END name` (as comments in any language).
@@ -54,6 +62,12 @@ fn readme_snippets_are_the_tested_sources() {
         "examples/quickstart.rs",
         "examples/session_features.rs",
         "examples/reliability.rs",
+        "examples/operations.rs",
+        "examples/registry.rs",
+        "examples-c/events.c",
+        "examples-c/service.c",
+        "examples-c/go-service/main.go",
+        "go/events_test.go",
         "examples-c/workers.c",
         "examples-c/raii.cpp",
         "examples-c/go/main.go",
@@ -68,8 +82,10 @@ fn readme_snippets_are_the_tested_sources() {
         }
     }
     assert_eq!(
-        checked, 7,
-        "README regions: rust, rust-session, rust-reliability, c, cpp, go, go-tx"
+        checked, 18,
+        "README regions: rust, rust-session, rust-reliability, rust-ops, registry-rust, \
+         registry-rust-wait, c, cpp, go, go-tx, events-c, ops-c, registry-c-worker, \
+         registry-c, registry-c-wait, registry-go, registry-go-shutdown, events-go"
     );
 }
 
