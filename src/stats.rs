@@ -86,7 +86,7 @@ pub struct Stats {
     /// Time of each statement a caller ran: from the call to the end of its result,
     /// preparation included (PostgreSQL sessions only; `pgpool_pool_exec` and COPY too).
     pub query_time: Histogram,
-    /// How long each checkout was held, from hand-out to release.
+    /// How long each checkout was held, from hand-out to release (or discard).
     pub hold_time: Histogram,
 }
 

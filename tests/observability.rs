@@ -140,6 +140,7 @@ fn prometheus_text_matches_the_stats() {
     pool.get().unwrap().discard();
     let text = pool.prometheus();
     let s = pool.stats();
+    assert_eq!(s.hold_time.count(), 11, "a discarded checkout was held too");
     assert_eq!(
         sample(&text, "pgpool_acquires_total{pool=\"prom\"}"),
         s.acquires as f64

@@ -375,12 +375,18 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Closes a connection its holder asked to discard.
-    pub(crate) fn discard(self: &Arc<Self>, conn: Conn<M::Connection>) {
+    pub(crate) fn discard(self: &Arc<Self>, mut conn: Conn<M::Connection>) {
         if self.forked() {
             std::mem::forget(conn);
             return;
         }
-        let out = self.lock_state().discard(conn);
+        let held = conn.lent_at.take().map(Stamp::elapsed);
+        let mut state = self.lock_state();
+        if let Some(held) = held {
+            state.record_hold(held);
+        }
+        let out = state.discard(conn);
+        drop(state);
         self.dispose_check_in(out);
     }
 
