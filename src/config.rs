@@ -39,8 +39,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// How long [`Pool::get`](crate::Pool::get) waits for a connection. Defaults to 30 s; must be > 0.
     pub acquire_timeout: Duration,
-    /// One deadline for a whole connect: every host and address tried, TCP connect, TLS
-    /// handshake, startup, authentication and the first ReadyForQuery (a connection string's
+    /// One deadline for a whole connect: every host name lookup (even when the resolver does
+    /// not answer), every host and address tried, TCP connect, TLS handshake, startup,
+    /// authentication and the first ReadyForQuery (a connection string's
     /// `connect_timeout`, if shorter, wins). Defaults to 10 s; must be > 0.
     pub connect_timeout: Duration,
     /// Retire a connection after this many checkouts (pg-pool's `maxUses`).

@@ -3,7 +3,7 @@
 //! `target_session_attrs` check — all under one deadline for the whole connect.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::client::cancel::{CancelTarget, CancelToken};
 use crate::client::conninfo::{
     ConnConfig, Host, HostSpec, LoadBalanceHosts, SslMode, TargetSessionAttrs,
 };
+use crate::client::resolve::{self, Failure as Unresolved};
 use crate::client::row::SimpleQueryMessage;
 use crate::client::session::{OnDeadline, Session};
 use crate::client::stream::Stream;
@@ -108,7 +109,7 @@ impl Connector {
         let mut errors: Vec<Error> = Vec::new();
         for &want in passes {
             for spec in &hosts {
-                let targets = match self.targets(spec) {
+                let targets = match self.targets(spec, deadline) {
                     Ok(t) => t,
                     Err(e) => {
                         errors.push(e);
@@ -134,22 +135,41 @@ impl Connector {
         Err(combine(errors))
     }
 
-    fn targets(&self, spec: &HostSpec) -> Result<Vec<Target>, Error> {
+    fn targets(&self, spec: &HostSpec, deadline: Instant) -> Result<Vec<Target>, Error> {
         match (&spec.host, spec.hostaddr) {
             (_, Some(ip)) => Ok(vec![Target::Tcp(SocketAddr::new(ip, spec.port))]),
             (Host::Unix(dir), None) => Ok(vec![Target::Unix(
                 dir.join(format!(".s.PGSQL.{}", spec.port)),
             )]),
             (Host::Tcp(name), None) => {
-                let mut addrs: Vec<Target> = (name.as_str(), spec.port)
-                    .to_socket_addrs()
-                    .map_err(|e| {
-                        Error::connect_permanent(format!(
-                            "could not translate host name \"{name}\" to an address: {e}"
+                let untranslated = |why: String| {
+                    format!("could not translate host name \"{name}\" to an address: {why}")
+                };
+                let mut addrs: Vec<Target> = match resolve::resolve(name, spec.port, deadline) {
+                    Ok(addrs) => addrs.into_iter().map(Target::Tcp).collect(),
+                    Err(Unresolved::NotFound(e)) => {
+                        return Err(Error::connect_permanent(untranslated(e.to_string())))
+                    }
+                    Err(Unresolved::TimedOut(waited)) => {
+                        return Err(timed_out(
+                            self.timeout,
+                            &format!(
+                                "resolving host name \"{name}\" (no answer from the resolver \
+                                 in {} ms)",
+                                waited.as_millis()
+                            ),
                         ))
-                    })?
-                    .map(Target::Tcp)
-                    .collect();
+                    }
+                    Err(Unresolved::Busy) => {
+                        return Err(Error::new(
+                            ErrorKind::Connect,
+                            untranslated(format!(
+                                "{} earlier lookups are still waiting for the resolver",
+                                resolve::MAX_LOOKUPS
+                            )),
+                        ))
+                    }
+                };
                 if self.config.load_balance_hosts == LoadBalanceHosts::Random {
                     fastrand::shuffle(&mut addrs);
                 }

@@ -2,7 +2,8 @@
 //! and the buffers; no async runtime anywhere.
 //!
 //! Files: [`conninfo`] (libpq-compatible settings), `connect` (hosts, deadline, TLS
-//! negotiation, `target_session_attrs`), `auth` (startup and authentication), `tls`
+//! negotiation, `target_session_attrs`), `resolve` (host names, bounded by the connect
+//! deadline), `auth` (startup and authentication), `tls`
 //! (rustls), `stream` (the owned socket), `session` (wire state, buffers, deadlines,
 //! transaction status), `query` (the extended and simple protocols), `types` (user-defined
 //! types), `statement`, `row`, `copy`, `cancel`, `db_error`.
@@ -14,6 +15,7 @@ pub mod conninfo;
 pub(crate) mod copy;
 pub(crate) mod db_error;
 pub(crate) mod query;
+pub(crate) mod resolve;
 pub(crate) mod row;
 pub(crate) mod session;
 pub(crate) mod statement;
