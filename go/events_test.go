@@ -50,9 +50,10 @@ func TestEventsCarryBackendPIDsReasonsAndDurations(t *testing.T) {
 	ctx := context.Background()
 	var log eventLog
 	var (
-		mu      sync.Mutex
-		target  *pgpool.Pool // set once the first checks are done
-		refused error
+		mu       sync.Mutex
+		target   *pgpool.Pool // set once the first checks are done
+		refused  error
+		closeErr error
 	)
 	p := newPool(t, pgpool.MaxConns(1), pgpool.ApplicationName("go-events"),
 		pgpool.WithEventHandler(func(e pgpool.Event) {
@@ -63,8 +64,9 @@ func TestEventsCarryBackendPIDsReasonsAndDurations(t *testing.T) {
 			mu.Unlock()
 			if e.Kind == pgpool.EventAcquire && pool != nil {
 				_, err := pool.Acquire(ctx)
+				cerr := pool.Close() // waits for the pool: refused too, and nothing closed
 				mu.Lock()
-				refused = err
+				refused, closeErr = err, cerr
 				mu.Unlock()
 			}
 			if e.Kind == pgpool.EventRelease {
@@ -105,10 +107,23 @@ func TestEventsCarryBackendPIDsReasonsAndDurations(t *testing.T) {
 	if !errors.As(got, &pe) || pe.Code != pgpool.CodeUsage {
 		t.Fatalf("an Acquire inside the handler returned %v", got)
 	}
+	mu.Lock()
+	gotClose := closeErr
+	mu.Unlock()
+	if !errors.As(gotClose, &pe) || pe.Code != pgpool.CodeUsage {
+		t.Fatalf("a Close inside the handler returned %v", gotClose)
+	}
 	conn.Discard()
 	removed := log.waitFor(t, "remove", func(e pgpool.Event) bool { return e.Kind == pgpool.EventRemove })
 	if removed.Reason != pgpool.CloseDiscarded || removed.BackendPID != pid || removed.Duration != pgpool.Never {
 		t.Fatalf("remove %+v", removed)
+	}
+	// The refused Close left the pool open; a Close outside the handler closes it.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Acquire(ctx); !errors.Is(err, pgpool.ErrClosed) {
+		t.Fatalf("Acquire after Close: %v", err)
 	}
 }
 

@@ -38,7 +38,8 @@ type Pool struct {
 	acquireTimeout time.Duration
 	queryTimeout   time.Duration // 0: unbounded
 	recordSites    bool          // LeakThreshold or MaxCheckout is on: name acquires' callers
-	closeOnce      sync.Once
+	closeMu        sync.Mutex
+	closed         bool // Close ran (and was not refused)
 }
 
 type settings struct {
@@ -344,13 +345,18 @@ func (p *Pool) finalize() { C.pgpool_pool_free(p.p) }
 // back; those still held then are reclaimed as CloseTimeout (the method) describes.
 // Idempotent: only the first call waits. Stats still work afterwards.
 func (p *Pool) Close() error {
-	var err error
-	p.closeOnce.Do(func() {
-		var detail *C.pgpool_error
-		err = takeError(C.pgpool_pool_close(p.p, -1, &detail), detail)
-		runtime.KeepAlive(p)
-	})
-	return err
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	var detail *C.pgpool_error
+	rc := C.pgpool_pool_close(p.p, -1, &detail)
+	runtime.KeepAlive(p)
+	// Refused inside an event handler (CodeUsage): nothing was closed, so a later Close
+	// still closes the pool.
+	p.closed = rc != C.PGPOOL_ERR_USAGE
+	return takeError(rc, detail)
 }
 
 // CloseTimeout closes the pool as Close does, waiting at most d for connections in use to
