@@ -20,7 +20,9 @@ use crate::event::{emit, CloseReason, Event, EventHook};
 use crate::histogram::Recorder;
 use crate::manager::{Manager, Probe};
 use crate::pool::checkout::{Overdue, Site};
-use crate::pool::state::{self, CheckIn, Conn, Limits, Retired, State, StateGuard, Waiter};
+use crate::pool::state::{
+    self, CheckIn, Conn, Limits, Retired, State, StateGuard, TimedOut, Waiter,
+};
 use crate::pool::threads;
 use crate::stats::Stats;
 use crate::sync::lock;
@@ -207,7 +209,9 @@ impl<M: Manager> Shared<M> {
             }
             if let (Some(s), Some(d)) = (start, deadline) {
                 if Instant::now() >= d {
-                    return Err(state.time_out(s));
+                    let timed_out = state.time_out(s);
+                    drop(state);
+                    return Err(timed_out.into_error());
                 }
             }
             let conn = match state.check_out_idle(self.id, &site) {
@@ -250,7 +254,13 @@ impl<M: Manager> Shared<M> {
                         // lands in its slot, which `wait` looks at first.
                         state.unlocked(|| threads::spawn_connectors(self, spawn));
                     }
-                    wait(&mut state, &waiter, deadline, began)?
+                    match wait(&mut state, &waiter, deadline, began) {
+                        Ok(conn) => conn,
+                        Err(refused) => {
+                            drop(state);
+                            return Err(refused.into_error());
+                        }
+                    }
                 }
             };
             drop(state);
@@ -494,11 +504,13 @@ impl<M: Manager> Shared<M> {
                 }
             }
             if state.wait_until(&self.changed, deadline) {
-                return Err(Error::timeout(
+                let timed_out = TimedOut::new(
                     start.elapsed(),
-                    &state.explain(),
-                    state.last_connect_error(),
-                ));
+                    state.explanation(),
+                    state.last_connect_error().cloned(),
+                );
+                drop(state);
+                return Err(timed_out.into_error());
             }
         }
     }
@@ -547,15 +559,32 @@ fn wait<C>(
     waiter: &Arc<Waiter<C>>,
     deadline: Option<Instant>,
     start: Instant,
-) -> Result<Conn<C>, Error> {
+) -> Result<Conn<C>, Refused> {
     loop {
         if let Some(delivery) = state.take_delivery(waiter, start) {
-            return delivery;
+            return delivery.map_err(Refused::Failed);
         }
         if waiter.park(state, deadline) {
-            if let Some(err) = state.abandon(waiter, start) {
-                return Err(err);
+            if let Some(timed_out) = state.abandon(waiter, start) {
+                return Err(Refused::TimedOut(Box::new(timed_out)));
             }
+        }
+    }
+}
+
+/// Why a wait in line ended without a connection.
+enum Refused {
+    /// A failure handed to the waiter (a connect error, the pool closing).
+    Failed(Error),
+    /// The deadline passed; the message is formatted once the lock is released.
+    TimedOut(Box<TimedOut>),
+}
+
+impl Refused {
+    fn into_error(self) -> Error {
+        match self {
+            Refused::Failed(e) => e,
+            Refused::TimedOut(t) => t.into_error(),
         }
     }
 }

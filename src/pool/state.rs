@@ -285,6 +285,113 @@ impl Limits {
     }
 }
 
+/// The pool's gauges at one moment, as messages print them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gauges {
+    open: usize,
+    max_size: usize,
+    in_use: usize,
+    idle: usize,
+    connecting: usize,
+    closing: usize,
+    waiting: usize,
+}
+
+impl std::fmt::Display for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "open {}/{}, in use {}, idle {}, connecting {}, closing {}, waiting {}",
+            self.open,
+            self.max_size,
+            self.in_use,
+            self.idle,
+            self.connecting,
+            self.closing,
+            self.waiting
+        )
+    }
+}
+
+/// Why callers wait: the gauges, the longest checkout and its site, the oldest connect
+/// attempt, the breaker, the last failed validation ([`State::explanation`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Explanation {
+    gauges: Gauges,
+    longest: Option<(Duration, Site)>,
+    oldest_attempt: Option<Duration>,
+    failures: u32,
+    health: crate::HealthState,
+    last_validation: Option<(Duration, Error)>,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.gauges)?;
+        if let Some((held, site)) = &self.longest {
+            write!(
+                f,
+                ", longest held {} ms (acquired at {site})",
+                held.as_millis()
+            )?;
+        }
+        if let Some(running) = self.oldest_attempt {
+            write!(
+                f,
+                ", a connect attempt running for {} ms",
+                running.as_millis()
+            )?;
+        }
+        if self.failures > 0 {
+            write!(
+                f,
+                ", health {}: {} connect attempt(s) failed in a row",
+                self.health.as_str(),
+                self.failures
+            )?;
+        }
+        if let Some((ago, err)) = &self.last_validation {
+            write!(
+                f,
+                ", last failed validation {} ms ago: {err}",
+                ago.as_millis()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A timed-out acquire, counted under the lock; [`into_error`](TimedOut::into_error) formats
+/// its message once the lock is released.
+#[derive(Debug)]
+pub(crate) struct TimedOut {
+    waited: Duration,
+    explanation: Explanation,
+    last_connect: Option<Error>,
+}
+
+impl TimedOut {
+    pub(crate) fn new(
+        waited: Duration,
+        explanation: Explanation,
+        last_connect: Option<Error>,
+    ) -> TimedOut {
+        TimedOut {
+            waited,
+            explanation,
+            last_connect,
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        Error::timeout(
+            self.waited,
+            &self.explanation.to_string(),
+            self.last_connect.as_ref(),
+        )
+    }
+}
+
 /// Everything `Shared::state` guards.
 ///
 /// # Invariants
@@ -497,47 +604,40 @@ impl<C> State<C> {
 
     /// [`describe`](Self::describe) plus the causes: the longest checkout (how long, where
     /// from), the breaker, the last failed validation. What a timed-out acquire reports.
-    pub(crate) fn explain(&self) -> String {
-        let mut text = self.describe();
-        if let Some((held, site)) = self.seats.longest(Tick::now()) {
-            text.push_str(&format!(
-                ", longest held {} ms (acquired at {site})",
-                held.as_millis()
-            ));
+    /// What a timeout message says about the pool, gathered under the lock (copies and `Arc`
+    /// clones) and formatted after it is released.
+    pub(crate) fn explanation(&self) -> Explanation {
+        let now = Tick::now();
+        Explanation {
+            gauges: self.gauges(),
+            longest: self
+                .seats
+                .longest(now)
+                .map(|(held, site)| (held, site.clone())),
+            oldest_attempt: self.attempts.iter().min().map(|at| at.elapsed()),
+            failures: self.breaker.failures(),
+            health: self.breaker.state(self.live()),
+            last_validation: self
+                .last_validation_error
+                .as_ref()
+                .map(|(at, err)| (at.elapsed(), err.clone())),
         }
-        if let Some(oldest) = self.attempts.iter().min() {
-            text.push_str(&format!(
-                ", a connect attempt running for {} ms",
-                oldest.elapsed().as_millis()
-            ));
+    }
+
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            open: self.idle.len() + self.in_use + self.checking,
+            max_size: self.limits.max_size,
+            in_use: self.in_use,
+            idle: self.idle.len(),
+            connecting: self.pending,
+            closing: self.closing,
+            waiting: self.waiters.len(),
         }
-        let failures = self.breaker.failures();
-        if failures > 0 {
-            text.push_str(&format!(
-                ", health {}: {failures} connect attempt(s) failed in a row",
-                self.breaker.state(self.live()).as_str()
-            ));
-        }
-        if let Some((at, err)) = &self.last_validation_error {
-            text.push_str(&format!(
-                ", last failed validation {} ms ago: {err}",
-                at.elapsed().as_millis()
-            ));
-        }
-        text
     }
 
     pub(crate) fn describe(&self) -> String {
-        format!(
-            "open {}/{}, in use {}, idle {}, connecting {}, closing {}, waiting {}",
-            self.idle.len() + self.in_use + self.checking,
-            self.limits.max_size,
-            self.in_use,
-            self.idle.len(),
-            self.pending,
-            self.closing,
-            self.waiters.len()
-        )
+        self.gauges().to_string()
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -656,7 +756,7 @@ impl<C> State<C> {
 
     /// A waiter's deadline passed: it leaves the queue and its timeout is counted. `None` when
     /// a delivery arrived meanwhile (take it instead).
-    pub(crate) fn abandon(&mut self, waiter: &Arc<Waiter<C>>, start: Instant) -> Option<Error> {
+    pub(crate) fn abandon(&mut self, waiter: &Arc<Waiter<C>>, start: Instant) -> Option<TimedOut> {
         if lock(&waiter.slot).is_some() {
             return None;
         }
@@ -668,13 +768,17 @@ impl<C> State<C> {
 
     /// Counts an acquire that timed out after waiting since `start`; the error describes the
     /// pool.
-    pub(crate) fn time_out(&mut self, start: Instant) -> Error {
+    pub(crate) fn time_out(&mut self, start: Instant) -> TimedOut {
         self.counters.acquire_timeouts += 1;
         self.counters.wait_count += 1;
         let waited = start.elapsed();
         self.counters.wait_duration += waited;
         self.check_invariants();
-        Error::timeout(waited, &self.explain(), self.breaker.last_error())
+        TimedOut {
+            waited,
+            explanation: self.explanation(),
+            last_connect: self.breaker.last_error().cloned(),
+        }
     }
 
     /// A connection checked out by acquire failed its hand-out checks: it is retired and the
