@@ -69,9 +69,20 @@ int main(int argc, char **argv) {
               << conn.exec("SELECT count(*) FROM cpp_events").get<int64_t>(0, 0) << " events\n";
     // README:END cpp
     conn.execute("DROP TABLE cpp_events");
+    conn.release();
     auto s = pool.stats();
     std::cout << "stats: acquires " << s.acquires << ", open " << s.open << ", created "
               << s.connections_created << "\n";
+    // README:BEGIN cpp-ops
+    // Latency histograms, Prometheus text for /metrics, the health check as JSON.
+    std::cout << "hold time p99 " << s.hold_time.p99_us << " us over " << s.hold_time.count
+              << " leases\n";
+    std::string metrics = pool.metrics();
+    std::cout << "metrics: " << metrics.size() << " bytes\n";
+    pgpool::Health h = pool.health();
+    std::cout << "health: " << pgpool::to_string(h.state) << ", " << h.reasons.size()
+              << " reasons; " << pool.health_json().substr(0, 10) << "...\n";
+    // README:END cpp-ops
   } catch (const pgpool::Error &e) {
     std::cerr << "pgpool error: " << e.what() << "\n";
     return 1;

@@ -82,9 +82,9 @@ fn readme_snippets_are_the_tested_sources() {
         }
     }
     assert_eq!(
-        checked, 18,
+        checked, 19,
         "README regions: rust, rust-session, rust-reliability, rust-ops, registry-rust, \
-         registry-rust-wait, c, cpp, go, go-tx, events-c, ops-c, registry-c-worker, \
+         registry-rust-wait, c, cpp, cpp-ops, go, go-tx, events-c, ops-c, registry-c-worker, \
          registry-c, registry-c-wait, registry-go, registry-go-shutdown, events-go"
     );
 }
