@@ -112,6 +112,21 @@ func (r *Registry) Metrics() (string, error) {
 	return C.GoString(text), nil
 }
 
+// HealthJSON runs a health check of every opened pool in parallel and returns one JSON
+// object: ok (every check succeeded), state (the worst pool's) and pools (each pool's
+// Pool.HealthJSON object). Bounded by the longest HealthTimeout of the pools.
+func (r *Registry) HealthJSON() (string, error) {
+	var text *C.char
+	var detail *C.pgpool_error
+	rc := C.pgpool_registry_health_json(r.r, &text, &detail)
+	runtime.KeepAlive(r)
+	if err := takeError(rc, detail); err != nil {
+		return "", err
+	}
+	defer C.pgpool_string_free(text)
+	return C.GoString(text), nil
+}
+
 // Get returns the pool name, opening it if OpenAll did not. Every call for one name returns
 // the same *Pool; its acquire and query timeouts are the file's (a context's deadline
 // can only shorten them). Errors: CodeUsage for an unknown name

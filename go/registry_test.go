@@ -51,6 +51,9 @@ func TestRegistryOpensGetsAndClosesNamedPools(t *testing.T) {
 	if text, err := reg.Metrics(); err != nil || !strings.Contains(text, `pgpool_max_connections{pool="primary"}`) {
 		t.Fatalf("metrics: %v\n%s", err, text)
 	}
+	if text, err := reg.HealthJSON(); err != nil || !strings.HasPrefix(text, `{"ok":true,"state":"healthy","pools":[{"ok":true,"pool":"primary"`) {
+		t.Fatalf("health: %v\n%s", err, text)
+	}
 	primary, err := reg.Get("primary")
 	if err != nil {
 		t.Fatal(err)

@@ -1411,8 +1411,22 @@ pgpool_code pgpool_registry_metrics(const struct pgpool_registry *reg,
                                     char **out_text,
                                     struct pgpool_error **out_err);
 
-// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics` or
-// `pgpool_pool_health_json`. NULL is
+// Runs a health check of every opened pool of `reg` in parallel and stores the result as
+// one JSON object in `*out_json`: `ok` (every check succeeded), `state` (the worst pool's:
+// "healthy", "degraded", "down") and `pools`, an array of `pgpool_pool_health_json`
+// objects. Unhealthy pools are not a failure of this call.
+//
+// Ownership: `*out_json` is a new string from `malloc`; free it with `pgpool_string_free`
+// (or `free`). Thread-safe; blocks at most the longest `health_timeout` of the pools.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+// PGPOOL_ERR_INVALID_ARGUMENT (out of memory); PGPOOL_ERR_FORKED.
+pgpool_code pgpool_registry_health_json(const struct pgpool_registry *reg,
+                                        char **out_json,
+                                        struct pgpool_error **out_err);
+
+// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics`,
+// `pgpool_pool_health_json` or `pgpool_registry_health_json`. NULL is
 // ignored. Thread-safe; each string is freed once.
 //
 // Returns nothing (never fails).

@@ -2005,6 +2005,14 @@ class Registry {
     std::unique_ptr<char, void (*)(char *)> owned(text, pgpool_string_free);
     return std::string(text);
   }
+  /// A health check of every opened pool, in parallel, as one JSON object: `ok`, `state`
+  /// (the worst pool's) and `pools` (each pool's Pool::health_json() object).
+  std::string health_json() const {
+    char *json = nullptr;
+    detail::call(pgpool_registry_health_json, r_.get(), &json);
+    std::unique_ptr<char, void (*)(char *)> owned(json, pgpool_string_free);
+    return std::string(json);
+  }
   /// The pools' names (a file's: sorted).
   std::vector<std::string> names() const {
     size_t n = 0;

@@ -118,6 +118,28 @@ impl Health {
         }
     }
 
+    /// A check that could not run at all (its thread panicked): not ok, degraded, `error`.
+    pub(crate) fn failed(name: &str, error: Error) -> Health {
+        Health {
+            name: name.to_owned(),
+            ok: false,
+            state: HealthState::Degraded,
+            reasons: vec![format!("health check failed: {error}")],
+            database: String::new(),
+            server_time: String::new(),
+            server_version: String::new(),
+            latency: Duration::ZERO,
+            max_size: 0,
+            open: 0,
+            idle: 0,
+            in_use: 0,
+            waiting: 0,
+            consecutive_connect_failures: 0,
+            last_connect_error: None,
+            error: Some(error),
+        }
+    }
+
     /// The check as one JSON object: the seeds' `/api/db/health` body (`ok`, `database`,
     /// `timestamp`, `poolSize`, `idleCount`, `waitingCount`) and the rest in the same style.
     ///

@@ -62,8 +62,9 @@ use std::time::{Duration, Instant};
 use crate::config::Builder;
 use crate::error::{Error, ErrorKind};
 use crate::event::CloseReason;
+use crate::health::Health;
 use crate::options::{apply_option, ApplyError};
-use crate::pool::Pool;
+use crate::pool::{HealthState, Pool};
 use crate::stats::Stats;
 use crate::sync::lock;
 
@@ -586,6 +587,61 @@ impl Registry {
         let stats = self.stats();
         let pools: Vec<(&str, &Stats)> = stats.iter().map(|(n, s)| (n.as_str(), s)).collect();
         crate::prometheus::render(&pools)
+    }
+
+    /// A health check of every opened pool, run in parallel (so bounded by the longest
+    /// `health_timeout`, not their sum), in order.
+    pub fn health(&self) -> Vec<Health> {
+        let pools: Vec<Pool> = self
+            .inner
+            .entries
+            .iter()
+            .filter_map(|e| lock(&e.pool).clone())
+            .collect();
+        std::thread::scope(|scope| {
+            let checks: Vec<_> = pools.iter().map(|p| scope.spawn(|| p.health())).collect();
+            checks
+                .into_iter()
+                .zip(&pools)
+                .map(|(check, pool)| {
+                    check.join().unwrap_or_else(|_| {
+                        Health::failed(pool.name(), Error::usage("the health check panicked"))
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// [`health`](Registry::health) as one JSON object for a service's health endpoint:
+    /// `ok` (every pool's check succeeded), `state` (the worst pool's: healthy, degraded,
+    /// down) and `pools`, an array of each pool's [`Health::to_json`] object.
+    ///
+    /// ```
+    /// let registry = pgpool::Registry::builder()
+    ///     .pool("primary", "host=127.0.0.1 port=1 user=app", pgpool::Pool::builder())
+    ///     .build()?;
+    /// // No pool was opened yet: nothing to check.
+    /// assert_eq!(registry.health_json(), r#"{"ok":true,"state":"healthy","pools":[]}"#);
+    /// # Ok::<(), pgpool::Error>(())
+    /// ```
+    pub fn health_json(&self) -> String {
+        let checks = self.health();
+        let ok = checks.iter().all(|h| h.ok);
+        let worst = checks
+            .iter()
+            .map(|h| h.state)
+            .max_by_key(|s| match s {
+                HealthState::Down => 2,
+                HealthState::Degraded => 1,
+                _ => 0,
+            })
+            .unwrap_or(HealthState::Healthy);
+        let pools: Vec<String> = checks.iter().map(Health::to_json).collect();
+        format!(
+            "{{\"ok\":{ok},\"state\":\"{}\",\"pools\":[{}]}}",
+            crate::health::state_name(worst),
+            pools.join(",")
+        )
     }
 
     /// The longest `close_timeout` of the pools (what the C ABI's negative deadline means).

@@ -93,8 +93,14 @@ fn cpp_raii_example() {
     assert!(text.contains("events 100 from 4 workers"), "{text}");
     assert!(text.contains("SQLSTATE 23505, retry safe no"), "{text}");
     assert!(text.contains("after rollback: 100 events"), "{text}");
-    assert!(text.contains("hold time p99 ") && text.contains(" leases"), "{text}");
-    assert!(text.contains("health: healthy, 0 reasons; {\"ok\":true"), "{text}");
+    assert!(
+        text.contains("hold time p99 ") && text.contains(" leases"),
+        "{text}"
+    );
+    assert!(
+        text.contains("health: healthy, 0 reasons; {\"ok\":true"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -75,6 +75,11 @@ fn a_file_opens_every_pool_warm_and_gets_them_by_name() {
         text.contains("pgpool_max_connections{pool=\"replica\"} 2\n"),
         "{text}"
     );
+    let health: serde_json::Value = serde_json::from_str(&registry.health_json()).unwrap();
+    assert_eq!(health["ok"], true, "{health}");
+    assert_eq!(health["state"], "healthy");
+    assert_eq!(health["pools"][0]["pool"], "primary");
+    assert_eq!(health["pools"][1]["pool"], "replica");
 
     let e = registry.get("analytics").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);

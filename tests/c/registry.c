@@ -58,6 +58,12 @@ int main(int argc, char **argv) {
   pgpool_string_free(metrics);
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_metrics(reg, NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_metrics(NULL, &metrics, &err));
+  char *health = NULL;
+  EXPECT(PGPOOL_OK, pgpool_registry_health_json(reg, &health, &err));
+  CHECK(strncmp(health, "{\"ok\":true,\"state\":\"healthy\",\"pools\":[{\"ok\":true,\"pool\":\"a\"", 52) == 0);
+  CHECK(strstr(health, "\"pool\":\"b\"") != NULL);
+  pgpool_string_free(health);
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_registry_health_json(reg, NULL, &err));
   pgpool_pool *a = NULL, *a2 = NULL;
   EXPECT(PGPOOL_OK, pgpool_registry_get(reg, "a", &a, &err));
   EXPECT(PGPOOL_OK, pgpool_registry_get(reg, "a", &a2, &err));

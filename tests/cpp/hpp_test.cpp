@@ -1176,6 +1176,7 @@ static void registry(const std::string &url) {
   reg.open_all(std::chrono::milliseconds{10000});
   CHECK((reg.names() == std::vector<std::string>{"main", "other"}));
   CHECK(reg.metrics().find("pgpool_max_connections{pool=\"main\"} 2\n") != std::string::npos);
+  CHECK(reg.health_json().rfind("{\"ok\":true,\"state\":\"healthy\",\"pools\":[", 0) == 0);
   pgpool::Pool main = reg.get("main");
   CHECK(main.stats().max_size == 2);
   CHECK(main.exec("SELECT 5").get<int64_t>(0, 0) == 5);

@@ -126,8 +126,39 @@ pub unsafe extern "C" fn pgpool_registry_metrics(
     }
 }
 
-/// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics` or
-/// `pgpool_pool_health_json`. NULL is
+/// Runs a health check of every opened pool of `reg` in parallel and stores the result as
+/// one JSON object in `*out_json`: `ok` (every check succeeded), `state` (the worst pool's:
+/// "healthy", "degraded", "down") and `pools`, an array of `pgpool_pool_health_json`
+/// objects. Unhealthy pools are not a failure of this call.
+///
+/// Ownership: `*out_json` is a new string from `malloc`; free it with `pgpool_string_free`
+/// (or `free`). Thread-safe; blocks at most the longest `health_timeout` of the pools.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE;
+/// PGPOOL_ERR_INVALID_ARGUMENT (out of memory); PGPOOL_ERR_FORKED.
+///
+/// # Safety
+/// As `pgpool_pool_metrics`.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_registry_health_json(
+    reg: *const pgpool_registry,
+    out_json: *mut *mut c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_json` is NULL-checked and written once; `out_err` is forwarded.
+    unsafe {
+        boundary(out_err, || {
+            let registry = registry_of(reg)?;
+            args::out(out_json, "out_json")?;
+            let json = malloc_string(&registry.registry.health_json())?;
+            args::write(out_json, json);
+            Ok(())
+        })
+    }
+}
+
+/// Frees a string returned by `pgpool_pool_metrics`, `pgpool_registry_metrics`,
+/// `pgpool_pool_health_json` or `pgpool_registry_health_json`. NULL is
 /// ignored. Thread-safe; each string is freed once.
 ///
 /// Returns nothing (never fails).
