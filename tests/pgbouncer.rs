@@ -53,7 +53,9 @@ fn builder(app: &str) -> pgpool::Builder {
 }
 
 fn backend_pid(conn: &mut pgpool::PgConnection) -> i32 {
-    conn.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0)
+    conn.query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0)
 }
 
 #[test]
@@ -97,10 +99,7 @@ fn eight_pgpool_connections_share_two_server_connections() {
                 let mut conn = pool.get().unwrap();
                 let mut pids = BTreeSet::new();
                 for i in 0..ITERATIONS {
-                    let v: i32 = conn
-                        .query_one("SELECT $1::int4 + 1", &[&i])
-                        .unwrap()
-                        .get(0);
+                    let v: i32 = conn.query_one("SELECT $1::int4 + 1", &[&i]).unwrap().get(0);
                     assert_eq!(v, i + 1);
                     let n = conn
                         .execute("INSERT INTO hits (thread, i) VALUES ($1, $2)", &[&t, &i])
@@ -109,11 +108,18 @@ fn eight_pgpool_connections_share_two_server_connections() {
                     let (pid, sum) = conn
                         .transaction(|tx| -> Result<(i32, i64), Error> {
                             let pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-                            tx.execute("SELECT set_config('pgpool.k', $1::int4::text, true)", &[&i])?;
-                            tx.execute("INSERT INTO hits (thread, i) VALUES ($1, -($2::int4))", &[&t, &i])?;
+                            tx.execute(
+                                "SELECT set_config('pgpool.k', $1::int4::text, true)",
+                                &[&i],
+                            )?;
+                            tx.execute(
+                                "INSERT INTO hits (thread, i) VALUES ($1, -($2::int4))",
+                                &[&t, &i],
+                            )?;
                             // Same transaction, same server: the local setting is there.
-                            let k: String =
-                                tx.query_one("SELECT current_setting('pgpool.k')", &[])?.get(0);
+                            let k: String = tx
+                                .query_one("SELECT current_setting('pgpool.k')", &[])?
+                                .get(0);
                             assert_eq!(k, i.to_string());
                             let again: i32 = tx.query_one("SELECT pg_backend_pid()", &[])?.get(0);
                             assert_eq!(again, pid, "a transaction stays on one server");
@@ -170,7 +176,8 @@ fn eight_pgpool_connections_share_two_server_connections() {
         varied > 0,
         "no pgpool connection was moved between servers: {pids:?}"
     );
-    assert!(most_servers.load(Ordering::Relaxed) <= 2);
+    let most = most_servers.load(Ordering::Relaxed);
+    assert!((1..=2).contains(&most), "{most} server sessions seen");
     assert!(bouncer.server_connections().unwrap() <= 2);
     let stats = pool.stats();
     assert!(stats.open > 2, "pgpool opened {} connections", stats.open);
@@ -197,7 +204,10 @@ fn one_pgpool_connection_moves_between_servers() {
         let pb = backend_pid(&mut b);
         let pa2 = backend_pid(&mut a);
         seen.insert(pa2);
-        assert_ne!(pa2, pb, "a server pinned by a transaction served another client");
+        assert_ne!(
+            pa2, pb,
+            "a server pinned by a transaction served another client"
+        );
         b.batch_execute("COMMIT").unwrap();
         if seen.len() > 1 {
             break;
@@ -230,7 +240,10 @@ fn errors_and_abandoned_transactions_are_rolled_back_before_reuse() {
     {
         let mut conn = pool.get().unwrap();
         assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
-        let n: i64 = conn.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+        let n: i64 = conn
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0);
     }
 
@@ -245,7 +258,10 @@ fn errors_and_abandoned_transactions_are_rolled_back_before_reuse() {
     {
         let mut conn = pool.get().unwrap();
         assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
-        let n: i64 = conn.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+        let n: i64 = conn
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0);
         let timeout: String = conn
             .query_one("SELECT current_setting('statement_timeout')", &[])
@@ -274,7 +290,10 @@ fn errors_and_abandoned_transactions_are_rolled_back_before_reuse() {
         .get(0);
     assert_eq!(stuck, 0);
     let stats = pool.stats();
-    assert_eq!(stats.connections_created, 1, "the one connection was reused");
+    assert_eq!(
+        stats.connections_created, 1,
+        "the one connection was reused"
+    );
     assert_eq!(stats.closed(CloseReason::Broken), 0);
 }
 
@@ -368,14 +387,21 @@ fn named_statements_break_in_transaction_mode_and_unnamed_ones_do_not() {
         // `b` prepares and runs a different one on s2.
         pinners.free_only(s2);
         assert_eq!(backend_pid(&mut b), s2);
-        let v: i32 = b.query_one("SELECT $1::int4 * 100", &[&1i32]).unwrap().get(0);
+        let v: i32 = b
+            .query_one("SELECT $1::int4 * 100", &[&1i32])
+            .unwrap()
+            .get(0);
         assert_eq!(v, 100);
         // `a` runs its statement again; PgBouncer picks s2.
         let v: i32 = a.query_one("SELECT $1::int4 + 1", &[&1i32]).unwrap().get(0);
         // And `b` on s1, where `a`'s statements live.
         pinners.free_only(s1);
-        let on_s1 = b.query_one("SELECT $1::int4 * 100", &[&1i32]).map(|r| r.get::<_, i32>(0));
-        let fresh = b.query_one("SELECT $1::int4 - 1", &[&1i32]).map(|r| r.get::<_, i32>(0));
+        let on_s1 = b
+            .query_one("SELECT $1::int4 * 100", &[&1i32])
+            .map(|r| r.get::<_, i32>(0));
+        let fresh = b
+            .query_one("SELECT $1::int4 - 1", &[&1i32])
+            .map(|r| r.get::<_, i32>(0));
         if transaction_pooling {
             assert_eq!(v, 2);
             assert_eq!(on_s1.unwrap(), 100);
@@ -421,7 +447,8 @@ fn health_validation_keepalives_and_resets_work_through_pgbouncer() {
     assert!(!health.server_version.is_empty());
     for i in 0..20i32 {
         let mut conn = pool.get().unwrap();
-        conn.batch_execute("SET application_name = 'changed'").unwrap();
+        conn.batch_execute("SET application_name = 'changed'")
+            .unwrap();
         let v: i32 = conn.query_one("SELECT $1::int4", &[&i]).unwrap().get(0);
         assert_eq!(v, i);
     }
@@ -496,7 +523,9 @@ fn statement_timeout_in_startup_options_does_not_pass_pgbouncer() {
         .acquire_timeout(Duration::from_secs(5))
         .build(&bouncer.url())
         .unwrap();
+    let start = Instant::now();
     let err = pool.get().map(drop).unwrap_err();
+    eprintln!("after {:?}: {err}", start.elapsed());
     assert!(
         err.to_string().contains("unsupported startup parameter"),
         "{err}"

@@ -418,8 +418,10 @@ impl TempPgBouncer {
 
     /// A session on the admin console (simple queries only: `SHOW POOLS`, `SHOW SERVERS`).
     pub fn admin(&self) -> io::Result<postgres::Client> {
-        let mut config: postgres::Config =
-            self.admin_url().parse().map_err(|e| other(format!("{e}")))?;
+        let mut config: postgres::Config = self
+            .admin_url()
+            .parse()
+            .map_err(|e| other(format!("{e}")))?;
         config.connect_timeout(Duration::from_secs(10));
         config
             .connect(postgres::NoTls)
