@@ -572,3 +572,25 @@ fn the_c_api_runs_typed_queries_from_four_threads_through_pgbouncer() {
     assert!(bouncer.server_connections().unwrap() <= 2);
     eprintln!("{}", output.trim_end());
 }
+
+#[test]
+fn the_throwaway_pgbouncer_is_stopped_and_removed_on_drop() {
+    let Some((bouncer, _cluster)) = setup(1) else {
+        return;
+    };
+    let port = bouncer.port();
+    assert!(port != 5432 && port != 6432);
+    let dir = bouncer.dir().to_path_buf();
+    assert!(dir.join("pgbouncer.ini").is_file());
+    assert_eq!(bouncer.default_pool_size(), 1);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    drop(bouncer);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+        }),
+        "PgBouncer still listens on {port} after drop"
+    );
+}

@@ -390,6 +390,11 @@ impl TempPgBouncer {
         self.root.join("pgbouncer.pid")
     }
 
+    /// The temporary directory (configuration, auth file, log, pid file), removed on drop.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
     /// PgBouncer's log file.
     pub fn log_path(&self) -> PathBuf {
         self.root.join("pgbouncer.log")
