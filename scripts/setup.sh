@@ -2,8 +2,9 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
 # the PostgreSQL server (initdb, pg_ctl, pgbench), libpq's development files (the libpq
 # comparison tests), C and C++ compilers (gcc, and clang for the C++ wrapper's test), pkg-config
-# (the install test), Go (for the Go module), valgrind and Chromium (the CLI's status-page test
-# loads the page headless). As root it
+# (the install test), Go (for the Go module), valgrind, Chromium (the CLI's status-page test
+# loads the page headless) and PgBouncer (tests/pgbouncer.rs runs throwaway ones; the Debian
+# package's own service on port 6432 is never used). As root it
 # runs apt-get; otherwise it prints the exact command.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
@@ -34,6 +35,8 @@ command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # `pgpool metrics` serves a status page; its test renders it in headless Chromium.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# tests/pgbouncer.rs puts pgpool behind throwaway PgBouncers (Debian installs it in /usr/sbin).
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -54,6 +54,12 @@ if [ "$(id -u)" -eq 0 ] && command -v chromium >/dev/null 2>&1; then
   export PGPOOL_REQUIRE_CHROMIUM=1
 fi
 
+# tests/pgbouncer.rs runs pgpool behind throwaway PgBouncers (never the machine's own on 6432).
+# As root, setup.sh installs pgbouncer, and then a missing one is a failure, not a skip.
+if [ "$(id -u)" -eq 0 ] && { command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; }; then
+  export PGPOOL_REQUIRE_PGBOUNCER=1
+fi
+
 echo "== cargo test --workspace"
 # The library, its integration and doc tests (among them the installation, tests/install.rs),
 # the test kit and the command-line program (crates/); benchmarks run below, in their smoke

@@ -166,13 +166,13 @@ pub fn server_bindir() -> io::Result<PathBuf> {
     })
 }
 
-fn effective_uid() -> Option<u32> {
+pub(crate) fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-fn user_ids(user: &str) -> Option<(u32, u32)> {
+pub(crate) fn user_ids(user: &str) -> Option<(u32, u32)> {
     let id = |flag: &str| -> Option<u32> {
         let out = Command::new("id").args([flag, user]).output().ok()?;
         if !out.status.success() {
@@ -184,7 +184,7 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
 }
 
 /// A port free on 127.0.0.1 and on every other address in `listen`.
-fn free_port(listen: &[IpAddr]) -> io::Result<u16> {
+pub(crate) fn free_port(listen: &[IpAddr]) -> io::Result<u16> {
     let mut last_err = None;
     for _ in 0..20 {
         let first = TcpListener::bind("127.0.0.1:0")?;
