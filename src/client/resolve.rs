@@ -18,6 +18,12 @@ pub(crate) const MAX_LOOKUPS: usize = 8;
 
 static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
+/// In a forked child: the parent's lookup threads are not there, so none is running. (An
+/// atomic store: safe in the `fork` child handler.)
+pub(crate) fn forget_lookups() {
+    LOOKUPS.store(0, Ordering::SeqCst);
+}
+
 /// Why a name has no addresses.
 #[derive(Debug)]
 pub(crate) enum Failure {

@@ -127,6 +127,8 @@ extern "C" fn in_child() {
     // An atomic add, then unlocks of locks this thread holds: nothing here waits, allocates
     // or takes a lock another thread could have held.
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    // The parent's lookup threads do not exist here: they must not count against the cap.
+    crate::client::resolve::forget_lookups();
     for lock in crate::ffi::capi::held_across_fork().iter().rev() {
         lock.release();
     }
