@@ -10,6 +10,7 @@
 //! | `pgpool_connectors` | gauge | `pool` |
 //! | `pgpool_health_state` | gauge (1 for the current state) | `pool`, `state` |
 //! | `pgpool_consecutive_connect_failures` | gauge | `pool` |
+//! | `pgpool_last_connect_success_timestamp_seconds`, `pgpool_last_connect_failure_timestamp_seconds` | gauge (Unix time; no sample before the first) | `pool` |
 //! | `pgpool_acquires_total` | counter | `pool` |
 //! | `pgpool_acquire_waits_total`, `pgpool_acquire_wait_seconds_total` | counter | `pool` |
 //! | `pgpool_acquire_timeouts_total`, `pgpool_acquire_overloaded_total` | counter | `pool` |
@@ -123,6 +124,29 @@ pub fn render(pools: &[(&str, &Stats)]) -> String {
             s.consecutive_connect_failures.into()
         }),
     );
+    // Unix times of the last connect outcomes (no sample before the first).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    for (name, help, since) in [
+        (
+            "pgpool_last_connect_success_timestamp_seconds",
+            "Unix time of the last successful connect.",
+            (|s| s.since_connect_success) as fn(&Stats) -> Option<Duration>,
+        ),
+        (
+            "pgpool_last_connect_failure_timestamp_seconds",
+            "Unix time of the last failed connect.",
+            |s| s.since_connect_failure,
+        ),
+    ] {
+        family(name, "gauge", help, &move |out, pool, s| {
+            if let Some(ago) = since(s) {
+                let at = now.saturating_sub(ago).as_secs_f64();
+                let _ = writeln!(out, "{name}{{pool=\"{pool}\"}} {at:.3}");
+            }
+        });
+    }
     for (name, help, value) in [
         (
             "pgpool_acquires_total",

@@ -176,6 +176,17 @@ fn prometheus_text_matches_the_stats() {
     }
     assert_eq!(last, 10.0);
     assert!(sample(&text, "pgpool_query_duration_seconds_sum{pool=\"prom\"}") > 0.0);
+    // The last connect succeeded just now (Unix time); none failed, so no sample.
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at = sample(
+        &text,
+        "pgpool_last_connect_success_timestamp_seconds{pool=\"prom\"}",
+    );
+    assert!((unix_now - at).abs() < 60.0, "{at} vs {unix_now}");
+    assert!(!text.contains("pgpool_last_connect_failure_timestamp_seconds{"));
 }
 
 #[test]
