@@ -50,12 +50,22 @@ pub fn cpu_seconds() -> (f64, f64) {
 
 /// Resident set size of this process in KiB (`VmRSS` of `/proc/self/status`).
 pub fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// This process's anonymous resident memory (`RssAnon`: heap, stacks; not the pages of the
+/// executable and libraries, which every pool and process shares) in KiB.
+pub fn anon_kib() -> u64 {
+    status_kib("RssAnon:")
+}
+
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
 /// A latency histogram in nanoseconds (1 ns .. 100 s, 3 significant digits).

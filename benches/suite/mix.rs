@@ -9,7 +9,9 @@ use std::time::Duration;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::common::{alternate, rss_kib, run_threads, warm_pgpool, Contender, Plan, Row, Sample};
+use crate::common::{
+    alternate, anon_kib, rss_kib, run_threads, warm_pgpool, Contender, Plan, Row, Sample,
+};
 use crate::external::{pgbench, Endpoint, PgbenchWork};
 
 /// In the child: RSS before and after opening an idle pool of `size` connections. One
@@ -25,7 +27,7 @@ pub fn memory_child(kind: &str, size: u32, conninfo: &str) {
         drop(config.connect(NoTls).expect("warm-up connection"));
     }
     std::thread::sleep(Duration::from_millis(100));
-    let before = rss_kib();
+    let (before, anon_before) = (rss_kib(), anon_kib());
     let keep: Box<dyn std::any::Any> = match kind {
         "pgpool" => {
             let pool = warm_pgpool(conninfo, size);
@@ -41,8 +43,11 @@ pub fn memory_child(kind: &str, size: u32, conninfo: &str) {
         }
     };
     std::thread::sleep(Duration::from_millis(300));
-    let after = rss_kib();
-    println!("rss_before_kib={before} rss_after_kib={after}");
+    let (after, anon_after) = (rss_kib(), anon_kib());
+    println!(
+        "rss_before_kib={before} rss_after_kib={after} anon_before_kib={anon_before} \
+         anon_after_kib={anon_after}"
+    );
     drop(keep);
 }
 
@@ -59,6 +64,7 @@ pub fn memory(plan: &Plan, ep: &Endpoint, rows: &mut Vec<Row>) {
         for kind in ["pgpool", "r2d2"] {
             let mut deltas = Vec::new();
             let mut totals = Vec::new();
+            let mut anon_deltas = Vec::new();
             for _ in 0..reps {
                 let out = Command::new(&exe)
                     .args(["--child-memory", kind, &size.to_string(), &ep.conninfo])
@@ -74,18 +80,22 @@ pub fn memory(plan: &Plan, ep: &Endpoint, rows: &mut Vec<Row>) {
                 let (before, after) = (field("rss_before_kib="), field("rss_after_kib="));
                 deltas.push(after - before);
                 totals.push(after);
+                anon_deltas.push(field("anon_after_kib=") - field("anon_before_kib="));
             }
             let delta = deltas.iter().sum::<f64>() / deltas.len() as f64;
             let total = totals.iter().sum::<f64>() / totals.len() as f64;
+            let anon = anon_deltas.iter().sum::<f64>() / anon_deltas.len() as f64;
             let name = if kind == "pgpool" {
                 MEM_PGPOOL
             } else {
                 MEM_R2D2
             };
             let row = Row::new("memory", &group, name).with(vec![
-                ("rss_kib", total),
-                ("pool_kib", delta),
+                ("anon_kib_per_connection", anon / size as f64),
+                ("pool_anon_kib", anon),
                 ("kib_per_connection", delta / size as f64),
+                ("pool_kib", delta),
+                ("rss_kib", total),
             ]);
             row.print();
             rows.push(row);
