@@ -16,7 +16,7 @@ struct Capture;
 
 impl log::Log for Capture {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.target().starts_with("pgpool::")
+        m.target() == "pgpool" || m.target().starts_with("pgpool::")
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
@@ -329,4 +329,20 @@ fn the_stats_line_is_logged_at_its_interval() {
     assert!(text.contains("healthy, open 1/2"), "{text}");
     assert!(text.contains("acquires 1"), "{text}");
     assert!(text.contains("p99 acquire"), "{text}");
+}
+
+#[test]
+fn statement_timeout_with_transaction_pooling_is_warned_about_at_build() {
+    capture_logs();
+    let _pool = pool("txpool")
+        .transaction_pooling(true)
+        .statement_timeout(Some(Duration::from_secs(5)))
+        .build("host=127.0.0.1 port=1 user=nobody")
+        .unwrap();
+    let warned = RECORDS.lock().unwrap().iter().any(|(target, level, text)| {
+        target == "pgpool"
+            && *level == log::Level::Warn
+            && text.contains("statement_timeout is sent in the startup packet")
+    });
+    assert!(warned, "no warning about statement_timeout behind a proxy");
 }

@@ -24,6 +24,14 @@ impl Builder {
     /// connection string.
     pub fn build(self, conninfo: &str) -> Result<Pool<PgManager>, Error> {
         let (config, hook, conninfo) = self.resolve(Some(conninfo))?;
+        if config.transaction_pooling && config.statement_timeout.is_some() {
+            log::warn!(
+                target: "pgpool",
+                "statement_timeout is sent in the startup packet's options, which PgBouncer \
+                 refuses (or ignores, with ignore_startup_parameters = options): behind a \
+                 transaction-pooling proxy set it on the server role, or use query_timeout"
+            );
+        }
         let mut manager = PgManager::new(&conninfo, &config)?;
         if let Some(hook) = &hook {
             let hook = hook.clone();
