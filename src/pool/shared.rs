@@ -7,7 +7,7 @@
 //! events, start connectors and close retired connections.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,29 @@ pub(crate) struct Shared<M: Manager> {
 pub(crate) struct PoolHistograms {
     pub(crate) acquire_wait: Recorder,
     pub(crate) connect_time: Recorder,
+}
+
+/// Canceller threads (`Shared::interrupt`) still sending, process-wide.
+static CANCELS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits up to `bound` until the cancel requests of reclaimed statements are sent (each is
+/// bounded by 2 s on its own): what a program about to exit after closing its pools needs, or
+/// the statements would run on in the server. True when none is left.
+pub(crate) fn wait_for_cancels(bound: Duration) -> bool {
+    let until = Instant::now() + bound;
+    while CANCELS_IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// In a forked child: the parent's canceller threads are not there. (An atomic store: safe
+/// in the `fork` child handler.)
+pub(crate) fn forget_cancels() {
+    CANCELS_IN_FLIGHT.store(0, Ordering::SeqCst);
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -460,10 +483,15 @@ impl<M: Manager> Shared<M> {
             }
         }
         if !cancels.is_empty() {
+            CANCELS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
             let spawned = std::thread::Builder::new()
                 .name(format!("pgpool-x{}", self.id))
-                .spawn(move || cancels.iter().for_each(|i| i.cancel()));
+                .spawn(move || {
+                    cancels.iter().for_each(|i| i.cancel());
+                    CANCELS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                });
             if let Err(e) = spawned {
+                CANCELS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
                 log::warn!(target: "pgpool", "cannot start a thread for cancel requests: {e}");
             }
         }

@@ -129,6 +129,7 @@ extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
     // The parent's lookup threads do not exist here: they must not count against the cap.
     crate::client::resolve::forget_lookups();
+    crate::pool::forget_cancels();
     for lock in crate::ffi::capi::held_across_fork().iter().rev() {
         lock.release();
     }
