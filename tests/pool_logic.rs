@@ -1108,8 +1108,12 @@ fn stress(close_never_blocks: bool, seed: u64) {
         0,
         "seed {seed}: an invariant failed"
     );
+    // Progress, not speed: a busy machine (the other tests of this binary run alongside) has
+    // given as few as ~900 acquires where an idle one gives several thousand; a pool that
+    // stalls gives next to none.
     let acquires: u64 = pools.iter().map(|p| p.stats().acquires).sum();
-    assert!(acquires > 1000, "seed {seed}: only {acquires} acquires");
+    println!("measured: seed {seed}: {acquires} acquires");
+    assert!(acquires > 200, "seed {seed}: only {acquires} acquires");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
