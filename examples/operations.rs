@@ -19,7 +19,7 @@ pub fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
 
     // Latency histograms, on by default: acquire wait, connect, query and hold time.
     let stats = pool.stats();
-    println!("query time: {}", stats.query_time); // n=100 p50=0.081ms p90=… p99=… max=…
+    println!("query time: {}", stats.query_time); // the format: n=100 p50=…ms p90=…ms p99=…ms max=…ms
     println!("hold time p99: {:?}", stats.hold_time.p99());
 
     // Prometheus text for a /metrics endpoint, and the body of a /api/db/health endpoint.

@@ -252,7 +252,7 @@ impl std::fmt::Debug for Histogram {
 }
 
 impl std::fmt::Display for Histogram {
-    /// `n=1234 p50=0.21ms p90=0.40ms p99=1.9ms max=12ms`.
+    /// `n=<count> p50=<ms> p90=<ms> p99=<ms> max=<ms>`, each in milliseconds (`0.081ms`, `12ms`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,

@@ -92,7 +92,7 @@ pub struct Stats {
 
 /// One line of a pool's figures, as the periodic stats log line prints them:
 /// `healthy, open 3/10 (in use 2, idle 1), waiting 0, acquires 1234 (timeouts 0),
-/// connects 3 (errors 0), closed 0, p99 acquire 0.012ms query 0.850ms hold 1.2ms`.
+/// connects 3 (errors 0), closed 0, p99 acquire <ms> query <ms> hold <ms>`.
 pub(crate) fn summary(s: &Stats) -> String {
     use crate::histogram::ms;
     let mut line = format!(

@@ -109,30 +109,7 @@ fn go_cgo_example() {
         panic!("Go is not installed (scripts/setup.sh installs golang-go)");
     }
     let url = common::url();
-    let dir = c_support::out_dir("go");
-    let lib = c_support::lib_dir();
-    let exe = dir.join("pgpool-go-example");
-    let output = Command::new("go")
-        .current_dir(c_support::root().join("examples-c/go"))
-        .args(["build", "-tags", "pgpool_nopkgconfig", "-o"])
-        .arg(&exe)
-        .arg(".")
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOFLAGS", "-mod=mod")
-        .env(
-            "CGO_CFLAGS",
-            format!("-I{}", c_support::root().join("include").display()),
-        )
-        .env(
-            "CGO_LDFLAGS",
-            format!(
-                "-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool",
-                lib.display()
-            ),
-        )
-        .output()
-        .expect("run go build");
-    c_support::check("go build", &output);
+    let exe = c_support::build_go_program("examples-c/go", "pgpool-go-example");
     let text = c_support::run(&exe, &[&url]);
     assert!(
         text.contains("counter 400 after 16 goroutines x 25 transactions"),

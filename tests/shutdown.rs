@@ -263,30 +263,7 @@ fn sigterm_makes_the_go_example_close_every_pool_and_exit_0() {
     }
     let app = common::app_name("shutdown-go");
     let file = pools_file(&app);
-    let dir = c_support::out_dir("go");
-    let lib = c_support::lib_dir();
-    let exe = dir.join("pgpool-go-service");
-    let output = Command::new("go")
-        .current_dir(c_support::root().join("examples-c/go-service"))
-        .args(["build", "-tags", "pgpool_nopkgconfig", "-o"])
-        .arg(&exe)
-        .arg(".")
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOFLAGS", "-mod=mod")
-        .env(
-            "CGO_CFLAGS",
-            format!("-I{}", c_support::root().join("include").display()),
-        )
-        .env(
-            "CGO_LDFLAGS",
-            format!(
-                "-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool",
-                lib.display()
-            ),
-        )
-        .output()
-        .expect("run go build");
-    c_support::check("go build", &output);
+    let exe = c_support::build_go_program("examples-c/go-service", "pgpool-go-service");
     let mut command = Command::new(&exe);
     command.arg(&file).arg("2");
     sigterm_closes_everything(command, &app, "pools closed, 0 connections reclaimed");

@@ -162,3 +162,33 @@ pub fn valgrind(program: &Path, args: &[&str]) -> String {
         .expect("run valgrind");
     check(&format!("valgrind {}", program.display()), &output)
 }
+
+/// Builds the Go program in `dir` (relative to the repository) against this build's
+/// `libpgpool.so` and the repository's headers; returns the executable, named `name`.
+pub fn build_go_program(dir: &str, name: &str) -> PathBuf {
+    let out = out_dir("go");
+    let lib = lib_dir();
+    let exe = out.join(name);
+    let output = Command::new("go")
+        .current_dir(root().join(dir))
+        .args(["build", "-tags", "pgpool_nopkgconfig", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .env("GOCACHE", out.join("cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", root().join("include").display()),
+        )
+        .env(
+            "CGO_LDFLAGS",
+            format!(
+                "-L{0} -Wl,--disable-new-dtags,-rpath,{0} -lpgpool",
+                lib.display()
+            ),
+        )
+        .output()
+        .expect("run go build");
+    check("go build", &output);
+    exe
+}

@@ -166,6 +166,31 @@ pub fn server_bindir() -> io::Result<PathBuf> {
     })
 }
 
+/// The user servers run as: `None` when not root; as root (PostgreSQL and PgBouncer refuse
+/// to run as root), `postgres` or else `nobody`.
+pub(crate) fn run_as_user() -> io::Result<Option<String>> {
+    if effective_uid() != Some(0) {
+        return Ok(None);
+    }
+    ["postgres", "nobody"]
+        .into_iter()
+        .find(|u| user_ids(u).is_some())
+        .map(|u| Some(u.to_string()))
+        .ok_or_else(|| other("running as root and no 'postgres' or 'nobody' user"))
+}
+
+/// A new directory `<tmp>/<prefix>-<pid>-<seq>-<random>`.
+pub(crate) fn scratch_dir(prefix: &str) -> io::Result<PathBuf> {
+    let root = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}-{:04x}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        fastrand::u16(..)
+    ));
+    fs::create_dir_all(&root)?;
+    Ok(root)
+}
+
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
@@ -246,22 +271,8 @@ impl TempCluster {
         netns: Option<(&str, IpAddr)>,
     ) -> io::Result<TempCluster> {
         let bindir = server_bindir()?;
-        let run_as = if effective_uid() == Some(0) {
-            let user = ["postgres", "nobody"]
-                .into_iter()
-                .find(|u| user_ids(u).is_some())
-                .ok_or_else(|| other("running as root and no 'postgres' or 'nobody' user"))?;
-            Some(user.to_string())
-        } else {
-            None
-        };
-        let root = std::env::temp_dir().join(format!(
-            "pgpool-{}-{}-{:04x}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            fastrand::u16(..)
-        ));
-        fs::create_dir_all(&root)?;
+        let run_as = run_as_user()?;
+        let root = scratch_dir("pgpool")?;
         let socket_dir = root.join("s");
         fs::create_dir_all(&socket_dir)?;
         if let Some(user) = &run_as {

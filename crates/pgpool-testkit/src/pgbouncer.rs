@@ -31,13 +31,10 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{effective_uid, free_port, user_ids};
+use crate::cluster::{free_port, run_as_user, scratch_dir, user_ids};
 use crate::TempCluster;
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// The environment variable that turns a missing PgBouncer from a skip into a failure.
 pub const REQUIRE_PGBOUNCER_VAR: &str = "PGPOOL_REQUIRE_PGBOUNCER";
@@ -143,22 +140,8 @@ impl TempPgBouncer {
         options: &PgBouncerOptions,
     ) -> Result<TempPgBouncer, PgBouncerError> {
         let binary = pgbouncer_binary().ok_or(PgBouncerError::NotInstalled)?;
-        let run_as = if effective_uid() == Some(0) {
-            let user = ["postgres", "nobody"]
-                .into_iter()
-                .find(|u| user_ids(u).is_some())
-                .ok_or_else(|| other("running as root and no 'postgres' or 'nobody' user"))?;
-            Some(user.to_string())
-        } else {
-            None
-        };
-        let root = std::env::temp_dir().join(format!(
-            "pgpool-bouncer-{}-{}-{:04x}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            fastrand::u16(..)
-        ));
-        fs::create_dir_all(&root)?;
+        let run_as = run_as_user()?;
+        let root = scratch_dir("pgpool-bouncer")?;
         let mut bouncer = TempPgBouncer {
             root,
             port: 0,
