@@ -28,7 +28,14 @@ const SLACK: Duration = Duration::from_millis(1500);
 const LONG: Duration = Duration::from_secs(15);
 
 /// Texts that name why a connect failed while the server is down or shutting down.
-const CONNECT_CAUSES: &[&str] = &["refused", "shutting down", "57p03", "starting up"];
+/// (A connect that meets the postmaster closing its sockets mid-stop is reset by the peer.)
+const CONNECT_CAUSES: &[&str] = &[
+    "refused",
+    "reset by peer",
+    "shutting down",
+    "57p03",
+    "starting up",
+];
 
 /// Texts that name why a session in use broke when the server went away.
 const BROKEN_CAUSES: &[&str] = &[
