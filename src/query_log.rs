@@ -114,12 +114,14 @@ pub fn redact(sql: &str) -> Cow<'_, str> {
             }
             i += 1;
         } else if c == b'\'' {
-            // `E'…'` / `e'…'` prefixes are dropped with the literal.
-            let start = if i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !word(b[i - 2])) {
-                i - 1
-            } else {
-                i
-            };
+            // `E'…'` / `e'…'` prefixes are dropped with the literal; an `e` already taken
+            // as part of a number (`2.e'…'`) is not one.
+            let start =
+                if i > copied && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !word(b[i - 2])) {
+                    i - 1
+                } else {
+                    i
+                };
             let escapes = start != i;
             out.push_str(&sql[copied..start]);
             out.push('?');
@@ -206,6 +208,9 @@ mod tests {
             ),
             ("SELECT col_1, x1 FROM v", "SELECT col_1, x1 FROM v"),
             ("SELECT 'unterminated", "SELECT ?"),
+            // A number ending in `e` right before a quote: the `e` is not an escape prefix.
+            ("2.e'~&{=,&HuzV 'mijscjfy'", "??mijscjfy?"),
+            ("SELECT 1e'x'", "SELECT ??"),
             ("", ""),
         ] {
             assert_eq!(redact(sql), want, "{sql}");
@@ -213,6 +218,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(sql in "[Ee'\"$\\\\0-9a-z._ é]{0,40}|\\PC{0,40}") {
+            let out = redact(&sql);
+            // Only `?` is ever added.
+            proptest::prop_assert!(out.chars().all(|c| c == '?' || sql.contains(c)), "{out}");
+        }
+
         #[test]
         fn never_panics_and_never_keeps_a_quoted_secret(prefix in "[ -~]{0,30}", secret in "[a-z]{8}") {
             let sql = format!("{prefix} '{secret}'");
