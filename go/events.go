@@ -68,6 +68,7 @@ const (
 	CloseDiscarded        CloseReason = "discarded"         // Conn.Discard
 	ClosePoolClosed       CloseReason = "pool_closed"       // the pool closed
 	CloseReclaimed        CloseReason = "reclaimed"         // taken back from its holder
+	CloseRoleChanged      CloseReason = "role_changed"      // the server changed role against target_session_attrs
 )
 
 // Event is one thing that happened in a pool (see WithEventHandler).

@@ -601,6 +601,7 @@ type Stats struct {
 	PoolClosed        int64
 	ReclaimedClosed   int64 // taken back: held past MaxCheckout, or still held when CloseTimeout ran out
 	LeaksSuspected    int64 // checkouts held past LeakThreshold (each reported once)
+	RoleChangedClosed int64 // the server changed role against target_session_attrs (a standby promoted, a primary turned read-only)
 
 	Health                     HealthState   // Healthy, Degraded or Down (the breaker is open)
 	ConsecutiveConnectFailures int32         // failed connects in a row (0 after a success)
@@ -647,6 +648,7 @@ func (p *Pool) Stats() Stats {
 		SinceConnectFailure: sinceMs(s.since_connect_failure_ms), Connectors: int32(s.connectors),
 		AcquireWait: histogram(s.acquire_wait), ConnectTime: histogram(s.connect_time),
 		QueryTime: histogram(s.query_time), HoldTime: histogram(s.hold_time),
+		RoleChangedClosed: int64(s.closed_role_changed),
 	}
 }
 

@@ -275,6 +275,9 @@ enum pgpool_close_reason
   PGPOOL_CLOSE_POOL_CLOSED = 9,
   // Taken back from its holder.
   PGPOOL_CLOSE_RECLAIMED = 10,
+  // The server is no longer what `target_session_attrs` asked for (a standby was
+  // promoted, a primary turned read-only).
+  PGPOOL_CLOSE_ROLE_CHANGED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -359,7 +362,7 @@ typedef struct pgpool_event {
   uint32_t reserved;
   // The reason's stable name for REMOVE and RECLAIMED ("idle_timeout", "lifetime",
   // "max_idle", "max_uses", "broken", "failed_validation", "failed_keepalive",
-  // "discarded", "pool_closed", "reclaimed"); empty otherwise.
+  // "discarded", "pool_closed", "reclaimed", "role_changed"); empty otherwise.
   const char *reason_text;
   // ERROR: the error's message; NOTICE: the notice's message; empty otherwise.
   const char *message;
@@ -492,6 +495,9 @@ typedef struct pgpool_stats {
   struct pgpool_histogram query_time;
   // How long each checkout was held.
   struct pgpool_histogram hold_time;
+  // Connections retired because the server changed role: a standby promoted, or a
+  // primary turned read-only, against the pool's `target_session_attrs`.
+  uint64_t closed_role_changed;
 } pgpool_stats;
 
 // The result of a health check (`pgpool_pool_health`).

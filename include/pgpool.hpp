@@ -1594,7 +1594,9 @@ class Transaction {
 
 /// A snapshot of a pool's gauges and counters (the C struct; see pgpool.h). Beyond the
 /// gauges and close counters: `closed_reclaimed` (leases taken back: held past
-/// max_checkout, or still out when a bounded close ran out), `leaks_suspected` (leases held
+/// max_checkout, or still out when a bounded close ran out), `closed_role_changed` (the
+/// server stopped matching target_session_attrs: a standby promoted, a primary turned
+/// read-only), `leaks_suspected` (leases held
 /// past leak_threshold), `health` (a pgpool_health_state: `health_state(stats)` gives the
 /// enum class), `consecutive_connect_failures`, `since_connect_success_ms` and
 /// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running), and the

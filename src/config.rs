@@ -41,8 +41,10 @@ pub struct Config {
     pub acquire_timeout: Duration,
     /// One deadline for a whole connect: every host name lookup (even when the resolver does
     /// not answer), every host and address tried, TCP connect, TLS handshake, startup,
-    /// authentication and the first ReadyForQuery (a connection string's
-    /// `connect_timeout`, if shorter, wins). Defaults to 10 s; must be > 0.
+    /// authentication and the first ReadyForQuery. Each attempt (one address of one host)
+    /// gets the connection string's `connect_timeout` if it has one (libpq's per-attempt
+    /// meaning), else a fair share of what is left (at least 500 ms), so a host that
+    /// swallows packets leaves time for the hosts after it. Defaults to 10 s; must be > 0.
     pub connect_timeout: Duration,
     /// Retire a connection after this many checkouts (pg-pool's `maxUses`).
     /// Defaults to `None` (unlimited); `Some(0)` is rejected.

@@ -695,6 +695,11 @@ impl PgConnection {
         !self.is_broken()
     }
 
+    /// False once the server reported a role that `target_session_attrs` does not accept.
+    pub(crate) fn keeps_its_role(&mut self) -> bool {
+        self.session.keeps_its_role()
+    }
+
     /// The zero-cost probe: no round trip, one non-blocking `poll(2)`.
     pub(crate) fn probe(&mut self) -> Probe {
         if self.is_broken() || self.session.in_copy {

@@ -33,11 +33,16 @@ pub enum CloseReason {
     /// Taken back from a holder: held longer than `max_checkout`, or still held when
     /// [`Pool::close_timeout`](crate::Pool::close_timeout) ran out.
     Reclaimed,
+    /// The server is no longer what `target_session_attrs` asked for: a standby was
+    /// promoted, or a primary turned read-only (`default_transaction_read_only`). Seen in the
+    /// parameters the server reports (PostgreSQL 14+) after a statement, a reset or a
+    /// validation round trip.
+    RoleChanged,
 }
 
 impl CloseReason {
     /// Every reason, in the order the stats report them.
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::IdleTimeout,
         CloseReason::Lifetime,
         CloseReason::MaxIdle,
@@ -48,6 +53,7 @@ impl CloseReason {
         CloseReason::Discarded,
         CloseReason::PoolClosed,
         CloseReason::Reclaimed,
+        CloseReason::RoleChanged,
     ];
 
     /// A short, stable name (`"idle_timeout"`, `"lifetime"`, ...).
@@ -63,6 +69,7 @@ impl CloseReason {
             CloseReason::Discarded => "discarded",
             CloseReason::PoolClosed => "pool_closed",
             CloseReason::Reclaimed => "reclaimed",
+            CloseReason::RoleChanged => "role_changed",
         }
     }
 

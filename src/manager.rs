@@ -59,6 +59,17 @@ pub trait Manager: Send + Sync + 'static {
         true
     }
 
+    /// True when the server behind `conn` is no longer the kind it was opened for (for
+    /// PostgreSQL: a standby promoted, or a primary turned read-only, against
+    /// `target_session_attrs`). Asked after every reset and every successful validation;
+    /// the pool then retires the connection with
+    /// [`CloseReason::RoleChanged`](crate::CloseReason::RoleChanged). Must be cheap and must
+    /// not block. The default: never.
+    fn role_changed(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
     /// Whether dropping a connection may block. Asked once, when the pool starts.
     ///
     /// `true` (the default): the pool drops retired connections on its closer thread

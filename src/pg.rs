@@ -56,10 +56,8 @@ impl PgManager {
         let tls = TlsConnector::new(&config)
             .map_err(Error::into_config)?
             .map(Arc::new);
-        let timeout = match config.connect_timeout {
-            Some(t) => t.min(pool.connect_timeout),
-            None => pool.connect_timeout,
-        };
+        // The whole connect; the connection string's `connect_timeout` bounds each attempt.
+        let timeout = pool.connect_timeout;
         let idle = pool.tcp_keepalive_idle;
         let socket = SocketSettings {
             keepalives: config.keepalives,
@@ -175,6 +173,22 @@ impl Manager for PgManager {
     /// blocks, so retired sessions close on the thread that retired them (no closer thread).
     fn close_may_block(&self) -> bool {
         false
+    }
+
+    fn role_changed(&self, conn: &mut PgConnection) -> bool {
+        if conn.keeps_its_role() {
+            return false;
+        }
+        log::info!(
+            target: "pgpool",
+            "retiring the session of backend {}: the server no longer satisfies \
+             target_session_attrs={} (in_hot_standby={}, default_transaction_read_only={})",
+            conn.backend_pid(),
+            self.connector.config.target_session_attrs.as_str(),
+            conn.parameter("in_hot_standby").unwrap_or("?"),
+            conn.parameter("default_transaction_read_only").unwrap_or("?"),
+        );
+        true
     }
 
     fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {

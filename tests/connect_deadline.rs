@@ -329,6 +329,66 @@ fn the_next_host_is_tried_when_one_is_down() {
     assert!(text.contains(&format!("127.0.0.1:{other}")), "{text}");
 }
 
+/// Opens one session over `info` with the pool's `connect_timeout`; returns how long it
+/// took and the port of the server reached.
+fn open_timed(info: &str, connect_timeout: Duration) -> (Duration, Result<i32, Error>) {
+    let config = Pool::builder().connect_timeout(connect_timeout);
+    let manager = PgManager::new(info, config.config()).unwrap();
+    let start = Instant::now();
+    let result = manager.open().and_then(|mut conn| {
+        conn.query_one("SELECT inet_server_port()", &[])
+            .map(|row| row.get(0))
+    });
+    (start.elapsed(), result)
+}
+
+#[test]
+fn a_silent_host_leaves_time_for_the_hosts_after_it() {
+    let c = cluster();
+    let (silent, accepted) = silent_server(false);
+    let info = format!(
+        "host=127.0.0.1,127.0.0.1 port={silent},{} user=postgres dbname=postgres",
+        c.port()
+    );
+    // No connect_timeout in the string: the silent host gets half of the 4 s.
+    let (took, port) = open_timed(&info, Duration::from_secs(4));
+    assert_eq!(
+        port.unwrap(),
+        i32::from(c.port()),
+        "the second host was reached"
+    );
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(2) + SLACK * 3,
+        "{took:?}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    println!("measured: a silent first host of two, 4 s connect timeout: connected in {took:?}");
+
+    // With connect_timeout in the string, each attempt gets that (libpq's meaning), within
+    // the pool's whole connect timeout.
+    let (took, port) = open_timed(
+        &format!("{info} connect_timeout=2"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(port.unwrap(), i32::from(c.port()));
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(2) + SLACK * 3,
+        "{took:?}"
+    );
+
+    // Silent alone: the whole timeout, and the message says which part of it ran out.
+    let info =
+        format!("host=127.0.0.1,127.0.0.1 port={silent},{silent} user=postgres dbname=postgres");
+    let (took, result) = open_timed(&info, Duration::from_secs(2));
+    let text = result.unwrap_err().to_string();
+    assert!(took < Duration::from_secs(2) + SLACK, "{took:?}");
+    assert!(
+        text.contains("share of the 2000 ms connect timeout")
+            && text.contains("connect timed out after 2000 ms"),
+        "{text}"
+    );
+}
+
 fn attrs_info(c: &TempCluster, attrs: &str) -> String {
     format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres target_session_attrs={attrs}",

@@ -1,6 +1,10 @@
 //! Opening a session: every host in order (or shuffled), every address of a host, TCP or
 //! Unix socket, TLS per `sslmode`, startup and authentication, and the
-//! `target_session_attrs` check — all under one deadline for the whole connect.
+//! `target_session_attrs` check — all under one deadline for the whole connect, of which each
+//! attempt (one address of one host) gets its share: the connection string's
+//! `connect_timeout` as libpq applies it (per address), or else a fair split of what is left
+//! among the attempts still to come, so a host that swallows packets cannot use up the time
+//! of the hosts after it.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -91,6 +95,38 @@ fn timed_out(timeout: Duration, during: &str) -> Error {
     )
 }
 
+/// The shortest share of the connect's time an attempt gets when there is that much left.
+const MIN_SHARE: Duration = Duration::from_millis(500);
+
+/// The time one attempt may take: until `deadline`, `length` in all (for messages), out of
+/// the whole connect's `whole` (the pool's `connect_timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    length: Duration,
+    whole: Duration,
+    /// The length is a fair split of what was left (no `connect_timeout` in the connection
+    /// string).
+    split: bool,
+}
+
+impl Budget {
+    fn timed_out(&self, during: &str) -> Error {
+        if self.split && self.length < self.whole {
+            timed_out(
+                self.length,
+                &format!(
+                    "{during} (this attempt's share of the {} ms connect timeout; the hosts \
+                     after it get theirs)",
+                    self.whole.as_millis()
+                ),
+            )
+        } else {
+            timed_out(self.length, during)
+        }
+    }
+}
+
 impl Connector {
     /// Opens a session, or says why every host failed.
     pub(crate) fn connect(&self) -> Result<Session, Error> {
@@ -107,21 +143,29 @@ impl Connector {
             _ => std::slice::from_ref(&self.config.target_session_attrs),
         };
         let mut errors: Vec<Error> = Vec::new();
+        // Attempts still to come, counting one address for each host not yet resolved.
+        let mut hosts_after = hosts.len() * passes.len();
         for &want in passes {
             for spec in &hosts {
-                let targets = match self.targets(spec, deadline) {
+                hosts_after -= 1;
+                let Some(lookup) = self.share(deadline, hosts_after + 1) else {
+                    errors.push(timed_out(self.timeout, "before trying the next host"));
+                    return Err(combine(errors));
+                };
+                let targets = match self.targets(spec, &lookup) {
                     Ok(t) => t,
                     Err(e) => {
                         errors.push(e);
                         continue;
                     }
                 };
-                for target in targets {
-                    if left(deadline).is_none() {
+                let count = targets.len();
+                for (i, target) in targets.into_iter().enumerate() {
+                    let Some(budget) = self.share(deadline, hosts_after + count - i) else {
                         errors.push(timed_out(self.timeout, &format!("before trying {target}")));
                         return Err(combine(errors));
-                    }
-                    match self.connect_one(spec, &target, deadline, want) {
+                    };
+                    match self.connect_one(spec, &target, budget, want) {
                         Ok(session) => return Ok(session),
                         Err(e) => {
                             let e = e.context(&format!("connection to {target} failed"));
@@ -135,7 +179,33 @@ impl Connector {
         Err(combine(errors))
     }
 
-    fn targets(&self, spec: &HostSpec, deadline: Instant) -> Result<Vec<Target>, Error> {
+    /// The budget of the next attempt, with `attempts` (this one included) still to come
+    /// before `deadline`; `None` when the deadline has passed.
+    fn share(&self, deadline: Instant, attempts: usize) -> Option<Budget> {
+        let left = left(deadline)?;
+        let length = match self.config.connect_timeout {
+            Some(per_attempt) => per_attempt,
+            None => (left / attempts.max(1) as u32).max(MIN_SHARE),
+        };
+        Some(if length < left {
+            Budget {
+                deadline: Instant::now() + length,
+                length,
+                whole: self.timeout,
+                split: self.config.connect_timeout.is_none(),
+            }
+        } else {
+            // All that is left: a timeout is the whole connect's.
+            Budget {
+                deadline,
+                length: self.timeout,
+                whole: self.timeout,
+                split: false,
+            }
+        })
+    }
+
+    fn targets(&self, spec: &HostSpec, budget: &Budget) -> Result<Vec<Target>, Error> {
         match (&spec.host, spec.hostaddr) {
             (_, Some(ip)) => Ok(vec![Target::Tcp(SocketAddr::new(ip, spec.port))]),
             (Host::Unix(dir), None) => Ok(vec![Target::Unix(
@@ -145,31 +215,29 @@ impl Connector {
                 let untranslated = |why: String| {
                     format!("could not translate host name \"{name}\" to an address: {why}")
                 };
-                let mut addrs: Vec<Target> = match resolve::resolve(name, spec.port, deadline) {
-                    Ok(addrs) => addrs.into_iter().map(Target::Tcp).collect(),
-                    Err(Unresolved::NotFound(e)) => {
-                        return Err(Error::connect_permanent(untranslated(e.to_string())))
-                    }
-                    Err(Unresolved::TimedOut(waited)) => {
-                        return Err(timed_out(
-                            self.timeout,
-                            &format!(
+                let mut addrs: Vec<Target> =
+                    match resolve::resolve(name, spec.port, budget.deadline) {
+                        Ok(addrs) => addrs.into_iter().map(Target::Tcp).collect(),
+                        Err(Unresolved::NotFound(e)) => {
+                            return Err(Error::connect_permanent(untranslated(e.to_string())))
+                        }
+                        Err(Unresolved::TimedOut(waited)) => {
+                            return Err(budget.timed_out(&format!(
                                 "resolving host name \"{name}\" (no answer from the resolver \
-                                 in {} ms)",
+                             in {} ms)",
                                 waited.as_millis()
-                            ),
-                        ))
-                    }
-                    Err(Unresolved::Busy) => {
-                        return Err(Error::new(
-                            ErrorKind::Connect,
-                            untranslated(format!(
-                                "{} earlier lookups are still waiting for the resolver",
-                                resolve::MAX_LOOKUPS
-                            )),
-                        ))
-                    }
-                };
+                            )))
+                        }
+                        Err(Unresolved::Busy) => {
+                            return Err(Error::new(
+                                ErrorKind::Connect,
+                                untranslated(format!(
+                                    "{} earlier lookups are still waiting for the resolver",
+                                    resolve::MAX_LOOKUPS
+                                )),
+                            ))
+                        }
+                    };
                 if self.config.load_balance_hosts == LoadBalanceHosts::Random {
                     fastrand::shuffle(&mut addrs);
                 }
@@ -178,14 +246,14 @@ impl Connector {
         }
     }
 
-    fn open_socket(&self, target: &Target, deadline: Instant) -> Result<Stream, Error> {
-        let time = left(deadline).ok_or_else(|| timed_out(self.timeout, "before connecting"))?;
+    fn open_socket(&self, target: &Target, budget: &Budget) -> Result<Stream, Error> {
+        let time = left(budget.deadline).ok_or_else(|| budget.timed_out("before connecting"))?;
         let io = |e: std::io::Error| Error::new(ErrorKind::Connect, e.to_string());
         match target {
             Target::Tcp(addr) => {
                 let tcp = TcpStream::connect_timeout(addr, time).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::TimedOut {
-                        timed_out(self.timeout, "in the TCP connect")
+                        budget.timed_out("in the TCP connect")
                     } else {
                         io(e)
                     }
@@ -228,7 +296,7 @@ impl Connector {
         &self,
         spec: &HostSpec,
         target: &Target,
-        deadline: Instant,
+        budget: Budget,
         want: TargetSessionAttrs,
     ) -> Result<Session, Error> {
         let mode = self.config.sslmode;
@@ -236,13 +304,13 @@ impl Connector {
         // libpq never negotiates TLS over a Unix-domain socket, whatever sslmode says.
         let first_tls = !is_unix && self.tls.is_some() && mode != SslMode::Allow;
         // The fallbacks of libpq's sslmode rules, with the same deadline:
-        match self.attempt(spec, target, deadline, want, first_tls) {
+        match self.attempt(spec, target, budget, want, first_tls) {
             Ok(session) => Ok(session),
             // prefer: a failed TLS negotiation is retried once without TLS (not when the
             // deadline is gone: then the TLS step's timeout is the answer).
-            Err(Failure::Tls(e)) if mode == SslMode::Prefer && left(deadline).is_some() => {
+            Err(Failure::Tls(e)) if mode == SslMode::Prefer && left(budget.deadline).is_some() => {
                 log::debug!(target: "pgpool", "TLS failed under sslmode=prefer, retrying without TLS: {e}");
-                self.attempt(spec, target, deadline, want, false)
+                self.attempt(spec, target, budget, want, false)
                     .map_err(Failure::into_error)
             }
             // allow: plain first, TLS if the server refused the plain session.
@@ -252,7 +320,7 @@ impl Connector {
                     && self.tls.is_some()
                     && e.db_error().is_some() =>
             {
-                self.attempt(spec, target, deadline, want, true)
+                self.attempt(spec, target, budget, want, true)
                     .map_err(Failure::into_error)
             }
             Err(f) => Err(f.into_error()),
@@ -263,15 +331,15 @@ impl Connector {
         &self,
         spec: &HostSpec,
         target: &Target,
-        deadline: Instant,
+        budget: Budget,
         want: TargetSessionAttrs,
         use_tls: bool,
     ) -> Result<Session, Failure> {
         let stream = self
-            .open_socket(target, deadline)
+            .open_socket(target, &budget)
             .and_then(|stream| {
-                let time = left(deadline)
-                    .ok_or_else(|| timed_out(self.timeout, "after the TCP connect"))?;
+                let time = left(budget.deadline)
+                    .ok_or_else(|| budget.timed_out("after the TCP connect"))?;
                 stream
                     .set_timeouts(Some(time))
                     .map_err(|e| Error::new(ErrorKind::Connect, e.to_string()))?;
@@ -279,11 +347,12 @@ impl Connector {
             })
             .map_err(Failure::Session)?;
         let stream = if use_tls {
-            self.negotiate_tls(stream, spec).map_err(Failure::Tls)?
+            self.negotiate_tls(stream, spec, &budget)
+                .map_err(Failure::Tls)?
         } else {
             stream
         };
-        self.start_session(stream, spec, target, deadline, want)
+        self.start_session(stream, spec, target, budget, want)
             .map_err(Failure::Session)
     }
 
@@ -293,11 +362,11 @@ impl Connector {
         stream: Stream,
         spec: &HostSpec,
         target: &Target,
-        deadline: Instant,
+        budget: Budget,
         want: TargetSessionAttrs,
     ) -> Result<Session, Error> {
         let mut session = Session::new(stream);
-        session.set_deadline(Some((deadline, OnDeadline::Break)));
+        session.set_deadline(Some((budget.deadline, OnDeadline::Break)));
         let user = self.config.user.as_str();
         let db = self.config.dbname.as_str();
         let mut params: Vec<(&str, &str)> = vec![("user", user), ("database", db)];
@@ -307,16 +376,17 @@ impl Connector {
             password: self.config.password_for(spec),
             channel_binding: self.config.channel_binding,
         };
-        auth::startup(&mut session, &params, &creds).map_err(|e| self.explain(e, deadline))?;
-        if !self.acceptable(&mut session, want)? {
+        auth::startup(&mut session, &params, &creds).map_err(|e| self.explain(e, &budget))?;
+        if let Some(why) = self.refusal(&mut session, want)? {
             return Err(Error::new(
                 ErrorKind::Connect,
                 format!(
-                    "server does not satisfy target_session_attrs={}",
+                    "server does not satisfy target_session_attrs={}: {why}",
                     want.as_str()
                 ),
             ));
         }
+        session.set_role_target(want);
         session.clear_deadline();
         let cancel_target = match target {
             Target::Tcp(a) => CancelTarget::Tcp(*a),
@@ -328,15 +398,22 @@ impl Connector {
     }
 
     /// A timeout inside startup reads as the connect timeout it is.
-    fn explain(&self, e: Error, deadline: Instant) -> Error {
-        if e.kind() == ErrorKind::Timeout || (left(deadline).is_none() && e.db_error().is_none()) {
-            timed_out(self.timeout, "waiting for the server during startup")
+    fn explain(&self, e: Error, budget: &Budget) -> Error {
+        if e.kind() == ErrorKind::Timeout
+            || (left(budget.deadline).is_none() && e.db_error().is_none())
+        {
+            budget.timed_out("waiting for the server during startup")
         } else {
             e.into_connect()
         }
     }
 
-    fn negotiate_tls(&self, stream: Stream, spec: &HostSpec) -> Result<Stream, Error> {
+    fn negotiate_tls(
+        &self,
+        stream: Stream,
+        spec: &HostSpec,
+        budget: &Budget,
+    ) -> Result<Stream, Error> {
         let Stream::Tcp(mut tcp) = stream else {
             return Ok(stream);
         };
@@ -350,7 +427,7 @@ impl Connector {
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) {
-                timed_out(self.timeout, "waiting for the server's TLS answer")
+                budget.timed_out("waiting for the server's TLS answer")
             } else {
                 Error::new(ErrorKind::Connect, format!("TLS negotiation: {e}"))
             }
@@ -380,30 +457,27 @@ impl Connector {
         }
     }
 
-    /// Whether the server is what `target_session_attrs` asks for. Uses the parameters the
-    /// server reports (PostgreSQL 14+) and asks only when they are missing.
-    fn acceptable(&self, session: &mut Session, want: TargetSessionAttrs) -> Result<bool, Error> {
+    /// Why the server is not what `target_session_attrs` asks for (`None`: it is). Uses the
+    /// parameters the server reports (PostgreSQL 14+) and asks only when they are missing.
+    fn refusal(
+        &self,
+        session: &mut Session,
+        want: TargetSessionAttrs,
+    ) -> Result<Option<&'static str>, Error> {
         if want == TargetSessionAttrs::Any {
-            return Ok(true);
+            return Ok(None);
         }
         let standby = match session.parameter("in_hot_standby") {
             Some(v) => v == "on",
             None => ask(session, "SELECT pg_catalog.pg_is_in_recovery()")? == "t",
         };
-        let mut read_only = || -> Result<bool, Error> {
-            Ok(standby
-                || match session.parameter("default_transaction_read_only") {
+        let read_only = standby
+            || want.needs_read_only()
+                && match session.parameter("default_transaction_read_only") {
                     Some(v) => v == "on",
                     None => ask(session, "SHOW transaction_read_only")? == "on",
-                })
-        };
-        Ok(match want {
-            TargetSessionAttrs::Any => true,
-            TargetSessionAttrs::Primary => !standby,
-            TargetSessionAttrs::Standby | TargetSessionAttrs::PreferStandby => standby,
-            TargetSessionAttrs::ReadWrite => !read_only()?,
-            TargetSessionAttrs::ReadOnly => read_only()?,
-        })
+                };
+        Ok(want.refuses(standby, read_only))
     }
 }
 

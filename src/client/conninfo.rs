@@ -168,6 +168,32 @@ impl TargetSessionAttrs {
     pub fn as_str(self) -> &'static str {
         name_of(&Self::NAMES, self)
     }
+
+    /// Whether the answer depends on `default_transaction_read_only` (not only on whether
+    /// the server is in hot standby).
+    pub(crate) fn needs_read_only(self) -> bool {
+        matches!(
+            self,
+            TargetSessionAttrs::ReadWrite | TargetSessionAttrs::ReadOnly
+        )
+    }
+
+    /// Why a server in hot standby or not (`standby`) whose sessions are read-only by
+    /// default or not (`read_only`, always true on a standby) is not what this asks for;
+    /// `None` when it is. `PreferStandby` asks for a standby here (its fallback is `Any`).
+    pub(crate) fn refuses(self, standby: bool, read_only: bool) -> Option<&'static str> {
+        use TargetSessionAttrs::*;
+        match self {
+            Any => None,
+            Primary | ReadWrite if standby => Some("the server is in hot standby"),
+            ReadWrite if read_only => {
+                Some("the session is read-only (default_transaction_read_only is on)")
+            }
+            ReadOnly if !read_only => Some("the session is not read-only"),
+            Standby | PreferStandby if !standby => Some("the server is not in hot standby"),
+            _ => None,
+        }
+    }
 }
 
 /// `load_balance_hosts`.
@@ -218,7 +244,10 @@ pub struct ConnConfig {
     /// `options` (or `PGOPTIONS`): command-line options sent to the server.
     pub options: Option<String>,
     /// `connect_timeout` (or `PGCONNECT_TIMEOUT`), whole seconds as libpq reads them: 0 or
-    /// less is no timeout (`None`), and 1 is taken as 2.
+    /// less is no timeout (`None`), and 1 is taken as 2. As in libpq it bounds each attempt
+    /// (each address of each host); the pool's own `connect_timeout` bounds the whole
+    /// connect. Without it, each attempt gets a fair share of what is left (at least
+    /// 500 ms), so one host that swallows packets cannot use up the others' time.
     pub connect_timeout: Option<Duration>,
     /// `sslmode` (or `PGSSLMODE`).
     pub sslmode: SslMode,

@@ -23,6 +23,7 @@ use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 
 use crate::client::cancel::CancelToken;
+use crate::client::conninfo::TargetSessionAttrs;
 use crate::client::db_error::DbError;
 use crate::client::stream::{Severer, Stream};
 use crate::error::Error;
@@ -103,6 +104,12 @@ pub(crate) struct Session {
     /// Set by the pool (through an interrupter) when it took the connection back from its
     /// holder: the I/O errors that follow say so.
     reclaimed: Option<Arc<AtomicBool>>,
+    /// What the connect accepted this server as (`Any` when it checked nothing; a
+    /// `prefer-standby` session opened on a primary is `Any`).
+    role_target: TargetSessionAttrs,
+    /// The server reported a new value of `in_hot_standby` or
+    /// `default_transaction_read_only` since the last [`Session::keeps_its_role`].
+    role_changed: bool,
 }
 
 impl Session {
@@ -127,6 +134,8 @@ impl Session {
             in_copy: false,
             types: HashMap::new(),
             reclaimed: None,
+            role_target: TargetSessionAttrs::Any,
+            role_changed: false,
         }
     }
 
@@ -193,6 +202,24 @@ impl Session {
 
     pub(crate) fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).map(String::as_str)
+    }
+
+    /// Records what the connect accepted this server as, for [`Session::keeps_its_role`].
+    pub(crate) fn set_role_target(&mut self, target: TargetSessionAttrs) {
+        self.role_target = target;
+    }
+
+    /// False when the server reported a role change (a standby promoted, a primary turned
+    /// read-only) that makes it no longer what the connect accepted it as. A bool test
+    /// unless the server reported one of the two role parameters since the last call.
+    pub(crate) fn keeps_its_role(&mut self) -> bool {
+        if !std::mem::take(&mut self.role_changed) {
+            return true;
+        }
+        let on = |name| self.parameter(name) == Some("on");
+        let standby = on("in_hot_standby");
+        let read_only = standby || on("default_transaction_read_only");
+        self.role_target.refuses(standby, read_only).is_none()
     }
 
     pub(crate) fn set_notice_handler(&mut self, handler: Option<NoticeHandler>) {
@@ -393,7 +420,14 @@ impl Session {
             Message::ParameterStatus(body) => {
                 let name = body.name().map_err(Error::protocol_io)?.to_string();
                 let value = body.value().map_err(Error::protocol_io)?.to_string();
-                self.parameters.insert(name, value);
+                let role = matches!(
+                    name.as_str(),
+                    "in_hot_standby" | "default_transaction_read_only"
+                );
+                // The values reported at login are not changes.
+                if self.parameters.insert(name, value).is_some() {
+                    self.role_changed |= role;
+                }
                 Ok(None)
             }
             Message::ReadyForQuery(body) => {

@@ -351,8 +351,21 @@ impl<M: Manager> Shared<M> {
                 return Err(());
             }
             conn.last_alive = Tick::now();
+            if self.role_changed(&mut conn) {
+                self.discard_checked_out(conn, CloseReason::RoleChanged);
+                return Err(());
+            }
         }
         Ok(conn)
+    }
+
+    /// Whether the server behind `conn` changed role (see [`Manager::role_changed`]); a
+    /// panicking manager counts as a change, so the connection is not kept.
+    pub(crate) fn role_changed(&self, conn: &mut Conn<M::Connection>) -> bool {
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            self.manager.role_changed(&mut conn.raw)
+        }))
+        .unwrap_or(true)
     }
 
     /// Closes a connection that a caller's acquire took out but found unusable.
@@ -374,11 +387,22 @@ impl<M: Manager> Shared<M> {
         conn.last_used = now;
         conn.last_alive = now;
         // A panicking holder may have left the session in any state: no reset, discard.
-        let clean = !panicking
-            && panic::catch_unwind(AssertUnwindSafe(|| self.manager.reset(&mut conn.raw)))
-                .unwrap_or(false);
-        let reason = if !clean {
+        let unfit = if panicking {
             Some(CloseReason::Broken)
+        } else {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                if !self.manager.reset(&mut conn.raw) {
+                    Some(CloseReason::Broken)
+                } else if self.manager.role_changed(&mut conn.raw) {
+                    Some(CloseReason::RoleChanged)
+                } else {
+                    None
+                }
+            }))
+            .unwrap_or(Some(CloseReason::Broken))
+        };
+        let reason = if unfit.is_some() {
+            unfit
         } else if self.config.max_uses.is_some_and(|max| conn.uses >= max) {
             Some(CloseReason::MaxUses)
         } else if conn.is_expired(now) {

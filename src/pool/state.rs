@@ -1240,20 +1240,21 @@ impl<C> State<C> {
         Some(conn)
     }
 
-    /// The keepalive round trip on `conn` is over: alive, it goes back where it was in the LRU
-    /// order (or to the oldest waiter); dead (`failed` says why, for timeout messages), or the
-    /// pool closed meanwhile, it is retired.
+    /// The keepalive round trip on `conn` is over: alive (`unfit` is `None`), it goes back
+    /// where it was in the LRU order (or to the oldest waiter); unfit (dead, with the error
+    /// kept for timeout messages, or changed role), or the pool closed meanwhile, it is
+    /// retired.
     pub(crate) fn end_keepalive(
         &mut self,
         conn: Conn<C>,
-        failed: Option<&Error>,
+        unfit: Option<(CloseReason, Option<&Error>)>,
     ) -> Option<Retired<C>> {
         self.checking -= 1;
-        if let Some(err) = failed {
+        if let Some((_, Some(err))) = unfit {
             self.last_validation_error = Some((Instant::now(), err.clone()));
         }
-        let retired = if failed.is_some() {
-            Some(self.retire(conn, CloseReason::FailedKeepalive))
+        let retired = if let Some((reason, _)) = unfit {
+            Some(self.retire(conn, reason))
         } else if self.closed {
             Some(self.retire(conn, CloseReason::PoolClosed))
         } else if self.waiters.is_empty() {

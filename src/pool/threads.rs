@@ -30,7 +30,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::clock::Tick;
 use crate::error::{Error, ErrorKind};
-use crate::event::{emit, Event};
+use crate::event::{emit, CloseReason, Event};
 use crate::manager::Manager;
 use crate::pool::shared::{drop_retired, guarded, Shared};
 use crate::pool::state::{ConnectJob, Retired};
@@ -161,11 +161,16 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         let result = guarded("keepalive", || {
             this.manager.validate(&mut conn.raw, timeout)
         });
-        if result.is_ok() {
-            conn.last_alive = Tick::now();
-        }
+        let unfit = match &result {
+            Err(e) => Some((CloseReason::FailedKeepalive, Some(e))),
+            Ok(()) if this.role_changed(&mut conn) => Some((CloseReason::RoleChanged, None)),
+            Ok(()) => {
+                conn.last_alive = Tick::now();
+                None
+            }
+        };
         let (id, backend_pid) = (conn.id, conn.backend_pid);
-        let retired = this.lock_state().end_keepalive(conn, result.as_ref().err());
+        let retired = this.lock_state().end_keepalive(conn, unfit);
         this.dispose(retired);
         if let Err(error) = result {
             emit(

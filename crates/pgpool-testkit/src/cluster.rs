@@ -191,6 +191,20 @@ pub(crate) fn scratch_dir(prefix: &str) -> io::Result<PathBuf> {
     Ok(root)
 }
 
+/// A cluster's scratch directory and its socket directory inside, both owned by the user
+/// the server runs as.
+fn cluster_dirs(prefix: &str, run_as: Option<&str>) -> io::Result<(PathBuf, PathBuf)> {
+    let root = scratch_dir(prefix)?;
+    let socket_dir = root.join("s");
+    fs::create_dir_all(&socket_dir)?;
+    if let Some(user) = run_as {
+        let (uid, gid) = user_ids(user).ok_or_else(|| other("cannot resolve run-as user"))?;
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid))?;
+        std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid))?;
+    }
+    Ok((root, socket_dir))
+}
+
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
@@ -272,14 +286,7 @@ impl TempCluster {
     ) -> io::Result<TempCluster> {
         let bindir = server_bindir()?;
         let run_as = run_as_user()?;
-        let root = scratch_dir("pgpool")?;
-        let socket_dir = root.join("s");
-        fs::create_dir_all(&socket_dir)?;
-        if let Some(user) = &run_as {
-            let (uid, gid) = user_ids(user).ok_or_else(|| other("cannot resolve run-as user"))?;
-            std::os::unix::fs::chown(&root, Some(uid), Some(gid))?;
-            std::os::unix::fs::chown(&socket_dir, Some(uid), Some(gid))?;
-        }
+        let (root, socket_dir) = cluster_dirs("pgpool", run_as.as_deref())?;
         let mut cluster = TempCluster {
             data: root.join("data"),
             root,
@@ -304,21 +311,7 @@ impl TempCluster {
         };
         cluster.spawn_watchdog();
         cluster.initdb(options)?;
-        let mut last_err = None;
-        for _ in 0..5 {
-            cluster.port = free_port(&port_check)?;
-            cluster.write_port()?;
-            match cluster.start_server() {
-                Ok(()) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        if let Some(e) = last_err {
-            return Err(e);
-        }
+        cluster.start_on_a_free_port(&port_check)?;
         let mut admin = cluster.admin()?;
         admin
             .batch_execute(&format!(
@@ -326,6 +319,105 @@ impl TempCluster {
             ))
             .map_err(|e| other(format!("creating the SCRAM role: {e}")))?;
         Ok(cluster)
+    }
+
+    /// Picks a free port and starts the server on it, trying again when another process took
+    /// the port in between.
+    fn start_on_a_free_port(&mut self, port_check: &[IpAddr]) -> io::Result<()> {
+        let mut last_err = None;
+        for _ in 0..5 {
+            self.port = free_port(port_check)?;
+            self.write_port()?;
+            match self.start_server() {
+                Ok(()) => return Ok(()),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| other("no free port")))
+    }
+
+    /// Starts a hot standby of this (running) cluster, fed by streaming replication:
+    /// `pg_basebackup -R` over the Unix socket into a directory of its own, with a port and a
+    /// socket directory of its own and the same authentication rules. It follows this server
+    /// until [`promote`](TempCluster::promote)d. Clusters with [`ClusterOptions::hba`] need a
+    /// `local replication all trust` line.
+    ///
+    /// ```no_run
+    /// let primary = pgpool_testkit::TempCluster::start().unwrap();
+    /// let standby = primary.start_standby().unwrap();
+    /// primary.wait_replayed(&standby, std::time::Duration::from_secs(10)).unwrap();
+    /// ```
+    pub fn start_standby(&self) -> io::Result<TempCluster> {
+        if self.netns.is_some() {
+            return Err(other("a standby of a cluster in a network namespace"));
+        }
+        let (root, socket_dir) = cluster_dirs("pgpool-standby", self.run_as.as_deref())?;
+        let mut standby = TempCluster {
+            data: root.join("data"),
+            root,
+            socket_dir,
+            bindir: self.bindir.clone(),
+            port: 0,
+            run_as: self.run_as.clone(),
+            watchdog: None,
+            listen: self.listen.clone(),
+            admin_over_socket: self.admin_over_socket,
+            netns: None,
+        };
+        standby.spawn_watchdog();
+        let mut cmd = standby.command("pg_basebackup");
+        cmd.arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-D"])
+            .arg(&standby.data)
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]);
+        standby.run(cmd, "pg_basebackup")?;
+        // The copied postgresql.conf names the primary's socket directory; port.conf is
+        // included after it, so the standby's own settings go there.
+        standby.start_on_a_free_port(&self.listen)?;
+        Ok(standby)
+    }
+
+    /// Ends recovery on a standby (`pg_ctl promote`) and waits until it accepts writes.
+    pub fn promote(&self) -> io::Result<()> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.args(["-w", "-t", "60", "-D"])
+            .arg(&self.data)
+            .arg("promote");
+        self.run(cmd, "pg_ctl promote")
+    }
+
+    /// Waits until `standby` has replayed everything this server has written so far
+    /// (committed transactions included, though this cluster does not wait for WAL flushes).
+    pub fn wait_replayed(&self, standby: &TempCluster, timeout: Duration) -> io::Result<()> {
+        let sql_err = |e: postgres::Error| other(format!("checking replication: {e}"));
+        let lsn: String = self
+            .admin()?
+            // The insert position: with `synchronous_commit = off` a commit returns before
+            // its record is written, so the write position may not include it yet.
+            .query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[])
+            .map_err(sql_err)?
+            .get(0);
+        let mut replica = standby.admin()?;
+        let start = std::time::Instant::now();
+        loop {
+            let caught_up: bool = replica
+                .query_one(
+                    "SELECT coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                    &[&lsn],
+                )
+                .map_err(sql_err)?
+                .get(0);
+            if caught_up {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(other(format!(
+                    "the standby had not replayed up to {lsn} after {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn command(&self, program: &str) -> Command {
@@ -404,11 +496,13 @@ impl TempCluster {
             Some(hba) => hba.clone(),
             None if self.netns.is_some() => format!(
                 "local all all trust\n\
+                 local replication all trust\n\
                  host all {SCRAM_USER} 0.0.0.0/0 scram-sha-256\n\
                  host all all 0.0.0.0/0 trust\n"
             ),
             None => format!(
                 "local all all trust\n\
+                 local replication all trust\n\
                  host all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
                  host all {SCRAM_USER} ::1/128 scram-sha-256\n\
                  host all all 127.0.0.1/32 trust\n\
@@ -455,7 +549,14 @@ impl TempCluster {
 
     fn write_port(&self) -> io::Result<()> {
         let path = self.data.join("port.conf");
-        fs::write(&path, format!("port = {}\n", self.port))?;
+        let socket_dir = self.socket_dir.display().to_string().replace('\'', "''");
+        fs::write(
+            &path,
+            format!(
+                "port = {}\nunix_socket_directories = '{socket_dir}'\n",
+                self.port
+            ),
+        )?;
         if let Some(user) = &self.run_as {
             if let Some((uid, gid)) = user_ids(user) {
                 std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;

@@ -73,6 +73,9 @@ pub enum pgpool_close_reason {
     PGPOOL_CLOSE_POOL_CLOSED = 9,
     /// Taken back from its holder.
     PGPOOL_CLOSE_RECLAIMED = 10,
+    /// The server is no longer what `target_session_attrs` asked for (a standby was
+    /// promoted, a primary turned read-only).
+    PGPOOL_CLOSE_ROLE_CHANGED = 11,
 }
 
 /// One pool event, passed to the event callback (see `pgpool_config_set_event_callback`).
@@ -114,7 +117,7 @@ pub struct pgpool_event {
     pub reserved: u32,
     /// The reason's stable name for REMOVE and RECLAIMED ("idle_timeout", "lifetime",
     /// "max_idle", "max_uses", "broken", "failed_validation", "failed_keepalive",
-    /// "discarded", "pool_closed", "reclaimed"); empty otherwise.
+    /// "discarded", "pool_closed", "reclaimed", "role_changed"); empty otherwise.
     pub reason_text: *const c_char,
     /// ERROR: the error's message; NOTICE: the notice's message; empty otherwise.
     pub message: *const c_char,
@@ -248,6 +251,7 @@ fn reason_of(reason: CloseReason) -> (i32, &'static CStr) {
         CloseReason::Discarded => PGPOOL_CLOSE_DISCARDED,
         CloseReason::PoolClosed => PGPOOL_CLOSE_POOL_CLOSED,
         CloseReason::Reclaimed => PGPOOL_CLOSE_RECLAIMED,
+        CloseReason::RoleChanged => PGPOOL_CLOSE_ROLE_CHANGED,
     };
     let text = match reason {
         CloseReason::IdleTimeout => c"idle_timeout",
@@ -260,6 +264,7 @@ fn reason_of(reason: CloseReason) -> (i32, &'static CStr) {
         CloseReason::Discarded => c"discarded",
         CloseReason::PoolClosed => c"pool_closed",
         CloseReason::Reclaimed => c"reclaimed",
+        CloseReason::RoleChanged => c"role_changed",
     };
     (code as i32, text)
 }

@@ -100,6 +100,9 @@ pub struct pgpool_stats {
     pub query_time: pgpool_histogram,
     /// How long each checkout was held.
     pub hold_time: pgpool_histogram,
+    /// Connections retired because the server changed role: a standby promoted, or a
+    /// primary turned read-only, against the pool's `target_session_attrs`.
+    pub closed_role_changed: u64,
 }
 
 /// One latency distribution of `pgpool_stats`, in microseconds. Quantiles are within 6.25%
@@ -295,6 +298,7 @@ impl From<&Stats> for pgpool_stats {
             connect_time: (&s.connect_time).into(),
             query_time: (&s.query_time).into(),
             hold_time: (&s.hold_time).into(),
+            closed_role_changed: s.closed(CloseReason::RoleChanged),
         }
     }
 }

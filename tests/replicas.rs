@@ -1,0 +1,367 @@
+//! A primary and a streaming-replication hot standby, both real ([`TempCluster::start_standby`]):
+//! `target_session_attrs` picks the right server whatever the host order; `prefer-standby`
+//! falls back to the primary; a refused server is named with the reason; a read-write pool
+//! follows a failover (primary stopped, standby promoted) by itself; and a connection whose
+//! server changes role under it (a standby promoted, a primary turned read-only) is retired
+//! with [`CloseReason::RoleChanged`] after its next statement, validation or keepalive,
+//! never handed out again. See docs/operations/replicas-and-failover.md.
+//!
+//! Measured times are printed as `measured: …` lines.
+
+mod c_support;
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::wait_until;
+use pgpool::{CloseReason, Event, Pool};
+use pgpool_testkit::{StopMode, TempCluster};
+
+/// Bound on every wait for something that should happen soon.
+const LONG: Duration = Duration::from_secs(20);
+
+/// A primary with a hot standby that has replayed everything written so far.
+fn pair() -> (TempCluster, TempCluster) {
+    let primary = common::private_cluster();
+    primary
+        .admin()
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE t (id int4 PRIMARY KEY, who text); INSERT INTO t VALUES (1, 'primary')",
+        )
+        .unwrap();
+    let standby = primary.start_standby().expect("starting a standby");
+    primary.wait_replayed(&standby, LONG).unwrap();
+    (primary, standby)
+}
+
+/// `key=value` connection string over `clusters`, in that order, with `attrs`.
+fn hosts(clusters: &[&TempCluster], attrs: &str) -> String {
+    let list = |f: &dyn Fn(&TempCluster) -> String| {
+        clusters.iter().map(|c| f(c)).collect::<Vec<_>>().join(",")
+    };
+    format!(
+        "host={} port={} user=postgres dbname=postgres target_session_attrs={attrs} connect_timeout=5",
+        list(&|_| "127.0.0.1".to_string()),
+        list(&|c| c.port().to_string()),
+    )
+}
+
+fn in_recovery(pool: &Pool) -> bool {
+    pool.get()
+        .unwrap()
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// Records the close reasons of Remove events.
+fn removals() -> (
+    Arc<Mutex<Vec<CloseReason>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    (seen, move |e: &Event| {
+        if let Event::Remove { reason, .. } = e {
+            sink.lock().unwrap().push(*reason);
+        }
+    })
+}
+
+#[test]
+fn target_session_attrs_pick_the_primary_or_the_standby_in_either_host_order() {
+    let (primary, standby) = pair();
+    let app = common::app_name("tsa");
+    for order in [[&primary, &standby], [&standby, &primary]] {
+        for (attrs, want_standby) in [
+            ("read-write", false),
+            ("primary", false),
+            ("read-only", true),
+            ("standby", true),
+            ("prefer-standby", true),
+        ] {
+            let pool = common::builder(&app)
+                .max_size(1)
+                .build(&hosts(&order, attrs))
+                .unwrap();
+            assert_eq!(
+                in_recovery(&pool),
+                want_standby,
+                "{attrs} with the {} first",
+                if order[0].port() == primary.port() {
+                    "primary"
+                } else {
+                    "standby"
+                }
+            );
+        }
+        // `any` takes the first host that answers.
+        let pool = common::builder(&app).build(&hosts(&order, "any")).unwrap();
+        assert_eq!(in_recovery(&pool), order[0].port() == standby.port());
+    }
+    // Reads on the standby see what the primary wrote.
+    let pool = common::builder(&app)
+        .build(&hosts(&[&primary, &standby], "standby"))
+        .unwrap();
+    let who: String = pool
+        .get()
+        .unwrap()
+        .query_one("SELECT who FROM t WHERE id = 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(who, "primary");
+}
+
+#[test]
+fn a_refused_server_is_named_with_its_reason_and_prefer_standby_falls_back() {
+    let (primary, standby) = pair();
+    let app = common::app_name("refused");
+    // Only the standby is given: a read-write pool says why it is not good enough.
+    let pool = common::builder(&app)
+        .acquire_timeout(Duration::from_secs(3))
+        .build(&hosts(&[&standby], "read-write"))
+        .unwrap();
+    let err = pool.get().expect_err("a standby is not read-write");
+    let text = err.to_string();
+    assert!(
+        text.contains("target_session_attrs=read-write") && text.contains("in hot standby"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&standby.port().to_string()),
+        "names the server: {text}"
+    );
+
+    // Only the primary: a standby pool says the server is not one.
+    let pool = common::builder(&app)
+        .acquire_timeout(Duration::from_secs(3))
+        .build(&hosts(&[&primary], "standby"))
+        .unwrap();
+    let text = pool.get().expect_err("a primary is no standby").to_string();
+    assert!(text.contains("not in hot standby"), "{text}");
+
+    // prefer-standby with the standby down: the primary serves.
+    standby.stop_server(StopMode::Fast).unwrap();
+    let pool = common::builder(&app)
+        .build(&hosts(&[&standby, &primary], "prefer-standby"))
+        .unwrap();
+    assert!(!in_recovery(&pool), "fell back to the primary");
+    // Its connections are not retired for being on a primary: the fallback accepted it.
+    let mut conn = pool.get().unwrap();
+    conn.batch_execute("SELECT 1").unwrap();
+    drop(conn);
+    assert_eq!(pool.stats().closed(CloseReason::RoleChanged), 0);
+}
+
+#[test]
+fn a_read_write_pool_follows_a_failover_to_the_promoted_standby() {
+    let (primary, standby) = pair();
+    let app = common::app_name("failover");
+    let pool = common::builder(&app)
+        .max_size(4)
+        .min_idle(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .build(&hosts(&[&primary, &standby], "read-write"))
+        .unwrap();
+    pool.wait_ready(LONG).unwrap();
+    pool.get()
+        .unwrap()
+        .execute("INSERT INTO t VALUES (2, 'before failover')", &[])
+        .unwrap();
+    primary.wait_replayed(&standby, LONG).unwrap();
+
+    // The primary dies: the standby is the only server left and is read-only.
+    primary.stop_server(StopMode::Immediate).unwrap();
+    // Idle sessions to the dead primary are found broken and retired; then no server is
+    // taken, and the error says why.
+    let err = (0..10)
+        .find_map(|_| pool.get().err())
+        .expect("acquires kept succeeding with no primary");
+    let text = err.to_string();
+    assert!(
+        text.contains("in hot standby"),
+        "names why the standby was not taken: {text}"
+    );
+
+    // The standby is promoted; the pool finds it without being told.
+    standby.promote().unwrap();
+    let promoted = Instant::now();
+    let mut last = String::new();
+    let recovered = wait_until(LONG, || match pool.get() {
+        Ok(mut conn) => match conn.execute("INSERT INTO t VALUES (3, 'after failover')", &[]) {
+            Ok(_) => true,
+            Err(e) => {
+                last = e.to_string();
+                false
+            }
+        },
+        Err(e) => {
+            last = e.to_string();
+            false
+        }
+    });
+    assert!(
+        recovered,
+        "the pool did not reach the promoted standby: {last}"
+    );
+    let took = promoted.elapsed();
+    println!("measured: from promote to the first write through the pool: {took:?}");
+    let rows: Vec<String> = pool
+        .get()
+        .unwrap()
+        .query("SELECT who FROM t ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        ["primary", "before failover", "after failover"],
+        "the row written before the failover was replicated"
+    );
+    assert!(!in_recovery(&pool));
+}
+
+#[test]
+fn a_standby_pool_retires_its_sessions_once_the_standby_is_promoted() {
+    let (primary, standby) = pair();
+    let app = common::app_name("promoted");
+    let (removed, hook) = removals();
+    let pool = common::builder(&app)
+        .max_size(3)
+        .min_idle(3)
+        .acquire_timeout(Duration::from_secs(2))
+        .event_hook(hook)
+        .build(&hosts(&[&standby, &primary], "standby"))
+        .unwrap();
+    assert!(wait_until(LONG, || pool.stats().idle == 3));
+    let mut held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+    for c in &mut held {
+        c.batch_execute("SELECT 1").unwrap();
+    }
+
+    standby.promote().unwrap();
+    // Each session hears of the promotion with its next statement (the server reports
+    // in_hot_standby=off before ReadyForQuery); the statement itself runs.
+    for c in &mut held {
+        let recovering: bool = c
+            .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+            .unwrap()
+            .get(0);
+        assert!(!recovering);
+    }
+    drop(held);
+    let stats = pool.stats();
+    assert_eq!(stats.closed(CloseReason::RoleChanged), 3, "{stats:?}");
+    assert_eq!(stats.idle, 0, "none went back to the pool");
+    assert_eq!(
+        removed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == CloseReason::RoleChanged)
+            .count(),
+        3
+    );
+    // No standby is left: new connects are refused with the reason.
+    let text = pool.get().expect_err("no standby left").to_string();
+    assert!(text.contains("not in hot standby"), "{text}");
+}
+
+#[test]
+fn a_read_write_pool_retires_sessions_when_the_server_turns_read_only() {
+    let cluster = common::private_cluster();
+    let app = common::app_name("fenced");
+    let url = hosts(&[&cluster], "read-write");
+    // Three pools: one finds out on release, one from its keepalive round trips alone, one
+    // from the validation before each hand-out.
+    let busy = common::builder(&app)
+        .max_size(2)
+        .min_idle(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .build(&url)
+        .unwrap();
+    let idle = common::builder(&app)
+        .max_size(2)
+        .min_idle(2)
+        .keepalive_interval(Some(Duration::from_millis(100)))
+        .build(&url)
+        .unwrap();
+    let checked = common::builder(&app)
+        .max_size(2)
+        .min_idle(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .validate_on_acquire(true)
+        .validation_skip_window(Duration::ZERO)
+        .build(&url)
+        .unwrap();
+    let pools = [&busy, &idle, &checked];
+    assert!(wait_until(LONG, || pools
+        .iter()
+        .all(|p| p.stats().idle == 2)));
+    let mut held: Vec<_> = (0..2).map(|_| busy.get().unwrap()).collect();
+
+    // Fence the server the way a failover tool does before demoting it.
+    let mut admin = cluster.admin().unwrap();
+    admin
+        .batch_execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // The held sessions learn it with their next statement (after the reload reaches them).
+    for c in &mut held {
+        assert!(wait_until(LONG, || {
+            c.batch_execute("SELECT 1").unwrap();
+            c.parameter("default_transaction_read_only") == Some("on")
+        }));
+    }
+    drop(held);
+    assert_eq!(busy.stats().closed(CloseReason::RoleChanged), 2);
+    // The idle pool's keepalive finds both of its sessions.
+    assert!(
+        wait_until(LONG, || idle.stats().closed(CloseReason::RoleChanged) == 2),
+        "{:?}",
+        idle.stats()
+    );
+    // The checked pool's validation finds them before hand-out (nothing else reads from
+    // its sessions: they are acquired and given back unused).
+    assert!(
+        wait_until(LONG, || {
+            drop(checked.get());
+            checked.stats().closed(CloseReason::RoleChanged) == 2
+        }),
+        "{:?}",
+        checked.stats()
+    );
+    let text = busy.get().expect_err("the server is read-only").to_string();
+    assert!(text.contains("read-only"), "{text}");
+
+    // Unfenced: the pools recover by themselves.
+    admin
+        .batch_execute("ALTER SYSTEM RESET default_transaction_read_only")
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let start = Instant::now();
+    assert!(wait_until(LONG, || busy.get().is_ok_and(|mut c| c
+        .execute("CREATE TABLE IF NOT EXISTS w (x int)", &[])
+        .is_ok())));
+    println!(
+        "measured: unfenced to the first write: {:?}",
+        start.elapsed()
+    );
+    assert!(wait_until(LONG, || pools
+        .iter()
+        .all(|p| p.stats().idle == 2)));
+}
+
+#[test]
+fn c_a_read_write_pool_retires_a_session_of_a_fenced_server() {
+    let cluster = common::private_cluster();
+    let out = c_support::out_dir("c").join("replicas");
+    let src = c_support::root().join("tests/c/replicas.c");
+    c_support::compile(&[&src], &out, false);
+    let output = c_support::run(&out, &[&cluster.conninfo()]);
+    assert!(output.contains("REPLICAS OK"), "{output}");
+    eprintln!("{}", output.trim_end());
+}
