@@ -360,8 +360,9 @@ func (p *Pool) Close() error {
 }
 
 // CloseTimeout closes the pool as Close does, waiting at most d for connections in use to
-// come back. At the deadline the connections still held are reclaimed: their sockets are
-// shut down and their statements cancelled on the server, so a holder's call (even one
+// come back (less a tenth of d, at most 250 ms, kept for cancel requests). Then the
+// connections still held are reclaimed: their sockets are shut down and their statements
+// cancelled on the server before CloseTimeout returns, so a holder's call (even one
 // running) fails with ErrBroken, "reclaimed" (the holder releases its Conn as usual;
 // Stats.ReclaimedClosed counts them), and CloseTimeout returns an error for which
 // errors.Is(err, ErrTimeout) holds, on time even when the server is unreachable. With d 0

@@ -1732,11 +1732,13 @@ pgpool_code pgpool_pool_health(const struct pgpool_pool *pool,
 
 // Closes the pool: new acquires fail with `PGPOOL_ERR_CLOSED`, queued callers wake with it
 // at once, idle connections close, and the call waits up to `timeout_ms` (negative: the
-// configured `close_timeout`) for connections in use to come back. At the deadline, what is
-// still held is reclaimed: its socket is shut down (the holder's call fails with
-// `PGPOOL_ERR_BROKEN`, "reclaimed"; it releases the handle as usual) and its statement
-// cancelled on the server from a background thread, so the call returns on time even with
-// the server unreachable. With `timeout_ms` 0 nothing is reclaimed: connections in use close
+// configured `close_timeout`) for connections in use to come back, less a tenth of it (at
+// most 250 ms) kept for cancels. Then what is still held is reclaimed: its socket is shut
+// down (the holder's call fails with `PGPOOL_ERR_BROKEN`, "reclaimed"; it releases the
+// handle as usual) and its statement cancelled on the server from a background thread,
+// which the call waits for until the timeout is over: a program that exits right after
+// leaves nothing running on a reachable server, and the call returns on time even with the
+// server unreachable. With `timeout_ms` 0 nothing is reclaimed: connections in use close
 // as they come back. Idempotent. The handle stays valid (stats still work) until
 // `pgpool_pool_free`.
 //

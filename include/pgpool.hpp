@@ -1914,8 +1914,9 @@ class Pool {
   }
   /// Closes the pool: new acquires fail with PGPOOL_ERR_CLOSED, queued callers wake with it,
   /// idle connections close, and the call waits up to `timeout` (default: the
-  /// `close_timeout`) for leased ones to come back; those still out at the deadline are
-  /// reclaimed (their sockets shut down, their statements cancelled: a holder's call, even
+  /// `close_timeout`) for leased ones to come back (less a tenth of it, at most 250 ms,
+  /// kept for cancel requests); those still out then are reclaimed (their sockets shut down,
+  /// their statements cancelled before close returns: a holder's call, even
   /// one running, fails with PGPOOL_ERR_BROKEN, "reclaimed"; `Stats::closed_reclaimed`
   /// counts them) and it throws PGPOOL_ERR_TIMEOUT, on time even with the server
   /// unreachable. A zero timeout reclaims nothing: it throws PGPOOL_ERR_WOULD_BLOCK while

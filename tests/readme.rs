@@ -15,6 +15,9 @@ mod reliability;
 #[path = "../examples/operations.rs"]
 mod operations;
 
+#[path = "../examples/replicas.rs"]
+mod replicas;
+
 #[test]
 fn rust_quick_start_runs() {
     quickstart::run(&common::url()).unwrap();
@@ -33,6 +36,11 @@ fn rust_reliability_example_runs() {
 #[test]
 fn rust_operations_example_runs() {
     operations::run(&common::url()).unwrap();
+}
+
+#[test]
+fn rust_replicas_example_runs() {
+    replicas::run(&common::url()).unwrap();
 }
 
 /// Regions `README:BEGIN name` … `README:END name` (as comments in any language).
@@ -63,6 +71,7 @@ fn readme_snippets_are_the_tested_sources() {
         "examples/session_features.rs",
         "examples/reliability.rs",
         "examples/operations.rs",
+        "examples/replicas.rs",
         "examples/registry.rs",
         "examples-c/events.c",
         "examples-c/service.c",
@@ -82,8 +91,9 @@ fn readme_snippets_are_the_tested_sources() {
         }
     }
     assert_eq!(
-        checked, 19,
-        "README regions: rust, rust-session, rust-reliability, rust-ops, registry-rust, \
+        checked, 20,
+        "README regions: rust, rust-session, rust-reliability, rust-ops, rust-replicas, \
+         registry-rust, \
          registry-rust-wait, c, cpp, cpp-ops, go, go-tx, events-c, ops-c, registry-c-worker, \
          registry-c, registry-c-wait, registry-go, registry-go-shutdown, events-go"
     );

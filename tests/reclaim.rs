@@ -2,6 +2,7 @@
 //! connection stuck in a long statement (cancelled on the server, socket shut down, slot
 //! freed), and a bounded close ends on time with a statement still running.
 
+mod c_support;
 mod common;
 
 use std::thread;
@@ -136,5 +137,23 @@ fn close_with_a_statement_still_running_ends_on_time_and_leaves_nothing_on_the_s
     assert!(
         pool.close_timeout(Duration::from_millis(100)),
         "a second close is clean"
+    );
+}
+
+#[test]
+fn c_a_program_that_exits_right_after_a_bounded_close_leaves_nothing_running() {
+    let app = common::app_name("close_exit");
+    let out = c_support::out_dir("c").join("close_exit");
+    let src = c_support::root().join("tests/c/close_exit.c");
+    c_support::compile(&[&src], &out, false);
+    let mut admin = common::admin();
+    let output = c_support::run(&out, &[&common::url(), &app]);
+    assert!(output.contains("CLOSED in"), "{output}");
+    eprintln!("{}", output.trim_end());
+    // The cancel reached the server before the close returned: the 60 s statement ends at
+    // once, though the program that ran it is gone.
+    assert!(
+        wait_until(Duration::from_secs(2), || active_sleeps(&mut admin, &app) == 0),
+        "the reclaimed statement is still running on the server"
     );
 }

@@ -184,6 +184,7 @@ fn a_read_write_pool_follows_a_failover_to_the_promoted_standby() {
         text.contains("in hot standby"),
         "names why the standby was not taken: {text}"
     );
+    println!("refused with the primary down: {text}");
 
     // The standby is promoted; the pool finds it without being told.
     standby.promote().unwrap();
@@ -364,4 +365,74 @@ fn c_a_read_write_pool_retires_a_session_of_a_fenced_server() {
     let output = c_support::run(&out, &[&cluster.conninfo()]);
     assert!(output.contains("REPLICAS OK"), "{output}");
     eprintln!("{}", output.trim_end());
+}
+
+/// The ```toml block of the guide.
+fn guide_toml() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc =
+        std::fs::read_to_string(root.join("docs/operations/replicas-and-failover.md")).unwrap();
+    let block = doc.split("```toml\n").nth(1).expect("a toml block");
+    block.split("```").next().unwrap().to_string()
+}
+
+#[test]
+fn the_registry_file_in_the_guide_opens_a_write_and_a_read_pool() {
+    let (primary, standby) = pair();
+    let list = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres",
+        standby.port(),
+        primary.port()
+    );
+    // The file names environment variables; here their values are put in its place.
+    let text = guide_toml()
+        .replace(
+            "url_env = \"SHOP_WRITE_URL\"",
+            &format!("url = \"{list}?target_session_attrs=read-write\""),
+        )
+        .replace(
+            "url_env = \"SHOP_READ_URL\"",
+            &format!(
+                "url = \"{list}?target_session_attrs=prefer-standby&load_balance_hosts=random\""
+            ),
+        );
+    assert!(!text.contains("url_env"), "{text}");
+    let registry = pgpool::Registry::from_toml_str(&text).unwrap();
+    registry.open_all(Some(LONG)).unwrap();
+    let writes = registry.get("primary").unwrap();
+    let reads = registry.get("replica").unwrap();
+    assert!(!in_recovery(&writes));
+    assert!(in_recovery(&reads));
+    assert_eq!(reads.config().max_lifetime, Some(Duration::from_secs(300)));
+    assert_eq!(writes.config().max_size, 20);
+    registry.close_all(Duration::from_secs(5));
+}
+
+#[test]
+fn a_session_that_made_itself_read_only_is_not_handed_to_the_next_writer() {
+    let cluster = common::private_cluster();
+    let app = common::app_name("self-ro");
+    let url = hosts(&[&cluster], "read-write");
+    for full_reset in [false, true] {
+        let pool = common::builder(&app)
+            .max_size(1)
+            .full_reset(full_reset)
+            .build(&url)
+            .unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("SET default_transaction_read_only = on")
+            .unwrap();
+        drop(conn);
+        let retired = pool.stats().closed(CloseReason::RoleChanged);
+        // Without a full reset the setting would stay: the session is retired. With one,
+        // RESET ALL undid it and the session is kept.
+        assert_eq!(retired, u64::from(!full_reset), "full_reset={full_reset}");
+        let read_only: String = pool
+            .get()
+            .unwrap()
+            .query_one("SHOW default_transaction_read_only", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(read_only, "off", "full_reset={full_reset}");
+    }
 }

@@ -382,11 +382,13 @@ impl<M: Manager> Pool<M> {
     ///
     /// 1. new acquires fail, and every queued caller wakes at once with a "pool closed" error;
     /// 2. idle connections close;
-    /// 3. the call waits up to `timeout` for connections in use to come back (each closes as
-    ///    it does);
+    /// 3. the call waits for connections in use to come back (each closes as it does), for
+    ///    `timeout` less a tenth of it (at most 250 ms) kept for step 4;
     /// 4. then whatever is still held is reclaimed: its socket is shut down at once (the
     ///    holder's call fails with a "reclaimed" error) and its statement cancelled on the
-    ///    server from a thread of its own, which nobody waits for.
+    ///    server from a thread of its own; the call waits for those cancel requests until
+    ///    `timeout` is over, so a program that exits right after leaves nothing running on
+    ///    a reachable server (an unreachable one's cancels go on in the background).
     ///
     /// Idempotent and safe to call from several threads. Returns true when every connection
     /// came back and closed (and every connect in flight ended) within `timeout`.

@@ -70,6 +70,10 @@ static CANCELS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Waits up to `bound` until the cancel requests of reclaimed statements are sent (each is
 /// bounded by 2 s on its own): what a program about to exit after closing its pools needs, or
 /// the statements would run on in the server. True when none is left.
+/// The most of a bounded close's time kept at its end for the cancel requests of what it
+/// reclaims (a tenth of the time, at most this).
+pub(crate) const CANCEL_RESERVE: Duration = Duration::from_millis(250);
+
 pub(crate) fn wait_for_cancels(bound: Duration) -> bool {
     let until = Instant::now() + bound;
     while CANCELS_IN_FLIGHT.load(Ordering::SeqCst) > 0 {
@@ -467,11 +471,19 @@ impl<M: Manager> Shared<M> {
     /// flight. True when every connection came back or closed before `deadline`.
     pub(crate) fn close_by(self: &Arc<Self>, deadline: Instant) -> bool {
         self.shut();
-        if self.wait_drained(deadline) {
+        // The end of the time is kept for the cancel requests of what is reclaimed, so they
+        // reach the server before the call returns (a program may exit right after, and the
+        // server does not notice a gone client while a statement runs).
+        let reserve = (deadline.saturating_duration_since(Instant::now()) / 10).min(CANCEL_RESERVE);
+        if self.wait_drained(deadline.checked_sub(reserve).unwrap_or(deadline)) {
             return true;
         }
         let reclaimed = self.lock_state().reclaim_all(Tick::now());
+        let cancelling = !reclaimed.is_empty();
         self.interrupt(reclaimed);
+        if cancelling {
+            wait_for_cancels(deadline.saturating_duration_since(Instant::now()));
+        }
         false
     }
 

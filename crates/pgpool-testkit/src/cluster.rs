@@ -387,33 +387,43 @@ impl TempCluster {
         self.run(cmd, "pg_ctl promote")
     }
 
-    /// Waits until `standby` has replayed everything this server has written so far
-    /// (committed transactions included, though this cluster does not wait for WAL flushes).
+    /// Waits until `standby` has replayed everything this server has committed so far: a
+    /// marker row written here (in the table `pgpool_testkit_replay`, created on first use)
+    /// becomes visible there. (A WAL position would not do: with `synchronous_commit = off`
+    /// the last commits may not be written yet, and the insert position may lie past a page
+    /// header no record has reached.)
     pub fn wait_replayed(&self, standby: &TempCluster, timeout: Duration) -> io::Result<()> {
         let sql_err = |e: postgres::Error| other(format!("checking replication: {e}"));
-        let lsn: String = self
-            .admin()?
-            // The insert position: with `synchronous_commit = off` a commit returns before
-            // its record is written, so the write position may not include it yet.
-            .query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[])
-            .map_err(sql_err)?
-            .get(0);
+        let token = format!(
+            "{}-{}-{:08x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        );
+        let mut admin = self.admin()?;
+        admin
+            .batch_execute("CREATE TABLE IF NOT EXISTS pgpool_testkit_replay (token text)")
+            .map_err(sql_err)?;
+        admin
+            .execute("INSERT INTO pgpool_testkit_replay VALUES ($1)", &[&token])
+            .map_err(sql_err)?;
         let mut replica = standby.admin()?;
         let start = std::time::Instant::now();
         loop {
-            let caught_up: bool = replica
-                .query_one(
-                    "SELECT coalesce(pg_catalog.pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
-                    &[&lsn],
+            // Before the CREATE TABLE is replayed, the table does not exist there yet.
+            let seen = replica
+                .query_opt(
+                    "SELECT 1 FROM pgpool_testkit_replay WHERE token = $1",
+                    &[&token],
                 )
-                .map_err(sql_err)?
-                .get(0);
-            if caught_up {
+                .map(|row| row.is_some())
+                .unwrap_or(false);
+            if seen {
                 return Ok(());
             }
             if start.elapsed() > timeout {
                 return Err(other(format!(
-                    "the standby had not replayed up to {lsn} after {timeout:?}"
+                    "the standby had not replayed the primary's last commit after {timeout:?}"
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
