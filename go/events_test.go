@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,5 +225,47 @@ func TestEventHandlerExample(t *testing.T) {
 	if eventCounts[pgpool.EventConnect] != 1 || eventCounts[pgpool.EventAcquire] != 1 ||
 		eventCounts[pgpool.EventRelease] != 1 || eventCounts[pgpool.EventRemove] != 1 {
 		t.Fatalf("counts %v", eventCounts)
+	}
+}
+
+// A session that turned itself read-only (a SET the next user would inherit) is retired from a
+// read-write pool on release: counted in RoleChangedClosed, removed with CloseRoleChanged.
+func TestASessionThatMadeItselfReadOnlyLeavesAWritePool(t *testing.T) {
+	ctx := context.Background()
+	var log eventLog
+	url := testURL(t)
+	switch {
+	case !strings.Contains(url, "://"):
+		url += " target_session_attrs=read-write"
+	case strings.Contains(url, "?"):
+		url += "&target_session_attrs=read-write"
+	default:
+		url += "?target_session_attrs=read-write"
+	}
+	p, err := pgpool.NewPool(ctx, url, pgpool.MaxConns(1), pgpool.WithEventHandler(log.add))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	conn, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
+	if s := p.Stats(); s.RoleChangedClosed != 1 || s.IdleConns != 0 {
+		t.Fatalf("RoleChangedClosed %d, IdleConns %d", s.RoleChangedClosed, s.IdleConns)
+	}
+	log.waitFor(t, "remove (role_changed)", func(e pgpool.Event) bool {
+		return e.Kind == pgpool.EventRemove && e.Reason == pgpool.CloseRoleChanged
+	})
+	var readOnly string
+	if err := p.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&readOnly); err != nil {
+		t.Fatal(err)
+	}
+	if readOnly != "off" {
+		t.Fatalf("the next session is read-only: %s", readOnly)
 	}
 }

@@ -153,7 +153,8 @@ fn c_a_program_that_exits_right_after_a_bounded_close_leaves_nothing_running() {
     // The cancel reached the server before the close returned: the 60 s statement ends at
     // once, though the program that ran it is gone.
     assert!(
-        wait_until(Duration::from_secs(2), || active_sleeps(&mut admin, &app) == 0),
+        wait_until(Duration::from_secs(2), || active_sleeps(&mut admin, &app)
+            == 0),
         "the reclaimed statement is still running on the server"
     );
 }
