@@ -21,7 +21,7 @@ const (
 	EventConnect       EventKind = 1 // a connection was opened (Duration: the connect)
 	EventAcquire       EventKind = 2 // a caller acquired a connection (Duration: the wait)
 	EventRelease       EventKind = 3 // a caller gave one back (Duration: the hold)
-	EventRemove        EventKind = 4 // a connection was closed and left the pool (Reason)
+	EventRemove        EventKind = 4 // a connection was closed and left the pool (Reason; Duration: its age)
 	EventError         EventKind = 5 // a background failure: connect, keepalive, validation (Err)
 	EventLeakSuspected EventKind = 6 // held longer than LeakThreshold (Duration, Site)
 	EventReclaimed     EventKind = 7 // taken back after MaxCheckout (Duration, Site); no EventRemove follows
@@ -78,7 +78,7 @@ type Event struct {
 	ConnID     uint64        // the connection, unique within the pool; 0 for EventNotice and a failed connect
 	BackendPID int32         // the session's server process (Conn.BackendPID); 0 when unknown
 	Reason     CloseReason   // EventRemove, EventReclaimed; "" otherwise
-	Duration   time.Duration // the connect, the wait or the hold (see the kinds); Never (-1) for the others
+	Duration   time.Duration // the connect, the wait, the hold or the age (see the kinds); Never (-1) for the others
 	Err        *Error        // EventError: the failure (Code, Message, SQLState); nil otherwise
 	Message    string        // EventNotice: the notice's text ("" otherwise; EventError: Err.Message)
 	SQLState   string        // EventError (when the server sent one), EventNotice

@@ -325,7 +325,7 @@ class Event {
   /// The reason's stable name ("idle_timeout", "discarded", ...); empty otherwise.
   std::string_view reason_text() const noexcept { return e_->reason_text; }
   /// The connect's duration (CONNECT), the wait (ACQUIRE), the hold (RELEASE,
-  /// LEAK_SUSPECTED, RECLAIMED); empty for the other kinds.
+  /// LEAK_SUSPECTED, RECLAIMED), the connection's age (REMOVE); empty for the other kinds.
   std::optional<std::chrono::microseconds> duration() const noexcept {
     if (e_->duration_us < 0) return std::nullopt;
     return std::chrono::microseconds(e_->duration_us);

@@ -125,6 +125,9 @@ pub enum Event {
         reason: CloseReason,
         /// The session's server process id.
         backend_pid: Option<i32>,
+        /// How long the connection lived, from its connect to its close (read from the
+        /// coarse clock: within a few milliseconds).
+        age: Duration,
     },
     /// Something failed in the background or on a connection: a connect attempt, a keepalive,
     /// a validation. Errors returned to a caller are not repeated here. A failed keepalive or
@@ -240,10 +243,12 @@ impl Event {
     }
 
     /// The duration the event carries: the connect's (`Connect`), the wait (`Acquire`), the
-    /// hold (`Release`, `LeakSuspected`, `Reclaimed`); `None` for the others.
+    /// hold (`Release`, `LeakSuspected`, `Reclaimed`), the connection's age (`Remove`);
+    /// `None` for the others.
     pub fn duration(&self) -> Option<Duration> {
         match self {
             Event::Connect { took, .. } => Some(*took),
+            Event::Remove { age, .. } => Some(*age),
             Event::Acquire { waited, .. } => Some(*waited),
             Event::Release { held, .. }
             | Event::LeakSuspected { held, .. }
@@ -276,9 +281,16 @@ pub(crate) fn emit(hook: Option<&EventHook>, event: Event) {
             log::trace!(target: "pgpool", "release: conn {conn_id} held {held:?}")
         }
         Event::Remove {
-            conn_id, reason, ..
+            conn_id,
+            reason,
+            age,
+            ..
         } => {
-            log::debug!(target: "pgpool", "remove: conn {conn_id} ({})", reason.as_str())
+            log::debug!(
+                target: "pgpool",
+                "remove: conn {conn_id} ({}) after {age:?}",
+                reason.as_str()
+            )
         }
         Event::Error {
             error,

@@ -492,7 +492,10 @@ fn events_carry_the_sessions_backend_pid_through_a_terminated_session() {
         }
     ));
     assert_eq!(events[5].conn_id(), Some(2));
-    assert!(events[0].duration().is_some() && events[4].duration().is_none());
+    // The removal carries the connection's age: it lived at least as long as its hold.
+    let (held, age) = (events[2].duration().unwrap(), events[4].duration().unwrap());
+    assert!(age + Duration::from_millis(5) >= held, "{age:?} < {held:?}");
+    assert!(events[0].duration().is_some() && events[3].duration().is_none());
 }
 
 #[test]

@@ -185,19 +185,14 @@ impl<M: Manager> Shared<M> {
 
     /// Closes a retired connection on this thread: drops it, then [`closed_one`](Self::closed_one).
     pub(crate) fn close_retired(self: &Arc<Self>, retired: Retired<M::Connection>) {
-        let (id, backend_pid, reason) = drop_retired(retired);
-        self.closed_one(id, backend_pid, reason);
+        self.closed_one(drop_retired(retired));
     }
 
     /// Connection `id` is closed: frees its slot (maybe starting a replacement), wakes
     /// `close` and `wait_ready`, then emits `Remove`. The same steps on the closer thread and
     /// inline.
-    pub(crate) fn closed_one(
-        self: &Arc<Self>,
-        id: u64,
-        backend_pid: Option<i32>,
-        reason: CloseReason,
-    ) {
+    pub(crate) fn closed_one(self: &Arc<Self>, closed: Closed) {
+        let age = Tick::now().since(closed.created);
         let mut state = self.lock_state();
         let spawn = state.closed_one();
         self.changed.notify_all();
@@ -206,9 +201,10 @@ impl<M: Manager> Shared<M> {
         emit(
             self.hook.as_ref(),
             Event::Remove {
-                conn_id: id,
-                reason,
-                backend_pid,
+                conn_id: closed.id,
+                reason: closed.reason,
+                backend_pid: closed.backend_pid,
+                age,
             },
         );
     }
@@ -607,14 +603,28 @@ pub(crate) fn drop_retired<C>(
         reason,
         interrupt,
     }: Retired<C>,
-) -> (u64, Option<i32>, CloseReason) {
-    let (id, backend_pid) = (conn.id, conn.backend_pid);
+) -> Closed {
+    let closed = Closed {
+        id: conn.id,
+        backend_pid: conn.backend_pid,
+        reason,
+        created: conn.created,
+    };
     let raw = conn.raw;
     drop(interrupt);
     if panic::catch_unwind(AssertUnwindSafe(move || drop(raw))).is_err() {
-        log::error!(target: "pgpool", "closing conn {id} panicked");
+        log::error!(target: "pgpool", "closing conn {} panicked", closed.id);
     }
-    (id, backend_pid, reason)
+    closed
+}
+
+/// What is left of a connection once it is closed: what its `Remove` event reports.
+pub(crate) struct Closed {
+    pub(crate) id: u64,
+    pub(crate) backend_pid: Option<i32>,
+    pub(crate) reason: CloseReason,
+    /// When it was opened (its age goes into the event).
+    pub(crate) created: Tick,
 }
 
 /// Blocks on `waiter` until its slot is filled or `deadline` passes.

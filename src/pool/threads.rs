@@ -296,9 +296,9 @@ pub(crate) fn send_to_closer<M: Manager>(shared: &Arc<Shared<M>>, retired: Retir
 /// state is dropped.
 fn closer_loop<M: Manager>(rx: Receiver<Retired<M::Connection>>, shared: Weak<Shared<M>>) {
     for retired in rx.iter() {
-        let (id, backend_pid, reason) = drop_retired(retired);
+        let closed = drop_retired(retired);
         if let Some(this) = shared.upgrade() {
-            this.closed_one(id, backend_pid, reason);
+            this.closed_one(closed);
         }
     }
 }

@@ -200,14 +200,15 @@ static void events_from_a_real_server(const char *url) {
   CHECK(sink.stats_rc == PGPOOL_OK);
   pthread_mutex_unlock(&sink.lock);
 
-  /* A discard: REMOVE, reason "discarded", the same pid. */
+  /* A discard: REMOVE, reason "discarded", the same pid, the connection's age. */
   CHECK(pid_of(conn) == pid);
+  sleep_ms(40);
   int before = count();
   EXPECT(PGPOOL_OK, pgpool_conn_discard(conn, &err));
   int d = find(before, PGPOOL_EVENT_REMOVE, 1);
   CHECK(d >= 0);
   CHECK(at(d).reason == PGPOOL_CLOSE_DISCARDED && strcmp(at(d).reason_text, "discarded") == 0);
-  CHECK(at(d).backend_pid == pid && at(d).duration_us == -1);
+  CHECK(at(d).backend_pid == pid && at(d).duration_us >= 30000);
 
   /* pg_terminate_backend on an idle session: the next acquire's check finds it dead
    * (ERROR naming the connection, REMOVE "failed_validation") and opens another. */

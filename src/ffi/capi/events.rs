@@ -29,7 +29,8 @@ pub enum pgpool_event_kind {
     PGPOOL_EVENT_ACQUIRE = 2,
     /// A caller gave a connection back (`duration_us`: how long it held it).
     PGPOOL_EVENT_RELEASE = 3,
-    /// A connection was closed and left the pool (`reason`, `reason_text`: why).
+    /// A connection was closed and left the pool (`reason`, `reason_text`: why;
+    /// `duration_us`: how long it lived, to a few milliseconds).
     PGPOOL_EVENT_REMOVE = 4,
     /// Something failed in the background: a connect attempt, a keepalive, a validation
     /// (`error_code`, `message`, `sqlstate`; `conn_id` and `backend_pid` for a keepalive or
@@ -108,7 +109,7 @@ pub struct pgpool_event {
     /// A `pgpool_close_reason` for REMOVE and RECLAIMED; PGPOOL_CLOSE_NONE otherwise.
     pub reason: i32,
     /// Microseconds: the connect (CONNECT), the wait (ACQUIRE), the hold so far (RELEASE,
-    /// LEAK_SUSPECTED, RECLAIMED); -1 for the other kinds.
+    /// LEAK_SUSPECTED, RECLAIMED), the connection's age (REMOVE); -1 for the other kinds.
     pub duration_us: i64,
     /// ERROR: the `pgpool_code` the failure would have been returned with
     /// (PGPOOL_ERR_CONNECT for a failed connect, ...); PGPOOL_OK otherwise.
