@@ -243,6 +243,19 @@ func (c *Conn) BackendPID() (int32, error) {
 	return int32(pid), err
 }
 
+// ID is the connection's id within its pool: the ConnID of the pool's events about it.
+func (c *Conn) ID() (uint64, error) {
+	h, err := c.handle()
+	if err != nil {
+		return 0, err
+	}
+	var id C.uint64_t
+	var detail *C.pgpool_error
+	err = takeError(C.pgpool_conn_id(h, &id, &detail), detail)
+	runtime.KeepAlive(c)
+	return uint64(id), err
+}
+
 // TxStatus is the session's transaction status after the last statement: 0 idle, 1 in a
 // transaction, 2 in a failed transaction.
 func (c *Conn) TxStatus() (int, error) {

@@ -82,9 +82,13 @@ func TestEventsCarryBackendPIDsReasonsAndDurations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	id, err := conn.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn.Release()
 	connect := log.waitFor(t, "connect", func(e pgpool.Event) bool { return e.Kind == pgpool.EventConnect })
-	if connect.BackendPID != pid || connect.ConnID != 1 || connect.Duration <= 0 || connect.Pool != "default" {
+	if connect.BackendPID != pid || connect.ConnID != id || id != 1 || connect.Duration <= 0 || connect.Pool != "default" {
 		t.Fatalf("connect %+v, pid %d", connect, pid)
 	}
 	for _, kind := range []pgpool.EventKind{pgpool.EventAcquire, pgpool.EventRelease} {

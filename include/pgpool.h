@@ -1119,6 +1119,19 @@ pgpool_code pgpool_conn_backend_pid(const struct pgpool_conn *conn,
                                     int32_t *out_pid,
                                     struct pgpool_error **out_err);
 
+// Stores the connection's id in `*out_id`: unique within its pool and never reused, the
+// `conn_id` of the pool's events about it (see `pgpool_config_set_event_callback`).
+// Non-blocking.
+//
+// Thread safety: the handle may move between threads but is used by one at a time (a
+// concurrent call returns `PGPOOL_ERR_BUSY`).
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+// PGPOOL_ERR_FORKED.
+pgpool_code pgpool_conn_id(const struct pgpool_conn *conn,
+                           uint64_t *out_id,
+                           struct pgpool_error **out_err);
+
 // Bounds every following statement on this connection until it is released: a statement
 // that runs longer is cancelled on the server and its call returns `PGPOOL_ERR_TIMEOUT`
 // with SQLSTATE 57014; the connection stays usable if the server answered the cancel within

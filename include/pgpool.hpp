@@ -1380,6 +1380,12 @@ class Conn {
     detail::call(pgpool_conn_backend_pid, c_.get(), &pid);
     return pid;
   }
+  /// The connection's id within its pool: the `conn_id()` of the pool's events about it.
+  uint64_t id() const {
+    uint64_t id = 0;
+    detail::call(pgpool_conn_id, c_.get(), &id);
+    return id;
+  }
 
   /// Starts `sql`, a `COPY ... FROM STDIN`, and returns its writer (see CopyIn).
   CopyIn copy_in(CStr sql);

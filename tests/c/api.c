@@ -306,6 +306,8 @@ static void statement_paths(pgpool_pool *pool, pgpool_conn *conn) {
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_commit(NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_rollback(NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_backend_pid(NULL, NULL, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_id(NULL, NULL, &err));
+  EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_id(conn, NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_release(NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_discard(NULL, &err));
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_pool_query(NULL, "SELECT 1", 0, NULL, &res, &err));
@@ -334,6 +336,9 @@ static void statement_paths(pgpool_pool *pool, pgpool_conn *conn) {
   int32_t pid = 0;
   EXPECT(PGPOOL_OK, pgpool_conn_backend_pid(conn, &pid, &err));
   CHECK(pid > 0);
+  uint64_t conn_id = 0;
+  EXPECT(PGPOOL_OK, pgpool_conn_id(conn, &conn_id, &err));
+  CHECK(conn_id >= 1);
   /* Exact transaction status from the server, and the per-call query timeout. */
   int32_t status = -1;
   EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_conn_transaction_status(conn, NULL, &err));

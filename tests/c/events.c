@@ -174,12 +174,15 @@ static void events_from_a_real_server(const char *url) {
   pgpool_conn *conn = NULL;
   EXPECT(PGPOOL_OK, pgpool_pool_acquire(pool, -1, &conn, &err));
   int32_t pid = pid_of(conn);
+  uint64_t conn_id = 0;
+  EXPECT(PGPOOL_OK, pgpool_conn_id(conn, &conn_id, &err));
   EXPECT(PGPOOL_OK, pgpool_conn_release(conn, &err));
   int c = find(0, PGPOOL_EVENT_CONNECT, 0);
   CHECK(c >= 0);
   struct rec connect = at(c);
   CHECK(connect.size == sizeof(pgpool_event));
   CHECK(connect.backend_pid == pid && connect.conn_id == 1 && connect.duration_us > 0);
+  CHECK(conn_id == connect.conn_id); /* pgpool_conn_id names the events' connection */
   CHECK(strcmp(connect.pool, "evtest") == 0 && strcmp(connect.kind_name, "connect") == 0);
   CHECK(connect.reason == PGPOOL_CLOSE_NONE && connect.reason_text[0] == '\0');
   CHECK(connect.error_code == PGPOOL_OK && connect.message[0] == '\0');

@@ -635,8 +635,11 @@ static void one_call(T *t) {
     break;
   case 21: {
     int32_t v = 0;
-    if (one_in(t, 2))
+    uint64_t id = 0;
+    if (one_in(t, 3))
       CALL(pgpool_conn_backend_pid(handle_arg(t, K_CONN, own_conn(t)), out_or_null(t, &v), ep));
+    else if (one_in(t, 2))
+      CALL(pgpool_conn_id(handle_arg(t, K_CONN, own_conn(t)), out_or_null(t, &id), ep));
     else
       CALL(pgpool_conn_transaction_status(handle_arg(t, K_CONN, own_conn(t)),
                                           out_or_null(t, &v), ep));

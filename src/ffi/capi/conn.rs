@@ -419,6 +419,37 @@ pub unsafe extern "C" fn pgpool_conn_backend_pid(
     }
 }
 
+/// Stores the connection's id in `*out_id`: unique within its pool and never reused, the
+/// `conn_id` of the pool's events about it (see `pgpool_config_set_event_callback`).
+/// Non-blocking.
+///
+/// Thread safety: the handle may move between threads but is used by one at a time (a
+/// concurrent call returns `PGPOOL_ERR_BUSY`).
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE; PGPOOL_ERR_BUSY;
+/// PGPOOL_ERR_FORKED.
+///
+/// # Safety
+/// `out_id` and `out_err` must be NULL or valid for writing.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_conn_id(
+    conn: *const pgpool_conn,
+    out_id: *mut u64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: arguments are NULL-checked and used under the caller's guarantees.
+    unsafe {
+        boundary(out_err, || {
+            args::out(out_id, "out_id")?;
+            let slot = CONNS.get(args::handle(conn, "conn")?)?;
+            let state = try_lock(&slot.state).ok_or_else(busy)?;
+            let id = state.guard.as_ref().map(|g| g.id()).ok_or_else(released)?;
+            args::write(out_id, id);
+            Ok(())
+        })
+    }
+}
+
 /// Bounds every following statement on this connection until it is released: a statement
 /// that runs longer is cancelled on the server and its call returns `PGPOOL_ERR_TIMEOUT`
 /// with SQLSTATE 57014; the connection stays usable if the server answered the cancel within
