@@ -25,6 +25,23 @@ fn malloc_string(text: &str) -> Result<*mut c_char, FfiError> {
     Ok(ptr.cast())
 }
 
+/// Checks `out` (named `name` in the error), then writes a `malloc`'d copy of the text
+/// `produce` returns through it.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one pointer.
+unsafe fn text_out(
+    out: *mut *mut c_char,
+    name: &str,
+    produce: impl FnOnce() -> Result<String, FfiError>,
+) -> Result<(), FfiError> {
+    args::out(out, name)?;
+    let text = malloc_string(&produce()?)?;
+    // SAFETY: `out` is non-NULL (checked above) and valid for writing (the caller's promise).
+    unsafe { args::write(out, text) };
+    Ok(())
+}
+
 /// Stores the pool's statistics as Prometheus text (exposition format 0.0.4: serve it as
 /// `text/plain; version=0.0.4`) in `*out_text`: every gauge, counter and histogram, labelled
 /// with the pool's name (`pgpool_config_set_name`), close counters by reason. The families
@@ -50,10 +67,7 @@ pub unsafe extern "C" fn pgpool_pool_metrics(
     unsafe {
         boundary(out_err, || {
             let pool = pool_of(pool)?;
-            args::out(out_text, "out_text")?;
-            let text = malloc_string(&pool.prometheus())?;
-            args::write(out_text, text);
-            Ok(())
+            text_out(out_text, "out_text", || Ok(pool.prometheus()))
         })
     }
 }
@@ -84,14 +98,13 @@ pub unsafe extern "C" fn pgpool_pool_health_json(
     unsafe {
         boundary(out_err, || {
             let pool = pool_of(pool)?;
-            args::out(out_json, "out_json")?;
-            let health = pool.health();
-            if let Some(e) = health.error.as_ref().filter(|e| e.is_forked()) {
-                return Err(e.clone().into());
-            }
-            let json = malloc_string(&health.to_json())?;
-            args::write(out_json, json);
-            Ok(())
+            text_out(out_json, "out_json", || {
+                let health = pool.health();
+                match health.error.as_ref().filter(|e| e.is_forked()) {
+                    Some(e) => Err(e.clone().into()),
+                    None => Ok(health.to_json()),
+                }
+            })
         })
     }
 }
@@ -118,10 +131,7 @@ pub unsafe extern "C" fn pgpool_registry_metrics(
     unsafe {
         boundary(out_err, || {
             let registry = registry_of(reg)?;
-            args::out(out_text, "out_text")?;
-            let text = malloc_string(&registry.registry.prometheus())?;
-            args::write(out_text, text);
-            Ok(())
+            text_out(out_text, "out_text", || Ok(registry.registry.prometheus()))
         })
     }
 }
@@ -149,10 +159,7 @@ pub unsafe extern "C" fn pgpool_registry_health_json(
     unsafe {
         boundary(out_err, || {
             let registry = registry_of(reg)?;
-            args::out(out_json, "out_json")?;
-            let json = malloc_string(&registry.registry.health_json())?;
-            args::write(out_json, json);
-            Ok(())
+            text_out(out_json, "out_json", || Ok(registry.registry.health_json()))
         })
     }
 }
