@@ -768,3 +768,80 @@ fn closing_the_pool_during_a_cut_returns_within_its_bound() {
     assert!(took < SLACK, "{took:?}");
     assert_eq!(mixed.stats().open, 0);
 }
+
+#[test]
+fn a_failover_off_a_partitioned_primary_reaches_the_promoted_standby() {
+    let Some(net) = net("failover") else {
+        return;
+    };
+    // The standby streams over the primary's Unix socket: it keeps up through the cut.
+    let standby = net.cluster().start_standby().expect("a standby");
+    let app = common::app_name("netns-failover");
+    let connect_timeout = Duration::from_secs(4);
+    let info = format!(
+        "host={},127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write",
+        net.addr().ip(),
+        net.addr().port(),
+        standby.port()
+    );
+    let pool = builder(&app)
+        .connect_timeout(connect_timeout)
+        .max_size(2)
+        .build(&info)
+        .unwrap();
+    let server_addr = |pool: &Pool| -> String {
+        pool.get()
+            .unwrap()
+            .query_one("SELECT inet_server_addr()::text", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert!(server_addr(&pool).starts_with(&net.addr().ip().to_string()));
+    pool.get()
+        .unwrap()
+        .batch_execute("CREATE TABLE failover (x int); INSERT INTO failover VALUES (1)")
+        .unwrap();
+    net.cluster().wait_replayed(&standby, LONG).unwrap();
+
+    // The primary's machine vanishes (nothing answers, nothing refuses) and the standby is
+    // promoted. The first host swallows every connect; only its share of the connect
+    // timeout is lost on it, and the next host is reached.
+    net.cut().unwrap();
+    standby.promote().unwrap();
+    let start = Instant::now();
+    let mut last = String::new();
+    let recovered = wait_until(LONG * 2, || {
+        match pool
+            .get()
+            .and_then(|mut c| c.execute("INSERT INTO failover VALUES (2)", &[]))
+        {
+            Ok(_) => true,
+            Err(e) => {
+                last = e.to_string();
+                false
+            }
+        }
+    });
+    let took = start.elapsed();
+    assert!(recovered, "no write reached the promoted standby: {last}");
+    eprintln!(
+        "measured: primary partitioned and standby promoted: first write through the pool after {} ms",
+        ms(took)
+    );
+    // At most: the idle session to the primary found dead (a validation or a statement,
+    // bounded by the TCP timers), then one connect whose first attempt gets half of the
+    // connect timeout.
+    let bound = dead_link_bound() + connect_timeout / 2 + SLACK * 2;
+    assert!(
+        took < bound,
+        "{took:?} (bound {bound:?}); last error: {last}"
+    );
+    assert!(server_addr(&pool).starts_with("127.0.0.1"));
+    let rows: i64 = pool
+        .get()
+        .unwrap()
+        .query_one("SELECT count(*) FROM failover", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "the row written before the cut was replicated");
+}

@@ -340,7 +340,9 @@ impl TempCluster {
     /// `pg_basebackup -R` over the Unix socket into a directory of its own, with a port and a
     /// socket directory of its own and the same authentication rules. It follows this server
     /// until [`promote`](TempCluster::promote)d. Clusters with [`ClusterOptions::hba`] need a
-    /// `local replication all trust` line.
+    /// `local replication all trust` line. The standby of a cluster in a network namespace
+    /// runs in this process's namespace, on 127.0.0.1, and streams over the Unix socket, so
+    /// it keeps up while the namespace's link is cut.
     ///
     /// ```no_run
     /// let primary = pgpool_testkit::TempCluster::start().unwrap();
@@ -348,9 +350,6 @@ impl TempCluster {
     /// primary.wait_replayed(&standby, std::time::Duration::from_secs(10)).unwrap();
     /// ```
     pub fn start_standby(&self) -> io::Result<TempCluster> {
-        if self.netns.is_some() {
-            return Err(other("a standby of a cluster in a network namespace"));
-        }
         let (root, socket_dir) = cluster_dirs("pgpool-standby", self.run_as.as_deref())?;
         let mut standby = TempCluster {
             data: root.join("data"),
@@ -360,7 +359,10 @@ impl TempCluster {
             port: 0,
             run_as: self.run_as.clone(),
             watchdog: None,
-            listen: self.listen.clone(),
+            listen: match self.netns {
+                Some(_) => vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                None => self.listen.clone(),
+            },
             admin_over_socket: self.admin_over_socket,
             netns: None,
         };
@@ -374,7 +376,8 @@ impl TempCluster {
         standby.run(cmd, "pg_basebackup")?;
         // The copied postgresql.conf names the primary's socket directory; port.conf is
         // included after it, so the standby's own settings go there.
-        standby.start_on_a_free_port(&self.listen)?;
+        let port_check = standby.listen.clone();
+        standby.start_on_a_free_port(&port_check)?;
         Ok(standby)
     }
 
@@ -473,17 +476,10 @@ impl TempCluster {
         ])
         .arg(&self.data);
         self.run(cmd, "initdb")?;
-        let listen = self
-            .listen
-            .iter()
-            .map(|ip| ip.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        // The addresses, the port and the socket directory are in port.conf (`write_port`).
         let mut conf = String::from("\n# pgpool throwaway cluster\n");
         for line in [
-            format!("listen_addresses = '{listen}'"),
-            format!("unix_socket_directories = '{}'", self.socket_dir.display()),
-            "fsync = off".into(),
+            "fsync = off".to_string(),
             "synchronous_commit = off".into(),
             "full_page_writes = off".into(),
             format!("max_connections = {}", options.max_connections),
@@ -557,13 +553,22 @@ impl TempCluster {
         Ok(lines)
     }
 
+    /// Writes `port.conf`, included by `postgresql.conf`: the addresses, the port and the
+    /// socket directory (a standby's `postgresql.conf` is its primary's copy; this file is
+    /// its own).
     fn write_port(&self) -> io::Result<()> {
         let path = self.data.join("port.conf");
         let socket_dir = self.socket_dir.display().to_string().replace('\'', "''");
+        let listen = self
+            .listen
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         fs::write(
             &path,
             format!(
-                "port = {}\nunix_socket_directories = '{socket_dir}'\n",
+                "port = {}\nunix_socket_directories = '{socket_dir}'\nlisten_addresses = '{listen}'\n",
                 self.port
             ),
         )?;
