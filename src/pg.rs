@@ -56,8 +56,6 @@ impl PgManager {
         let tls = TlsConnector::new(&config)
             .map_err(Error::into_config)?
             .map(Arc::new);
-        // The whole connect; the connection string's `connect_timeout` bounds each attempt.
-        let timeout = pool.connect_timeout;
         let idle = pool.tcp_keepalive_idle;
         let socket = SocketSettings {
             keepalives: config.keepalives,
@@ -90,7 +88,9 @@ impl PgManager {
             connector: Connector {
                 config,
                 tls,
-                timeout,
+                // The whole connect; the connection string's `connect_timeout` bounds
+                // each attempt.
+                timeout: pool.connect_timeout,
                 socket,
                 startup,
             },

@@ -68,10 +68,6 @@ use crate::pool::{HealthState, Pool};
 use crate::stats::Stats;
 use crate::sync::lock;
 
-/// How long [`Registry::close_all`] (and a shutdown) waits, after its deadline, for the
-/// cancel requests of reclaimed statements to be sent.
-pub const CANCEL_GRACE: Duration = Duration::from_secs(1);
-
 /// Named pools, opened together, looked up by name and closed together with one deadline.
 /// Cheap to clone: clones share the pools. See the [module documentation](self).
 ///
@@ -525,10 +521,9 @@ impl Registry {
     /// unopened, for good. Returns a report per opened pool; idempotent (a second call finds
     /// what is still held).
     ///
-    /// When something was reclaimed, it then waits up to [`CANCEL_GRACE`] more for the
-    /// cancel requests of the reclaimed statements to reach the server (a millisecond for a
-    /// reachable one): a program that exits right after would otherwise leave them running
-    /// there, since the server does not notice a gone client while a statement runs.
+    /// Each pool's close keeps the end of the time for the cancel requests of what it
+    /// reclaims (see [`Pool::close_timeout`]), so a program that exits right after leaves
+    /// nothing running on a reachable server.
     ///
     /// ```no_run
     /// # let registry = pgpool::Registry::from_file("pools.toml")?;
@@ -572,16 +567,9 @@ impl Registry {
                 )
                 .collect()
         });
-        let report = CloseReport {
+        CloseReport {
             pools,
             elapsed: start.elapsed(),
-        };
-        if report.reclaimed() > 0 {
-            crate::pool::wait_for_cancels(CANCEL_GRACE);
-        }
-        CloseReport {
-            elapsed: start.elapsed(),
-            ..report
         }
     }
 

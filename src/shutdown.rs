@@ -302,12 +302,10 @@ impl Shutdown {
     }
 }
 
-/// Closes `pools` in parallel within `deadline` (then, if anything was reclaimed, waits up to
-/// [`CANCEL_GRACE`](crate::registry::CANCEL_GRACE) for its cancel requests, as
-/// `Registry::close_all` does).
+/// Closes `pools` in parallel within `deadline`.
 fn close_pools(pools: &[Pool], deadline: Duration) -> Vec<PoolClose> {
     let until = Instant::now() + deadline;
-    let closed: Vec<PoolClose> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = pools
             .iter()
             .map(|pool| {
@@ -326,11 +324,7 @@ fn close_pools(pools: &[Pool], deadline: Duration) -> Vec<PoolClose> {
                 })
             })
             .collect()
-    });
-    if closed.iter().any(|c| c.reclaimed > 0) {
-        crate::pool::wait_for_cancels(crate::registry::CANCEL_GRACE);
-    }
-    closed
+    })
 }
 
 impl std::fmt::Debug for Shutdown {

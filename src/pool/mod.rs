@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use breaker::HealthState;
 pub use guard::PooledConnection;
-pub(crate) use shared::{forget_cancels, wait_for_cancels};
+pub(crate) use shared::forget_cancels;
 
 use crate::client::{Params, Row};
 use crate::config::{Builder, Config};

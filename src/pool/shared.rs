@@ -67,14 +67,14 @@ pub(crate) struct PoolHistograms {
 /// Canceller threads (`Shared::interrupt`) still sending, process-wide.
 static CANCELS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
+/// The most of a bounded close's time kept at its end for the cancel requests of what it
+/// reclaims (a tenth of the time, at most this).
+const CANCEL_RESERVE: Duration = Duration::from_millis(250);
+
 /// Waits up to `bound` until the cancel requests of reclaimed statements are sent (each is
 /// bounded by 2 s on its own): what a program about to exit after closing its pools needs, or
 /// the statements would run on in the server. True when none is left.
-/// The most of a bounded close's time kept at its end for the cancel requests of what it
-/// reclaims (a tenth of the time, at most this).
-pub(crate) const CANCEL_RESERVE: Duration = Duration::from_millis(250);
-
-pub(crate) fn wait_for_cancels(bound: Duration) -> bool {
+fn wait_for_cancels(bound: Duration) -> bool {
     let until = Instant::now() + bound;
     while CANCELS_IN_FLIGHT.load(Ordering::SeqCst) > 0 {
         if Instant::now() >= until {
@@ -401,15 +401,15 @@ impl<M: Manager> Shared<M> {
             }))
             .unwrap_or(Some(CloseReason::Broken))
         };
-        let reason = if unfit.is_some() {
-            unfit
-        } else if self.config.max_uses.is_some_and(|max| conn.uses >= max) {
-            Some(CloseReason::MaxUses)
-        } else if conn.is_expired(now) {
-            Some(CloseReason::Lifetime)
-        } else {
-            None
-        };
+        let reason = unfit.or_else(|| {
+            if self.config.max_uses.is_some_and(|max| conn.uses >= max) {
+                Some(CloseReason::MaxUses)
+            } else if conn.is_expired(now) {
+                Some(CloseReason::Lifetime)
+            } else {
+                None
+            }
+        });
         let precise = conn.lent_at.take().map(Stamp::elapsed);
         let (id, pid) = (conn.id, conn.backend_pid);
         let held = precise.unwrap_or(now.since(conn.checked_out));

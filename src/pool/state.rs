@@ -603,9 +603,8 @@ impl<C> State<C> {
     }
 
     /// [`describe`](Self::describe) plus the causes: the longest checkout (how long, where
-    /// from), the breaker, the last failed validation. What a timed-out acquire reports.
-    /// What a timeout message says about the pool, gathered under the lock (copies and `Arc`
-    /// clones) and formatted after it is released.
+    /// from), the breaker, the last failed validation. What a timed-out acquire reports,
+    /// gathered under the lock (copies and `Arc` clones) and formatted after it is released.
     pub(crate) fn explanation(&self) -> Explanation {
         let now = Tick::now();
         Explanation {

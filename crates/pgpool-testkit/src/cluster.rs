@@ -205,6 +205,29 @@ fn cluster_dirs(prefix: &str, run_as: Option<&str>) -> io::Result<(PathBuf, Path
     Ok((root, socket_dir))
 }
 
+/// Runs `cleanup` (a shell command) once this process has exited, from a watchdog process
+/// in a session of its own (setsid), so that a signal to this process's group (Ctrl-C, a
+/// test runner's timeout) does not take the watchdog down with it. `None` if it cannot start.
+pub(crate) fn spawn_watchdog(cleanup: &str) -> Option<Child> {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {cleanup}",
+        pid = std::process::id()
+    );
+    let mut cmd = if Path::new("/usr/bin/setsid").exists() {
+        let mut c = Command::new("/usr/bin/setsid");
+        c.arg("sh");
+        c
+    } else {
+        Command::new("sh")
+    };
+    cmd.args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
@@ -587,30 +610,12 @@ impl TempCluster {
             Some(user) => format!("runuser -u {user} -- "),
             None => String::new(),
         };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             {as_user}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{root}'",
-            pid = std::process::id(),
+        self.watchdog = spawn_watchdog(&format!(
+            "{as_user}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{root}'",
             pg_ctl = pg_ctl.display(),
             data = self.data.display(),
             root = self.root.display(),
-        );
-        // In a session of its own (setsid), so that a signal to this process's group (Ctrl-C,
-        // a test runner's timeout) does not take the watchdog down with it.
-        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
-            let mut c = Command::new("/usr/bin/setsid");
-            c.arg("sh");
-            c
-        } else {
-            Command::new("sh")
-        };
-        self.watchdog = cmd
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        ));
     }
 
     /// Starts the (stopped) server and waits until it accepts connections.

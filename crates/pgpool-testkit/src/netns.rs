@@ -254,28 +254,11 @@ impl Net {
 
     /// Deletes the link and the namespace if this process dies without dropping the fixture.
     fn spawn_watchdog(&mut self) {
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             ip link del '{root_if}' >/dev/null 2>&1; ip netns del '{ns}' >/dev/null 2>&1",
-            pid = std::process::id(),
+        self.watchdog = crate::cluster::spawn_watchdog(&format!(
+            "ip link del '{root_if}' >/dev/null 2>&1; ip netns del '{ns}' >/dev/null 2>&1",
             root_if = self.root_if,
             ns = self.ns,
-        );
-        // In a session of its own, so that a signal to this process group spares it.
-        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
-            let mut c = Command::new("/usr/bin/setsid");
-            c.arg("sh");
-            c
-        } else {
-            Command::new("sh")
-        };
-        self.watchdog = cmd
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        ));
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{free_port, run_as_user, scratch_dir, user_ids};
+use crate::cluster::{free_port, run_as_user, scratch_dir, spawn_watchdog, user_ids};
 use crate::TempCluster;
 
 /// The environment variable that turns a missing PgBouncer from a skip into a failure.
@@ -342,27 +342,11 @@ impl TempPgBouncer {
 
     /// Stops PgBouncer if this process dies without dropping it.
     fn spawn_watchdog(&mut self) {
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-             p=$(cat '{pidfile}' 2>/dev/null) && kill -TERM \"$p\" 2>/dev/null; rm -rf '{root}'",
-            pid = std::process::id(),
+        self.watchdog = spawn_watchdog(&format!(
+            "p=$(cat '{pidfile}' 2>/dev/null) && kill -TERM \"$p\" 2>/dev/null; rm -rf '{root}'",
             pidfile = self.pid_path().display(),
             root = self.root.display(),
-        );
-        let mut cmd = if Path::new("/usr/bin/setsid").exists() {
-            let mut c = Command::new("/usr/bin/setsid");
-            c.arg("sh");
-            c
-        } else {
-            Command::new("sh")
-        };
-        self.watchdog = cmd
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        ));
     }
 
     fn ini_path(&self) -> PathBuf {
