@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build, test, demo and benchmark pgpool:
-# the PostgreSQL server (initdb, pg_ctl, pgbench), libpq's development files (the libpq
-# comparison tests), C and C++ compilers (gcc, and clang for the C++ wrapper's test), pkg-config
-# (the install test), Go (for the Go module), valgrind, Chromium (the CLI's status-page test
-# loads the page headless) and PgBouncer (tests/pgbouncer.rs runs throwaway ones; the Debian
+# the PostgreSQL server (initdb, pg_ctl, pgbench, and pg_basebackup for the standby tests),
+# libpq's development files (the libpq comparison tests), C and C++ compilers (gcc, and clang
+# for the C++ wrapper's test), pkg-config (the install test), Go (for the Go module), valgrind,
+# Chromium (the CLI's status-page test loads the page headless) and PgBouncer (tests/pgbouncer.rs runs throwaway ones; the Debian
 # package's own service on port 6432 is never used). As root it
 # runs apt-get; otherwise it prints the exact command.
 # Idempotent: does nothing when everything is present.
