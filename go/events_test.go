@@ -118,9 +118,12 @@ func TestEventsCarryBackendPIDsReasonsAndDurations(t *testing.T) {
 	if !errors.As(gotClose, &pe) || pe.Code != pgpool.CodeUsage {
 		t.Fatalf("a Close inside the handler returned %v", gotClose)
 	}
+	// The age comes from the pool's coarse clock (a few milliseconds): a connection that
+	// has lived 20 ms shows at least 10.
+	time.Sleep(20 * time.Millisecond)
 	conn.Discard()
 	removed := log.waitFor(t, "remove", func(e pgpool.Event) bool { return e.Kind == pgpool.EventRemove })
-	if removed.Reason != pgpool.CloseDiscarded || removed.BackendPID != pid || removed.Duration <= 0 {
+	if removed.Reason != pgpool.CloseDiscarded || removed.BackendPID != pid || removed.Duration < 10*time.Millisecond {
 		t.Fatalf("remove %+v", removed)
 	}
 	// The refused Close left the pool open; a Close outside the handler closes it.
