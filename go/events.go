@@ -69,6 +69,7 @@ const (
 	ClosePoolClosed       CloseReason = "pool_closed"       // the pool closed
 	CloseReclaimed        CloseReason = "reclaimed"         // taken back from its holder
 	CloseRoleChanged      CloseReason = "role_changed"      // the server changed role against target_session_attrs
+	CloseReplicaLag       CloseReason = "replica_lag"       // on a standby further behind than MaxReplicaLag
 )
 
 // Event is one thing that happened in a pool (see WithEventHandler).

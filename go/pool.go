@@ -259,6 +259,18 @@ func offOrMs(d time.Duration) C.int64_t {
 	return ms(d)
 }
 
+// MaxReplicaLag keeps away from sessions on a hot standby whose replay is further behind
+// its primary than d: the connect refuses such a standby (the next host is tried;
+// target_session_attrs=prefer-standby falls back to the primary), and an open session found
+// lagging is closed (CloseReplicaLag, Stats.ReplicaLagClosed). Measured at connect, before
+// a hand-out once the last measure is older than d/2, and by the keepalive
+// (max_replica_lag; default off; zero or Never: off).
+func MaxReplicaLag(d time.Duration) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_max_replica_lag_ms(c, offOrMs(d), e)
+	})
+}
+
 // LeakThreshold reports a connection held longer than d once, as a suspected leak: logged
 // at LogWarn (see SetLogger) with the file and line that acquired it, and counted in
 // Stats.LeaksSuspected (leak_threshold; default off; zero or Never: off). Checked every
@@ -603,6 +615,7 @@ type Stats struct {
 	ReclaimedClosed   int64 // taken back: held past MaxCheckout, or still held when CloseTimeout ran out
 	LeaksSuspected    int64 // checkouts held past LeakThreshold (each reported once)
 	RoleChangedClosed int64 // the server changed role against target_session_attrs (a standby promoted, a primary turned read-only)
+	ReplicaLagClosed  int64 // on a standby further behind its primary than MaxReplicaLag
 
 	Health                     HealthState   // Healthy, Degraded or Down (the breaker is open)
 	ConsecutiveConnectFailures int32         // failed connects in a row (0 after a success)
@@ -650,6 +663,7 @@ func (p *Pool) Stats() Stats {
 		AcquireWait: histogram(s.acquire_wait), ConnectTime: histogram(s.connect_time),
 		QueryTime: histogram(s.query_time), HoldTime: histogram(s.hold_time),
 		RoleChangedClosed: int64(s.closed_role_changed),
+		ReplicaLagClosed:  int64(s.closed_replica_lag),
 	}
 }
 

@@ -279,6 +279,8 @@ enum pgpool_close_reason
   // The server is no longer what `target_session_attrs` asked for (a standby was
   // promoted, a primary turned read-only).
   PGPOOL_CLOSE_ROLE_CHANGED = 11,
+  // On a hot standby further behind its primary than `max_replica_lag_ms`.
+  PGPOOL_CLOSE_REPLICA_LAG = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -363,7 +365,8 @@ typedef struct pgpool_event {
   uint32_t reserved;
   // The reason's stable name for REMOVE and RECLAIMED ("idle_timeout", "lifetime",
   // "max_idle", "max_uses", "broken", "failed_validation", "failed_keepalive",
-  // "discarded", "pool_closed", "reclaimed", "role_changed"); empty otherwise.
+  // "discarded", "pool_closed", "reclaimed", "role_changed", "replica_lag"); empty
+  // otherwise.
   const char *reason_text;
   // ERROR: the error's message; NOTICE: the notice's message; empty otherwise.
   const char *message;
@@ -499,6 +502,9 @@ typedef struct pgpool_stats {
   // Connections retired because the server changed role: a standby promoted, or a
   // primary turned read-only, against the pool's `target_session_attrs`.
   uint64_t closed_role_changed;
+  // Connections retired because their standby was further behind its primary than
+  // `max_replica_lag`.
+  uint64_t closed_replica_lag;
 } pgpool_stats;
 
 // The result of a health check (`pgpool_pool_health`).
@@ -911,6 +917,20 @@ pgpool_code pgpool_config_set_slow_query_threshold_ms(struct pgpool_config *cfg,
 pgpool_code pgpool_config_set_degraded_waiters(struct pgpool_config *cfg,
                                                int64_t value,
                                                struct pgpool_error **out_err);
+
+// Sets `max_replica_lag_ms`: a session on a hot standby whose replay is further behind its
+// primary is not used: the connect refuses such a standby (the next host is tried;
+// `target_session_attrs=prefer-standby` falls back to the primary), and an open session
+// found lagging is closed (PGPOOL_CLOSE_REPLICA_LAG, `pgpool_stats.closed_replica_lag`).
+// Measured at connect, before a hand-out once the last measure is older than half of
+// this, and by the keepalive (default: off; negative: off; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_max_replica_lag_ms(struct pgpool_config *cfg,
+                                                 int64_t value,
+                                                 struct pgpool_error **out_err);
 
 // Sets the event callback: `callback` receives every event of the pools created from this
 // config (connect, acquire, release, remove, error, leak suspected, reclaimed, notice) as a

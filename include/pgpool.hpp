@@ -593,6 +593,17 @@ class Config {
   }
   /// As above, on a temporary.
   Config &&max_checkout(std::chrono::milliseconds v) && { return std::move(max_checkout(v)); }
+  /// A session on a hot standby further behind its primary than this is not used: the
+  /// connect refuses such a standby (prefer-standby falls back to the primary) and an open
+  /// session found lagging is closed (`Stats::closed_replica_lag`). Default and `never`
+  /// (any negative value): off; at least 1 ms.
+  Config &max_replica_lag(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_max_replica_lag_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&max_replica_lag(std::chrono::milliseconds v) && {
+    return std::move(max_replica_lag(v));
+  }
   /// The bound on Pool::health() as a whole (default 2 s; must be > 0, else the Pool
   /// constructor throws PGPOOL_ERR_CONFIG).
   Config &health_timeout(std::chrono::milliseconds v) & {
@@ -1602,7 +1613,8 @@ class Transaction {
 /// gauges and close counters: `closed_reclaimed` (leases taken back: held past
 /// max_checkout, or still out when a bounded close ran out), `closed_role_changed` (the
 /// server stopped matching target_session_attrs: a standby promoted, a primary turned
-/// read-only), `leaks_suspected` (leases held
+/// read-only), `closed_replica_lag` (on a standby further behind its primary than
+/// max_replica_lag), `leaks_suspected` (leases held
 /// past leak_threshold), `health` (a pgpool_health_state: `health_state(stats)` gives the
 /// enum class), `consecutive_connect_failures`, `since_connect_success_ms` and
 /// `since_connect_failure_ms` (-1: never), `connectors` (connect attempts running), and the

@@ -154,6 +154,22 @@ pub struct Config {
     /// [`Pool::health`](crate::Pool::health) reports the pool degraded while more than this
     /// many callers wait for a connection. Defaults to 10; `None` never.
     pub degraded_waiters: Option<usize>,
+    /// A session on a hot standby whose replay is further behind its primary than this is
+    /// not used: the connect refuses such a standby (the next host is tried, and
+    /// `prefer-standby` falls back to the primary), and an open session found lagging is
+    /// retired with [`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag). A session
+    /// on a standby is measured at connect, then before a hand-out once its last measure is
+    /// older than half of this (a validation round trip), and by the keepalive. The lag is
+    /// the standby's own measure: zero while it has replayed all it received, else the time
+    /// since the commit it replayed last. Sessions on a primary are never measured.
+    /// Defaults to `None` (any lag); at least 1 ms.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let reads = pgpool::Pool::builder().max_replica_lag(Some(Duration::from_secs(5)));
+    /// assert_eq!(reads.config().max_replica_lag, Some(Duration::from_secs(5)));
+    /// ```
+    pub max_replica_lag: Option<Duration>,
 }
 
 impl Default for Config {
@@ -193,6 +209,7 @@ impl Default for Config {
             stats_log_interval: None,
             slow_query_threshold: None,
             degraded_waiters: Some(10),
+            max_replica_lag: None,
         }
     }
 }
@@ -226,6 +243,7 @@ impl fmt::Debug for Config {
             .field("stats_log_interval", &self.stats_log_interval)
             .field("slow_query_threshold", &self.slow_query_threshold)
             .field("degraded_waiters", &self.degraded_waiters)
+            .field("max_replica_lag", &self.max_replica_lag)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
@@ -301,6 +319,7 @@ impl Config {
         positive("health_timeout", self.health_timeout)?;
         at_least_1ms("stats_log_interval", self.stats_log_interval)?;
         at_least_1ms("slow_query_threshold", self.slow_query_threshold)?;
+        at_least_1ms("max_replica_lag", self.max_replica_lag)?;
         if let Some(name) = &self.name {
             let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
             if name.is_empty() || name.len() > 63 || !name.chars().all(valid) {
@@ -594,6 +613,10 @@ impl Builder {
     setter!(
         /// See [`Config::degraded_waiters`].
         degraded_waiters: Option<usize>
+    );
+    setter!(
+        /// See [`Config::max_replica_lag`].
+        max_replica_lag: Option<Duration>
     );
 
     /// See [`Config::name`].

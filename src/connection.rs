@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::copy::{CopyIn, CopyOut};
+use crate::client::lag::{self, LagWatch};
 use crate::client::query::RowSink;
 use crate::client::session::{OnDeadline, Session, DEFAULT_DRAIN};
 use crate::client::{
@@ -700,10 +701,13 @@ impl PgConnection {
         self.session.keeps_its_role()
     }
 
-    /// The zero-cost probe: no round trip, one non-blocking `poll(2)`.
+    /// The zero-cost probe: no round trip, one non-blocking `poll(2)`. A standby session
+    /// whose lag is due to be measured again is suspect, so that the validation measures it.
     pub(crate) fn probe(&mut self) -> Probe {
         if self.is_broken() || self.session.in_copy {
             Probe::Broken
+        } else if self.session.replica_lag.is_some_and(|w| w.due()) {
+            Probe::Suspect
         } else if self.session.looks_idle() {
             Probe::Healthy
         } else {
@@ -711,16 +715,31 @@ impl PgConnection {
         }
     }
 
-    /// A round trip (an empty query) bounded by `timeout`. A timed-out session is broken.
+    /// A round trip bounded by `timeout`: an empty query, or on a watched standby the lag
+    /// measure. A timed-out session is broken.
     pub(crate) fn validate(&mut self, timeout: Duration) -> Result<(), Error> {
         self.session
             .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
-        let result = self.session.simple_query("").map(drop);
+        let result = if self.session.replica_lag.is_some() {
+            lag::measure(&mut self.session).map(|behind| {
+                if let Some(w) = &mut self.session.replica_lag {
+                    // Not in recovery any more: promoted, which the role check reports.
+                    w.update(behind.unwrap_or_default());
+                }
+            })
+        } else {
+            self.session.simple_query("").map(drop)
+        };
         self.session.clear_deadline();
         if result.is_err() {
             self.session.mark_broken();
         }
         result
+    }
+
+    /// The last measured lag when it is past `max_replica_lag` (a standby session only).
+    pub(crate) fn replica_lag_too_far(&self) -> Option<LagWatch> {
+        self.session.replica_lag.filter(LagWatch::too_far)
     }
 
     /// Notifications received and not yet read.

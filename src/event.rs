@@ -38,11 +38,14 @@ pub enum CloseReason {
     /// parameters the server reports (PostgreSQL 14+) after a statement, a reset or a
     /// validation round trip.
     RoleChanged,
+    /// On a hot standby further behind its primary than `max_replica_lag`, measured by a
+    /// validation round trip or the keepalive.
+    ReplicaLag,
 }
 
 impl CloseReason {
     /// Every reason, in the order the stats report them.
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::IdleTimeout,
         CloseReason::Lifetime,
         CloseReason::MaxIdle,
@@ -54,6 +57,7 @@ impl CloseReason {
         CloseReason::PoolClosed,
         CloseReason::Reclaimed,
         CloseReason::RoleChanged,
+        CloseReason::ReplicaLag,
     ];
 
     /// A short, stable name (`"idle_timeout"`, `"lifetime"`, ...).
@@ -70,6 +74,7 @@ impl CloseReason {
             CloseReason::PoolClosed => "pool_closed",
             CloseReason::Reclaimed => "reclaimed",
             CloseReason::RoleChanged => "role_changed",
+            CloseReason::ReplicaLag => "replica_lag",
         }
     }
 

@@ -59,15 +59,18 @@ pub trait Manager: Send + Sync + 'static {
         true
     }
 
-    /// True when the server behind `conn` is no longer the kind it was opened for (for
-    /// PostgreSQL: a standby promoted, or a primary turned read-only, against
-    /// `target_session_attrs`). Asked after every reset and every successful validation;
-    /// the pool then retires the connection with
-    /// [`CloseReason::RoleChanged`](crate::CloseReason::RoleChanged). Must be cheap and must
-    /// not block. The default: never.
-    fn role_changed(&self, conn: &mut Self::Connection) -> bool {
+    /// Why a healthy `conn` must leave the pool all the same, if it must: the server behind
+    /// it is no longer the kind it was opened for
+    /// ([`CloseReason::RoleChanged`](crate::CloseReason::RoleChanged); for PostgreSQL a
+    /// standby promoted, or a primary turned read-only, against `target_session_attrs`), or
+    /// it is a standby found too far behind its primary
+    /// ([`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag)). Asked after every
+    /// reset, every successful validation and every keepalive; the pool then retires the
+    /// connection with that reason. Must be cheap and must not block: it reads what the
+    /// last round trip learnt. The default: never.
+    fn unfit(&self, conn: &mut Self::Connection) -> Option<crate::CloseReason> {
         let _ = conn;
-        false
+        None
     }
 
     /// Whether dropping a connection may block. Asked once, when the pool starts.

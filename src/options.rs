@@ -107,6 +107,8 @@ const ENV_PREFIX: &str = "PGPOOL_";
 const NOT_OPTIONS: &[&str] = &[
     "PGPOOL_LOG",
     "PGPOOL_TEST_URL",
+    "PGPOOL_TEST_PRIMARY",
+    "PGPOOL_TEST_STANDBY",
     "PGPOOL_PG_BINDIR",
     "PGPOOL_REQUIRE_NETNS",
     "PGPOOL_REQUIRE_CHROMIUM",
@@ -194,6 +196,7 @@ options! {
     stats_log_interval: optional_duration,
     slow_query_threshold: optional_duration,
     degraded_waiters: optional_count::<usize>,
+    max_replica_lag: optional_duration,
 }
 
 fn option(name: &str) -> Option<&'static Opt> {
@@ -1159,7 +1162,7 @@ mod tests {
 
     #[test]
     fn every_option_has_a_key_and_a_variable() {
-        assert_eq!(OPTIONS.len(), 34);
+        assert_eq!(OPTIONS.len(), 35);
         for opt in OPTIONS {
             let c = Config::from_conninfo(&format!("host=x pool_{}=", opt.name)).unwrap();
             assert_eq!(c, Config::default());

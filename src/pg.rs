@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use crate::client::connect::{Connector, SocketSettings};
 use crate::client::conninfo::ConnConfig;
+use crate::client::lag;
 use crate::client::tls::TlsConnector;
 use crate::client::{NoticeHandler, TransactionStatus};
 use crate::config::Config;
 use crate::connection::{PgConnection, StatementMode};
 use crate::error::Error;
+use crate::event::CloseReason;
 use crate::histogram::Histogram;
 use crate::manager::{Interrupt, Manager, Probe};
 use crate::query_log::QueryLog;
@@ -93,6 +95,7 @@ impl PgManager {
                 timeout: pool.connect_timeout,
                 socket,
                 startup,
+                max_replica_lag: pool.max_replica_lag,
             },
             cache_capacity: pool.statement_cache_capacity,
             mode: if pool.transaction_pooling {
@@ -175,20 +178,29 @@ impl Manager for PgManager {
         false
     }
 
-    fn role_changed(&self, conn: &mut PgConnection) -> bool {
-        if conn.keeps_its_role() {
-            return false;
+    fn unfit(&self, conn: &mut PgConnection) -> Option<CloseReason> {
+        if !conn.keeps_its_role() {
+            log::info!(
+                target: "pgpool",
+                "retiring the session of backend {}: the server no longer satisfies \
+                 target_session_attrs={} (in_hot_standby={}, default_transaction_read_only={})",
+                conn.backend_pid(),
+                self.connector.config.target_session_attrs.as_str(),
+                conn.parameter("in_hot_standby").unwrap_or("?"),
+                conn.parameter("default_transaction_read_only").unwrap_or("?"),
+            );
+            return Some(CloseReason::RoleChanged);
         }
+        let watch = conn.replica_lag_too_far()?;
         log::info!(
             target: "pgpool",
-            "retiring the session of backend {}: the server no longer satisfies \
-             target_session_attrs={} (in_hot_standby={}, default_transaction_read_only={})",
+            "retiring the session of backend {}: its standby is {} behind its primary \
+             (max_replica_lag {} ms)",
             conn.backend_pid(),
-            self.connector.config.target_session_attrs.as_str(),
-            conn.parameter("in_hot_standby").unwrap_or("?"),
-            conn.parameter("default_transaction_read_only").unwrap_or("?"),
+            lag::describe(watch.behind),
+            watch.max.as_millis(),
         );
-        true
+        Some(CloseReason::ReplicaLag)
     }
 
     fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {

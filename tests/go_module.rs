@@ -1,6 +1,7 @@
 //! The Go module in go/ (package pgpool and its database/sql connector) passes
-//! `go test -race ./...` against the test server, built against the libpgpool.so of this
-//! test run through the CGO_* variables and `-tags pgpool_nopkgconfig`.
+//! `go test -race ./...` against the test server (and a private primary with its streaming
+//! standby for the replica tests), built against the libpgpool.so of this test run through
+//! the CGO_* variables and `-tags pgpool_nopkgconfig`.
 
 mod c_support;
 mod common;
@@ -15,6 +16,12 @@ fn go_module_tests_pass_under_the_race_detector() {
         panic!("Go is not installed (scripts/setup.sh installs golang-go)");
     }
     let url = common::url();
+    // A primary and its streaming standby for the replica tests.
+    let primary = common::private_cluster();
+    let standby = primary.start_standby().expect("starting a standby");
+    primary
+        .wait_replayed(&standby, Duration::from_secs(20))
+        .unwrap();
     let root = c_support::root();
     let lib = c_support::lib_dir();
     let scratch = c_support::out_dir("go-module");
@@ -30,6 +37,8 @@ fn go_module_tests_pass_under_the_race_detector() {
             "./...",
         ])
         .env("PGPOOL_TEST_URL", &url)
+        .env("PGPOOL_TEST_PRIMARY", primary.conninfo())
+        .env("PGPOOL_TEST_STANDBY", standby.conninfo())
         .env("GOFLAGS", "-mod=mod")
         .env("GOCACHE", scratch.join("cache"))
         .env(

@@ -219,6 +219,9 @@ fn every_option() -> Vec<Case> {
             c.slow_query_threshold = Some(Duration::from_millis(200))
         }),
         ("degraded_waiters", "none", |c| c.degraded_waiters = None),
+        ("max_replica_lag", "5s", |c| {
+            c.max_replica_lag = Some(Duration::from_secs(5))
+        }),
     ]
 }
 

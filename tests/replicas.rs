@@ -367,6 +367,17 @@ fn c_a_read_write_pool_retires_a_session_of_a_fenced_server() {
     eprintln!("{}", output.trim_end());
 }
 
+#[test]
+fn c_max_replica_lag_retires_a_lagging_standby_session_and_refuses_the_standby() {
+    let (primary, standby) = pair();
+    let out = c_support::out_dir("c").join("replica_lag");
+    let src = c_support::root().join("tests/c/replica_lag.c");
+    c_support::compile(&[&src], &out, false);
+    let output = c_support::run(&out, &[&standby.conninfo(), &primary.conninfo()]);
+    assert!(output.contains("REPLICA LAG OK"), "{output}");
+    eprintln!("{}", output.trim_end());
+}
+
 /// The ```toml block of the guide.
 fn guide_toml() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -404,6 +415,10 @@ fn the_registry_file_in_the_guide_opens_a_write_and_a_read_pool() {
     assert!(!in_recovery(&writes));
     assert!(in_recovery(&reads));
     assert_eq!(reads.config().max_lifetime, Some(Duration::from_secs(300)));
+    assert_eq!(
+        reads.config().max_replica_lag,
+        Some(Duration::from_secs(10))
+    );
     assert_eq!(writes.config().max_size, 20);
     registry.close_all(Duration::from_secs(5));
 }
@@ -435,4 +450,123 @@ fn a_session_that_made_itself_read_only_is_not_handed_to_the_next_writer() {
             .get(0);
         assert_eq!(read_only, "off", "full_reset={full_reset}");
     }
+}
+
+/// Pauses the standby's replay and writes on the primary until the standby has received WAL
+/// it has not replayed and its own measure of the lag exceeds `past`.
+fn hold_replay_back(primary: &TempCluster, standby: &TempCluster, past: Duration) {
+    let mut replica = standby.admin().unwrap();
+    replica
+        .batch_execute("SELECT pg_catalog.pg_wal_replay_pause()")
+        .unwrap();
+    let mut admin = primary.admin().unwrap();
+    let start = Instant::now();
+    loop {
+        admin
+            .batch_execute("INSERT INTO t SELECT coalesce(max(id), 0) + 1, 'later' FROM t")
+            .unwrap();
+        let behind: f64 = replica
+            .query_one(
+                "SELECT CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = \
+                 pg_catalog.pg_last_wal_replay_lsn() THEN 0 ELSE EXTRACT(EPOCH FROM \
+                 pg_catalog.clock_timestamp() - pg_catalog.pg_last_xact_replay_timestamp())::float8 END",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if behind > past.as_secs_f64() {
+            return;
+        }
+        assert!(start.elapsed() < LONG, "the standby never fell behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_standby_further_behind_than_max_replica_lag_is_refused_and_its_sessions_retired() {
+    let (primary, standby) = pair();
+    let app = common::app_name("lag");
+    let max = Duration::from_millis(1500);
+    let (removed, hook) = removals();
+    // Reads prefer the standby; validation before every hand-out is off, so only a due lag
+    // measure (every max / 2) makes the round trip.
+    let reads = common::builder(&app)
+        .max_replica_lag(Some(max))
+        .validate_on_acquire(false)
+        .event_hook(hook)
+        .build(&hosts(&[&standby, &primary], "prefer-standby"))
+        .unwrap();
+    // A standby pool whose idle sessions only the keepalive looks at.
+    let (kept_removed, kept_hook) = removals();
+    let kept = common::builder(&app)
+        .max_replica_lag(Some(max))
+        .min_idle(2)
+        .keepalive_interval(Some(Duration::from_millis(200)))
+        .event_hook(kept_hook)
+        .build(&hosts(&[&standby], "standby"))
+        .unwrap();
+    // Writes: sessions on a primary are never measured.
+    let writes = common::builder(&app)
+        .max_replica_lag(Some(max))
+        .build(&hosts(&[&primary], "read-write"))
+        .unwrap();
+    assert!(in_recovery(&reads), "a standby in step is used");
+    assert!(wait_until(LONG, || kept.stats().idle == 2));
+    writes.get().unwrap().batch_execute("SELECT 1").unwrap();
+
+    hold_replay_back(&primary, &standby, max + Duration::from_millis(200));
+
+    // A new connect refuses the standby and says why.
+    let fresh = common::builder(&app)
+        .max_replica_lag(Some(max))
+        .acquire_timeout(Duration::from_secs(3))
+        .build(&hosts(&[&standby], "standby"))
+        .unwrap();
+    let text = fresh
+        .get()
+        .expect_err("a lagging standby is refused")
+        .to_string();
+    assert!(
+        text.contains("behind its primary (max_replica_lag 1500 ms)")
+            && text.contains(&standby.port().to_string()),
+        "{text}"
+    );
+
+    // The reads pool measures its session again before the next hand-out (its last measure
+    // is older than max / 2 by now), retires it, and prefer-standby falls back.
+    std::thread::sleep(max / 2);
+    assert!(!in_recovery(&reads), "the primary serves the reads");
+    let stats = reads.stats();
+    assert_eq!(stats.closed(CloseReason::ReplicaLag), 1, "{stats:?}");
+    assert!(removed.lock().unwrap().contains(&CloseReason::ReplicaLag));
+
+    // The keepalive retires the standby pool's idle sessions; new ones are refused.
+    assert!(wait_until(LONG, || kept
+        .stats()
+        .closed(CloseReason::ReplicaLag)
+        == 2));
+    assert_eq!(
+        kept_removed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == CloseReason::ReplicaLag)
+            .count(),
+        2
+    );
+    assert!(kept.get().is_err());
+
+    // The primary's pool never measured anything.
+    writes.get().unwrap().batch_execute("SELECT 1").unwrap();
+    assert_eq!(writes.stats().closed(CloseReason::ReplicaLag), 0);
+
+    // Replay resumed and caught up: the standby pool refills by itself.
+    standby
+        .admin()
+        .unwrap()
+        .batch_execute("SELECT pg_catalog.pg_wal_replay_resume()")
+        .unwrap();
+    primary.wait_replayed(&standby, LONG).unwrap();
+    assert!(wait_until(LONG, || kept.stats().idle == 2));
+    assert!(in_recovery(&fresh));
 }

@@ -21,6 +21,7 @@ use crate::client::cancel::{CancelTarget, CancelToken};
 use crate::client::conninfo::{
     ConnConfig, Host, HostSpec, LoadBalanceHosts, SslMode, TargetSessionAttrs,
 };
+use crate::client::lag::{self, LagWatch};
 use crate::client::resolve::{self, Failure as Unresolved};
 use crate::client::row::SimpleQueryMessage;
 use crate::client::session::{OnDeadline, Session};
@@ -48,6 +49,8 @@ pub(crate) struct Connector {
     pub(crate) socket: SocketSettings,
     /// StartupMessage parameters besides user and database.
     pub(crate) startup: Vec<(String, String)>,
+    /// The pool's `max_replica_lag`: a standby further behind is refused.
+    pub(crate) max_replica_lag: Option<Duration>,
 }
 
 /// Where an attempt failed: the sslmode fallbacks depend on it.
@@ -385,6 +388,25 @@ impl Connector {
                     want.as_str()
                 ),
             ));
+        }
+        if let Some(max) = self.max_replica_lag {
+            // A primary that says so (PostgreSQL 14+) costs no round trip.
+            if session.parameter("in_hot_standby") != Some("off") {
+                let behind = lag::measure(&mut session).map_err(|e| self.explain(e, &budget))?;
+                if let Some(behind) = behind {
+                    if behind > max {
+                        return Err(Error::new(
+                            ErrorKind::Connect,
+                            format!(
+                                "the standby is {} behind its primary (max_replica_lag {} ms)",
+                                lag::describe(behind),
+                                max.as_millis()
+                            ),
+                        ));
+                    }
+                    session.replica_lag = Some(LagWatch::new(max, behind));
+                }
+            }
         }
         session.set_role_target(want);
         session.clear_deadline();

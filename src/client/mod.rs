@@ -2,7 +2,7 @@
 //! and the buffers; no async runtime anywhere.
 //!
 //! Files: [`conninfo`] (libpq-compatible settings), `connect` (hosts, deadline, TLS
-//! negotiation, `target_session_attrs`), `resolve` (host names, bounded by the connect
+//! negotiation, `target_session_attrs`), `lag` (a standby's replay lag), `resolve` (host names, bounded by the connect
 //! deadline), `auth` (startup and authentication), `tls`
 //! (rustls), `stream` (the owned socket), `session` (wire state, buffers, deadlines,
 //! transaction status), `query` (the extended and simple protocols), `types` (user-defined
@@ -14,6 +14,7 @@ pub(crate) mod connect;
 pub mod conninfo;
 pub(crate) mod copy;
 pub(crate) mod db_error;
+pub(crate) mod lag;
 pub(crate) mod query;
 pub(crate) mod resolve;
 pub(crate) mod row;

@@ -25,6 +25,7 @@ use postgres_protocol::message::frontend;
 use crate::client::cancel::CancelToken;
 use crate::client::conninfo::TargetSessionAttrs;
 use crate::client::db_error::DbError;
+use crate::client::lag::LagWatch;
 use crate::client::stream::{Severer, Stream};
 use crate::error::Error;
 use crate::sys::socket;
@@ -110,6 +111,8 @@ pub(crate) struct Session {
     /// The server reported a new value of `in_hot_standby` or
     /// `default_transaction_read_only` since the last [`Session::keeps_its_role`].
     role_changed: bool,
+    /// On a standby, with `max_replica_lag` set: its lag as last measured.
+    pub(crate) replica_lag: Option<LagWatch>,
 }
 
 impl Session {
@@ -136,6 +139,7 @@ impl Session {
             reclaimed: None,
             role_target: TargetSessionAttrs::Any,
             role_changed: false,
+            replica_lag: None,
         }
     }
 

@@ -351,21 +351,19 @@ impl<M: Manager> Shared<M> {
                 return Err(());
             }
             conn.last_alive = Tick::now();
-            if self.role_changed(&mut conn) {
-                self.discard_checked_out(conn, CloseReason::RoleChanged);
+            if let Some(reason) = self.unfit(&mut conn) {
+                self.discard_checked_out(conn, reason);
                 return Err(());
             }
         }
         Ok(conn)
     }
 
-    /// Whether the server behind `conn` changed role (see [`Manager::role_changed`]); a
-    /// panicking manager counts as a change, so the connection is not kept.
-    pub(crate) fn role_changed(&self, conn: &mut Conn<M::Connection>) -> bool {
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            self.manager.role_changed(&mut conn.raw)
-        }))
-        .unwrap_or(true)
+    /// Why a healthy `conn` must leave all the same (see [`Manager::unfit`]); a panicking
+    /// manager counts as a role change, so the connection is not kept.
+    pub(crate) fn unfit(&self, conn: &mut Conn<M::Connection>) -> Option<CloseReason> {
+        panic::catch_unwind(AssertUnwindSafe(|| self.manager.unfit(&mut conn.raw)))
+            .unwrap_or(Some(CloseReason::RoleChanged))
     }
 
     /// Closes a connection that a caller's acquire took out but found unusable.
@@ -393,10 +391,8 @@ impl<M: Manager> Shared<M> {
             panic::catch_unwind(AssertUnwindSafe(|| {
                 if !self.manager.reset(&mut conn.raw) {
                     Some(CloseReason::Broken)
-                } else if self.manager.role_changed(&mut conn.raw) {
-                    Some(CloseReason::RoleChanged)
                 } else {
-                    None
+                    self.manager.unfit(&mut conn.raw)
                 }
             }))
             .unwrap_or(Some(CloseReason::Broken))

@@ -163,11 +163,13 @@ fn keepalive<M: Manager>(this: &Arc<Shared<M>>) {
         });
         let unfit = match &result {
             Err(e) => Some((CloseReason::FailedKeepalive, Some(e))),
-            Ok(()) if this.role_changed(&mut conn) => Some((CloseReason::RoleChanged, None)),
-            Ok(()) => {
-                conn.last_alive = Tick::now();
-                None
-            }
+            Ok(()) => match this.unfit(&mut conn) {
+                Some(reason) => Some((reason, None)),
+                None => {
+                    conn.last_alive = Tick::now();
+                    None
+                }
+            },
         };
         let (id, backend_pid) = (conn.id, conn.backend_pid);
         let retired = this.lock_state().end_keepalive(conn, unfit);

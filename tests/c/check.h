@@ -69,4 +69,13 @@ static int checks = 0;
     checks++;                                                                               \
   } while (0)
 
+/* A snapshot of `pool`'s stats (the size-led struct filled in full). */
+static inline pgpool_stats stats_of(pgpool_pool *pool) {
+  pgpool_stats s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &s, &err));
+  return s;
+}
+
 #endif

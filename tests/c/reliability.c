@@ -29,14 +29,6 @@ static void on_log(int32_t level, const char *message, void *user_data) {
   pthread_mutex_unlock(&log_lock);
 }
 
-static pgpool_stats stats_of(pgpool_pool *pool) {
-  pgpool_stats s;
-  memset(&s, 0, sizeof s);
-  s.size = sizeof s;
-  EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &s, &err));
-  return s;
-}
-
 /* A holder stuck in a long statement; records what the call returned and when. */
 struct holder {
   pgpool_pool *pool;

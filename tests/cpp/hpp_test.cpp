@@ -1136,6 +1136,7 @@ static void observability(const std::string &url) {
                              .degraded_waiters(0)
                              .health_timeout(300ms)
                              .slow_query_threshold(1s)
+                             .max_replica_lag(5s) // a primary: never measured
                              .stats_log_interval(1min));
   for (int i = 0; i < 5; i++) pool.acquire().exec("SELECT 1");
   pool.acquire().exec("SELECT pg_sleep(0.02)");
@@ -1145,6 +1146,9 @@ static void observability(const std::string &url) {
   CHECK(s.connect_time.count == s.connections_created);
   std::string text = pool.metrics();
   CHECK(text.find("pgpool_query_duration_seconds_count{pool=\"hpp\"} 6\n") != std::string::npos);
+  CHECK(s.closed_replica_lag == 0 &&
+        text.find("pgpool_connections_closed_total{pool=\"hpp\",reason=\"replica_lag\"} 0\n") !=
+            std::string::npos);
   std::string json = pool.health_json();
   CHECK(json.rfind("{\"ok\":true,\"pool\":\"hpp\",\"state\":\"healthy\"", 0) == 0);
   {

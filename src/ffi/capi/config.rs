@@ -861,6 +861,33 @@ pub unsafe extern "C" fn pgpool_config_set_degraded_waiters(
     }
 }
 
+/// Sets `max_replica_lag_ms`: a session on a hot standby whose replay is further behind its
+/// primary is not used: the connect refuses such a standby (the next host is tried;
+/// `target_session_attrs=prefer-standby` falls back to the primary), and an open session
+/// found lagging is closed (PGPOOL_CLOSE_REPLICA_LAG, `pgpool_stats.closed_replica_lag`).
+/// Measured at connect, before a hand-out once the last measure is older than half of
+/// this, and by the keepalive (default: off; negative: off; at least 1).
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `out_err` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_max_replica_lag_ms(
+    cfg: *mut pgpool_config,
+    value: i64,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `out_err` is forwarded under the caller's guarantee.
+    unsafe {
+        update(cfg, out_err, |b| {
+            Ok(b.max_replica_lag(optional_millis(value)))
+        })
+    }
+}
+
 /// Sets the event callback: `callback` receives every event of the pools created from this
 /// config (connect, acquire, release, remove, error, leak suspected, reclaimed, notice) as a
 /// `pgpool_event`. NULL removes it (then `user_data` and `free_user_data` are ignored).

@@ -77,6 +77,8 @@ pub enum pgpool_close_reason {
     /// The server is no longer what `target_session_attrs` asked for (a standby was
     /// promoted, a primary turned read-only).
     PGPOOL_CLOSE_ROLE_CHANGED = 11,
+    /// On a hot standby further behind its primary than `max_replica_lag_ms`.
+    PGPOOL_CLOSE_REPLICA_LAG = 12,
 }
 
 /// One pool event, passed to the event callback (see `pgpool_config_set_event_callback`).
@@ -118,7 +120,8 @@ pub struct pgpool_event {
     pub reserved: u32,
     /// The reason's stable name for REMOVE and RECLAIMED ("idle_timeout", "lifetime",
     /// "max_idle", "max_uses", "broken", "failed_validation", "failed_keepalive",
-    /// "discarded", "pool_closed", "reclaimed", "role_changed"); empty otherwise.
+    /// "discarded", "pool_closed", "reclaimed", "role_changed", "replica_lag"); empty
+    /// otherwise.
     pub reason_text: *const c_char,
     /// ERROR: the error's message; NOTICE: the notice's message; empty otherwise.
     pub message: *const c_char,
@@ -253,6 +256,7 @@ fn reason_of(reason: CloseReason) -> (i32, &'static CStr) {
         CloseReason::PoolClosed => PGPOOL_CLOSE_POOL_CLOSED,
         CloseReason::Reclaimed => PGPOOL_CLOSE_RECLAIMED,
         CloseReason::RoleChanged => PGPOOL_CLOSE_ROLE_CHANGED,
+        CloseReason::ReplicaLag => PGPOOL_CLOSE_REPLICA_LAG,
     };
     let text = match reason {
         CloseReason::IdleTimeout => c"idle_timeout",
@@ -266,6 +270,7 @@ fn reason_of(reason: CloseReason) -> (i32, &'static CStr) {
         CloseReason::PoolClosed => c"pool_closed",
         CloseReason::Reclaimed => c"reclaimed",
         CloseReason::RoleChanged => c"role_changed",
+        CloseReason::ReplicaLag => c"replica_lag",
     };
     (code as i32, text)
 }

@@ -103,6 +103,9 @@ pub struct pgpool_stats {
     /// Connections retired because the server changed role: a standby promoted, or a
     /// primary turned read-only, against the pool's `target_session_attrs`.
     pub closed_role_changed: u64,
+    /// Connections retired because their standby was further behind its primary than
+    /// `max_replica_lag`.
+    pub closed_replica_lag: u64,
 }
 
 /// One latency distribution of `pgpool_stats`, in microseconds. Quantiles are within 6.25%
@@ -299,6 +302,7 @@ impl From<&Stats> for pgpool_stats {
             query_time: (&s.query_time).into(),
             hold_time: (&s.hold_time).into(),
             closed_role_changed: s.closed(CloseReason::RoleChanged),
+            closed_replica_lag: s.closed(CloseReason::ReplicaLag),
         }
     }
 }
