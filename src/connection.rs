@@ -721,11 +721,15 @@ impl PgConnection {
         self.session
             .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
         let result = if self.session.replica_lag.is_some() {
-            lag::measure(&mut self.session).map(|behind| {
-                if let Some(w) = &mut self.session.replica_lag {
-                    // Not in recovery any more: promoted, which the role check reports.
-                    w.update(behind.unwrap_or_default());
+            lag::measure(&mut self.session).map(|behind| match behind {
+                Some(behind) => {
+                    if let Some(w) = &mut self.session.replica_lag {
+                        w.update(behind);
+                    }
                 }
+                // Promoted (the role check reports it where the pool asked for a standby):
+                // a primary is not measured.
+                None => self.session.replica_lag = None,
             })
         } else {
             self.session.simple_query("").map(drop)

@@ -570,3 +570,42 @@ fn a_standby_further_behind_than_max_replica_lag_is_refused_and_its_sessions_ret
     assert!(wait_until(LONG, || kept.stats().idle == 2));
     assert!(in_recovery(&fresh));
 }
+
+#[test]
+fn a_promoted_standby_is_no_longer_measured_for_lag() {
+    let (_primary, standby) = pair();
+    let app = common::app_name("unwatched");
+    let max = Duration::from_millis(200);
+    // Any server will do, so the promotion retires nothing; only the lag measure, due every
+    // max / 2, makes validation round trips.
+    let pool = common::builder(&app)
+        .max_size(1)
+        .max_replica_lag(Some(max))
+        .validate_on_acquire(false)
+        .build(&hosts(&[&standby], "any"))
+        .unwrap();
+    let validations = |pool: &Pool| pool.stats().validations;
+    assert!(in_recovery(&pool));
+    let before = validations(&pool);
+    std::thread::sleep(max);
+    assert!(in_recovery(&pool));
+    assert_eq!(
+        validations(&pool),
+        before + 1,
+        "a due measure is a validation"
+    );
+
+    standby.promote().unwrap();
+    assert!(wait_until(LONG, || !in_recovery(&pool)));
+    std::thread::sleep(max);
+    pool.get().unwrap(); // the due measure finds a primary, and stops measuring
+    let after = validations(&pool);
+    std::thread::sleep(max);
+    pool.get().unwrap();
+    assert_eq!(validations(&pool), after, "a primary is not measured");
+    assert_eq!(
+        pool.stats().connections_created,
+        1,
+        "the one session was kept"
+    );
+}
