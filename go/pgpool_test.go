@@ -1045,3 +1045,21 @@ func BenchmarkQueryRowSites(b *testing.B) {
 		})
 	}
 }
+
+// InitSQL runs on every new session: the session shows what it set.
+func TestInitSQLSetsUpEveryNewSession(t *testing.T) {
+	p := newPool(t, pgpool.MaxConns(1), pgpool.InitSQL("SET search_path TO go_init, public"))
+	var path string
+	if err := p.QueryRow(context.Background(), "SHOW search_path").Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	if path != "go_init, public" {
+		t.Fatalf("search_path %q", path)
+	}
+	bad := newPool(t, pgpool.InitSQL("SELEC 1"), pgpool.AcquireTimeout(3*time.Second))
+	_, err := bad.Acquire(context.Background())
+	var pe *pgpool.Error
+	if !errors.As(err, &pe) || pe.Code != pgpool.CodeConnect || !strings.Contains(err.Error(), "init_sql failed") {
+		t.Fatalf("a failing InitSQL: %v", err)
+	}
+}

@@ -259,6 +259,19 @@ func offOrMs(d time.Duration) C.int64_t {
 	return ms(d)
 }
 
+// InitSQL is run on every new session before the pool uses it, HikariCP's
+// connectionInitSql or pgxpool's AfterConnect as SQL (init_sql): statements separated by
+// ";" in one round trip, bounded by what is left of ConnectTimeout. A failure fails the
+// connect (permanent for SQLSTATE class 42: syntax, privilege, undefined object). With
+// FullReset it runs again after each reset. "" is none (the default).
+func InitSQL(sql string) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		text := C.CString(sql)
+		defer C.free(unsafe.Pointer(text))
+		return C.pgpool_config_set_init_sql(c, text, e)
+	})
+}
+
 // MaxReplicaLag keeps away from sessions on a hot standby whose replay is further behind
 // its primary than d: the connect refuses such a standby (the next host is tried;
 // target_session_attrs=prefer-standby falls back to the primary), and an open session found

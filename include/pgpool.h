@@ -762,6 +762,20 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
                                                const char *value,
                                                struct pgpool_error **out_err);
 
+// Sets `init_sql`: SQL run on every new session before the pool uses it (several statements
+// separated by `;`, one round trip, bounded by what is left of `connect_timeout_ms`). A
+// failure fails the connect (PGPOOL_ERR_CONNECT; permanent for SQLSTATE class 42: syntax,
+// privilege, undefined object). With `full_reset`, it runs again after each reset. NULL or
+// an empty string: none (the default). The string is copied.
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_NULL_ARGUMENT (`cfg`);
+// PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_init_sql(struct pgpool_config *cfg,
+                                       const char *sql,
+                                       struct pgpool_error **out_err);
+
 // Sets `query_timeout_ms`: every statement of a checked-out connection is cancelled on the
 // server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
 // unbounded; negative: unbounded; at least 1).

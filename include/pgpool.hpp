@@ -593,6 +593,12 @@ class Config {
   }
   /// As above, on a temporary.
   Config &&max_checkout(std::chrono::milliseconds v) && { return std::move(max_checkout(v)); }
+  /// SQL run on every new session before the pool uses it (statements separated by `;`, one
+  /// round trip); with full_reset, again after each reset. A failure fails the connect
+  /// (permanent for SQLSTATE class 42). Empty: none (the default).
+  Config &init_sql(CStr sql) & { return set(pgpool_config_set_init_sql, sql.c_str()); }
+  /// As above, on a temporary.
+  Config &&init_sql(CStr sql) && { return std::move(init_sql(sql)); }
   /// A session on a hot standby further behind its primary than this is not used: the
   /// connect refuses such a standby (prefer-standby falls back to the primary) and an open
   /// session found lagging is closed (`Stats::closed_replica_lag`). Default and `never`

@@ -170,6 +170,23 @@ pub struct Config {
     /// assert_eq!(reads.config().max_replica_lag, Some(Duration::from_secs(5)));
     /// ```
     pub max_replica_lag: Option<Duration>,
+    /// SQL run on every new session before the pool uses it: HikariCP's
+    /// `connectionInitSql`, pgx's `AfterConnect`, psycopg_pool's `configure`. Several
+    /// statements separated by `;` run in one round trip (the simple protocol, one implicit
+    /// transaction unless they manage their own), bounded by what is left of
+    /// `connect_timeout`. A failure fails the connect; an error of SQLSTATE class 42 (syntax,
+    /// privilege, undefined object) is permanent, as a wrong password is, so
+    /// [`Pool::wait_ready`](crate::Pool::wait_ready) and acquires report it at once. With
+    /// `full_reset`, it runs again after each reset, in the same round trip, so every holder
+    /// gets the session as it set it up. Settings that only need to be session defaults can
+    /// also go in the connection string's `options` (`-c search_path=app`), which costs no
+    /// round trip. Defaults to `None`; must not contain NUL.
+    ///
+    /// ```
+    /// let builder = pgpool::Pool::builder().init_sql("SET search_path TO app, public");
+    /// assert_eq!(builder.config().init_sql.as_deref(), Some("SET search_path TO app, public"));
+    /// ```
+    pub init_sql: Option<String>,
 }
 
 impl Default for Config {
@@ -210,6 +227,7 @@ impl Default for Config {
             slow_query_threshold: None,
             degraded_waiters: Some(10),
             max_replica_lag: None,
+            init_sql: None,
         }
     }
 }
@@ -244,6 +262,7 @@ impl fmt::Debug for Config {
             .field("slow_query_threshold", &self.slow_query_threshold)
             .field("degraded_waiters", &self.degraded_waiters)
             .field("max_replica_lag", &self.max_replica_lag)
+            .field("init_sql", &self.init_sql)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
@@ -412,6 +431,9 @@ impl Config {
                     "must be at least 1 ms (use None to leave the system default)",
                 ));
             }
+        }
+        if self.init_sql.as_ref().is_some_and(|sql| sql.contains('\0')) {
+            return Err(Error::config("init_sql", "must not contain NUL"));
         }
         if let Some(name) = &self.application_name {
             if name.len() >= 64 || name.contains('\0') {
@@ -630,6 +652,14 @@ impl Builder {
     pub fn application_name(mut self, value: impl Into<String>) -> Builder {
         self.config.application_name = Some(value.into());
         self.explicit.insert("application_name");
+        self
+    }
+
+    /// See [`Config::init_sql`]. An empty text is none.
+    pub fn init_sql(mut self, sql: impl Into<String>) -> Builder {
+        let sql = sql.into();
+        self.config.init_sql = (!sql.trim().is_empty()).then_some(sql);
+        self.explicit.insert("init_sql");
         self
     }
 

@@ -670,8 +670,9 @@ impl PgConnection {
         &mut self.session
     }
 
-    /// Makes a returned session clean for the next user; false means discard it.
-    pub(crate) fn reset(&mut self, timeout: Duration, full: bool) -> bool {
+    /// Makes a returned session clean for the next user, running the `full` reset batch when
+    /// there is one; false means discard it.
+    pub(crate) fn reset(&mut self, timeout: Duration, full: Option<&str>) -> bool {
         if self.session.in_copy {
             // A COPY left unfinished: the protocol state is the server's, not ours.
             return false;
@@ -684,16 +685,37 @@ impl PgConnection {
         }
         // Notifications received for this holder are not the next one's.
         while self.session.take_notification().is_some() {}
-        if full {
+        if let Some(batch) = full {
             self.session
                 .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
-            let ok = self.session.simple_query(FULL_RESET).is_ok();
+            let ok = self.session.simple_query(batch).is_ok();
             self.session.clear_deadline();
             // UNLISTEN may have raced with a NOTIFY: drop what came with the reset too.
             while self.session.take_notification().is_some() {}
             return ok && self.session.status() == TransactionStatus::Idle;
         }
         !self.is_broken()
+    }
+
+    /// Runs the pool's `init_sql` on a new session, by `deadline`. Its error is a connect
+    /// error, permanent for SQLSTATE class 42 (syntax, privilege, undefined object).
+    pub(crate) fn run_init(&mut self, sql: &str, deadline: Instant) -> Result<(), Error> {
+        self.session
+            .set_deadline(Some((deadline, OnDeadline::Break)));
+        let result = self.session.simple_query(sql).map(drop);
+        self.session.clear_deadline();
+        let status = self.session.status();
+        match result {
+            Ok(()) if status == TransactionStatus::Idle => Ok(()),
+            Ok(()) => Err(Error::connect_permanent(format!(
+                "init_sql left the session inside a transaction ({status:?}): end what it begins"
+            ))),
+            Err(e) => {
+                let permanent = e.sqlstate().is_some_and(|s| s.starts_with("42"));
+                let e = e.into_connect().context("init_sql failed");
+                Err(if permanent { e.into_permanent() } else { e })
+            }
+        }
     }
 
     /// False once the server reported a role that `target_session_attrs` does not accept.

@@ -242,6 +242,11 @@ impl Error {
         Error(Arc::new(inner))
     }
 
+    /// The same error, marked permanent: retrying the connect cannot cure it.
+    pub(crate) fn into_permanent(self) -> Error {
+        self.changed(|e| e.permanent = true)
+    }
+
     /// Adds context in front of the message, keeping everything else.
     pub(crate) fn context(self, context: &str) -> Error {
         self.changed(|e| e.message = format!("{context}: {}", e.message))

@@ -197,6 +197,7 @@ options! {
     slow_query_threshold: optional_duration,
     degraded_waiters: optional_count::<usize>,
     max_replica_lag: optional_duration,
+    init_sql: text,
 }
 
 fn option(name: &str) -> Option<&'static Opt> {
@@ -1162,7 +1163,7 @@ mod tests {
 
     #[test]
     fn every_option_has_a_key_and_a_variable() {
-        assert_eq!(OPTIONS.len(), 35);
+        assert_eq!(OPTIONS.len(), 36);
         for opt in OPTIONS {
             let c = Config::from_conninfo(&format!("host=x pool_{}=", opt.name)).unwrap();
             assert_eq!(c, Config::default());

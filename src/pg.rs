@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::connect::{Connector, SocketSettings};
 use crate::client::conninfo::ConnConfig;
@@ -15,7 +15,7 @@ use crate::client::lag;
 use crate::client::tls::TlsConnector;
 use crate::client::{NoticeHandler, TransactionStatus};
 use crate::config::Config;
-use crate::connection::{PgConnection, StatementMode};
+use crate::connection::{PgConnection, StatementMode, FULL_RESET};
 use crate::error::Error;
 use crate::event::CloseReason;
 use crate::histogram::Histogram;
@@ -28,7 +28,9 @@ pub struct PgManager {
     cache_capacity: usize,
     mode: StatementMode,
     reset_timeout: Duration,
-    full_reset: bool,
+    /// The full reset's batch (with `init_sql` after it), when `full_reset` is on.
+    full_reset: Option<String>,
+    init_sql: Option<String>,
     query_timeout: Option<Duration>,
     /// Releases that needed a ROLLBACK (the session was not idle).
     rollbacks: AtomicU64,
@@ -104,7 +106,11 @@ impl PgManager {
                 StatementMode::Cached
             },
             reset_timeout: pool.validation_timeout,
-            full_reset: pool.full_reset,
+            full_reset: pool.full_reset.then(|| match &pool.init_sql {
+                Some(init) => format!("{FULL_RESET}; {init}"),
+                None => FULL_RESET.to_string(),
+            }),
+            init_sql: pool.init_sql.clone(),
             query_timeout: pool.query_timeout,
             rollbacks: AtomicU64::new(0),
             notice_handler: None,
@@ -149,11 +155,15 @@ impl Manager for PgManager {
     type Connection = PgConnection;
 
     fn connect(&self) -> Result<PgConnection, Error> {
+        let deadline = Instant::now() + self.connector.timeout;
         let session = self.connector.connect()?;
         let mut conn = PgConnection::new(session, self.cache_capacity, self.mode);
         conn.set_default_query_timeout(self.query_timeout);
         conn.set_notice_handler(self.notice_handler.clone());
         conn.set_query_log(Arc::clone(&self.query_log));
+        if let Some(sql) = &self.init_sql {
+            conn.run_init(sql, deadline)?;
+        }
         Ok(conn)
     }
 
@@ -169,7 +179,7 @@ impl Manager for PgManager {
         if conn.transaction_status() != TransactionStatus::Idle {
             self.rollbacks.fetch_add(1, Ordering::Relaxed);
         }
-        conn.reset(self.reset_timeout, self.full_reset)
+        conn.reset(self.reset_timeout, self.full_reset.as_deref())
     }
 
     /// Closing sends Terminate with a non-blocking write and closes without linger: it never

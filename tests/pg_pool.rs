@@ -583,3 +583,130 @@ fn nested_transactions_use_savepoints() {
     assert!(!conn.may_be_in_transaction());
     conn.batch_execute(&format!("DROP TABLE {table}")).unwrap();
 }
+
+/// Rows `init_sql` logged for `app` in `pgpool_init_log`.
+fn init_runs(app: &str) -> i64 {
+    admin()
+        .query_one(
+            "SELECT count(*) FROM pgpool_init_log WHERE app = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn init_sql_for(app: &str) -> String {
+    admin()
+        .batch_execute("CREATE TABLE IF NOT EXISTS pgpool_init_log (app text, pid int4)")
+        .unwrap();
+    format!(
+        "SET search_path TO app_schema, public; \
+         INSERT INTO pgpool_init_log VALUES ('{app}', pg_backend_pid())"
+    )
+}
+
+fn search_path(conn: &mut pgpool::PooledConnection) -> String {
+    conn.query_one("SHOW search_path", &[]).unwrap().get(0)
+}
+
+#[test]
+fn init_sql_runs_once_on_every_new_session() {
+    let app = common::app_name("init-once");
+    let pool = builder(&app)
+        .max_size(2)
+        .init_sql(init_sql_for(&app))
+        .build(&url())
+        .unwrap();
+    let mut a = pool.get().unwrap();
+    let mut b = pool.get().unwrap();
+    assert_eq!(search_path(&mut a), "app_schema, public");
+    assert_eq!(search_path(&mut b), "app_schema, public");
+    drop((a, b));
+    for _ in 0..5 {
+        let mut c = pool.get().unwrap();
+        assert_eq!(search_path(&mut c), "app_schema, public");
+    }
+    assert_eq!(pool.stats().connections_created, 2);
+    assert_eq!(init_runs(&app), 2, "once per session, not per checkout");
+}
+
+#[test]
+fn with_full_reset_init_sql_runs_again_after_each_reset() {
+    let app = common::app_name("init-reset");
+    let pool = builder(&app)
+        .max_size(1)
+        .full_reset(true)
+        .init_sql(init_sql_for(&app))
+        .build(&url())
+        .unwrap();
+    let mut conn = pool.get().unwrap();
+    conn.batch_execute("SET search_path TO public").unwrap();
+    assert_eq!(search_path(&mut conn), "public");
+    drop(conn);
+    // RESET ALL undid both SETs; init_sql, in the same round trip, set its own again.
+    let mut conn = pool.get().unwrap();
+    assert_eq!(search_path(&mut conn), "app_schema, public");
+    drop(conn);
+    assert_eq!(pool.stats().connections_created, 1);
+    assert_eq!(
+        init_runs(&app),
+        3,
+        "at connect and after each of the two resets"
+    );
+}
+
+#[test]
+fn a_failing_init_sql_fails_the_connect_and_a_syntax_error_at_once() {
+    let app = common::app_name("init-bad");
+    let pool = builder(&app)
+        .min_idle(1)
+        .init_sql("SELEC 1")
+        .build(&url())
+        .unwrap();
+    let start = Instant::now();
+    let err = pool.wait_ready(Duration::from_secs(5)).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.is_permanent_connect(), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Connect);
+    assert_eq!(err.sqlstate(), Some("42601"));
+    let text = err.to_string();
+    assert!(
+        text.contains("init_sql failed") && text.contains("syntax error"),
+        "{text}"
+    );
+    let text = pool
+        .get()
+        .expect_err("no session without its init")
+        .to_string();
+    assert!(text.contains("init_sql failed"), "{text}");
+    assert_eq!(backends(&mut admin(), &app), 0, "no session was kept");
+
+    // A transaction left open is refused too.
+    let pool = builder(&app)
+        .min_idle(1)
+        .init_sql("BEGIN")
+        .build(&url())
+        .unwrap();
+    let err = pool.wait_ready(Duration::from_secs(5)).unwrap_err();
+    assert!(err.to_string().contains("inside a transaction"), "{err}");
+
+    // A slow one is bounded by the connect timeout, and retried like any failed connect.
+    let pool = builder(&app)
+        .init_sql("SELECT pg_sleep(3)")
+        .connect_timeout(Duration::from_millis(500))
+        .build(&url())
+        .unwrap();
+    let start = Instant::now();
+    let err = pool.get_timeout(Duration::from_millis(1500)).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!err.to_string().is_empty());
+    assert!(pool.stats().connect_errors >= 1);
+}

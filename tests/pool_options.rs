@@ -222,6 +222,9 @@ fn every_option() -> Vec<Case> {
         ("max_replica_lag", "5s", |c| {
             c.max_replica_lag = Some(Duration::from_secs(5))
         }),
+        ("init_sql", "SET x.y = 1", |c| {
+            c.init_sql = Some("SET x.y = 1".into())
+        }),
     ]
 }
 

@@ -86,6 +86,38 @@ static void config_paths(void) {
   CHECK(pool == NULL);
   EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create("postgres://[nope", cfg, &pool, &err));
   EXPECT_MSG("conninfo");
+  /* init_sql runs on every new session; a failing one fails the connect, naming it. */
+  {
+    pgpool_config *init_cfg = NULL;
+    pgpool_pool *init_pool = NULL;
+    pgpool_conn *c = NULL;
+    pgpool_result *res = NULL;
+    const char *v = NULL;
+    size_t len = 0;
+    bool is_null = true;
+    EXPECT(PGPOOL_OK, pgpool_config_new(&init_cfg, &err));
+    EXPECT(PGPOOL_ERR_INVALID_UTF8, pgpool_config_set_init_sql(init_cfg, "bad\xff", &err));
+    EXPECT(PGPOOL_ERR_NULL_ARGUMENT, pgpool_config_set_init_sql(NULL, "SELECT 1", &err));
+    EXPECT(PGPOOL_OK,
+           pgpool_config_set_init_sql(init_cfg, "SET search_path TO c_init, public", &err));
+    EXPECT(PGPOOL_OK, pgpool_pool_create(url, init_cfg, &init_pool, &err));
+    EXPECT(PGPOOL_OK, pgpool_pool_acquire(init_pool, 10000, &c, &err));
+    EXPECT(PGPOOL_OK, pgpool_conn_query(c, "SHOW search_path", 0, NULL, &res, &err));
+    EXPECT(PGPOOL_OK, pgpool_result_value(res, 0, 0, &v, &len, &is_null, &err));
+    CHECK(!is_null && strcmp(v, "c_init, public") == 0);
+    pgpool_result_free(res);
+    EXPECT(PGPOOL_OK, pgpool_conn_release(c, &err));
+    EXPECT_RC(PGPOOL_OK, pgpool_pool_free(init_pool));
+    EXPECT(PGPOOL_OK, pgpool_config_set_init_sql(init_cfg, "SELEC 1", &err));
+    EXPECT(PGPOOL_OK, pgpool_pool_create(url, init_cfg, &init_pool, &err));
+    int rc = pgpool_pool_acquire(init_pool, 3000, &c, &err);
+    CHECK(rc == PGPOOL_ERR_CONNECT);
+    EXPECT_MSG("init_sql failed");
+    pgpool_error_free(err);
+    err = NULL;
+    EXPECT_RC(PGPOOL_OK, pgpool_pool_free(init_pool));
+    pgpool_config_free(init_cfg);
+  }
   /* Pool keys in the connection string: read, outranked by a setter, unknown ones refused. */
   EXPECT(PGPOOL_ERR_CONFIG, pgpool_pool_create("host=localhost pool_max_sise=3", cfg, &pool, &err));
   EXPECT_MSG("pool_max_sise");

@@ -1137,8 +1137,10 @@ static void observability(const std::string &url) {
                              .health_timeout(300ms)
                              .slow_query_threshold(1s)
                              .max_replica_lag(5s) // a primary: never measured
+                             .init_sql("SET search_path TO hpp_init, public")
                              .stats_log_interval(1min));
-  for (int i = 0; i < 5; i++) pool.acquire().exec("SELECT 1");
+  CHECK(pool.exec("SHOW search_path").get<std::string>(0, 0) == "hpp_init, public");
+  for (int i = 0; i < 4; i++) pool.acquire().exec("SELECT 1");
   pool.acquire().exec("SELECT pg_sleep(0.02)");
   pgpool::Stats s = pool.stats();
   CHECK(s.query_time.count == 6 && s.hold_time.count == 6 && s.acquire_wait.count == s.acquires);

@@ -538,6 +538,39 @@ pub unsafe extern "C" fn pgpool_config_set_application_name(
     }
 }
 
+/// Sets `init_sql`: SQL run on every new session before the pool uses it (several statements
+/// separated by `;`, one round trip, bounded by what is left of `connect_timeout_ms`). A
+/// failure fails the connect (PGPOOL_ERR_CONNECT; permanent for SQLSTATE class 42: syntax,
+/// privilege, undefined object). With `full_reset`, it runs again after each reset. NULL or
+/// an empty string: none (the default). The string is copied.
+///
+/// Thread-safe, non-blocking.
+///
+/// Returns: PGPOOL_OK; PGPOOL_ERR_INVALID_UTF8; PGPOOL_ERR_NULL_ARGUMENT (`cfg`);
+/// PGPOOL_ERR_INVALID_HANDLE.
+///
+/// # Safety
+/// `sql` must be NULL or a NUL-terminated string; `out_err` NULL or valid for writing one
+/// pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pgpool_config_set_init_sql(
+    cfg: *mut pgpool_config,
+    sql: *const std::ffi::c_char,
+    out_err: *mut *mut pgpool_error,
+) -> pgpool_code {
+    // SAFETY: `sql` and `out_err` are used under the caller's guarantees.
+    unsafe {
+        update(cfg, out_err, |b| {
+            let text = if sql.is_null() {
+                ""
+            } else {
+                args::string(sql, "sql")?
+            };
+            Ok(b.init_sql(text))
+        })
+    }
+}
+
 /// Sets `query_timeout_ms`: every statement of a checked-out connection is cancelled on the
 /// server after this long and returns `PGPOOL_ERR_TIMEOUT` (SQLSTATE 57014) (default:
 /// unbounded; negative: unbounded; at least 1).
