@@ -724,3 +724,41 @@ fn unknown_keys_and_malformed_values_are_config_errors_naming_them() {
     assert_eq!(err.option(), Some("conninfo"));
     assert!(err.to_string().contains("nonsense"), "{err}");
 }
+
+/// docs/operations/coming-from.md names pgpool's side of every mapping in its tables' second
+/// column: each snake_case name there must be an option (written bare or as its `pool_` key),
+/// or one of the few builder and connection-string names the guide uses besides.
+#[test]
+fn the_coming_from_guide_names_only_real_options() {
+    let _env = Env::clean();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations/coming-from.md"),
+    )
+    .unwrap();
+    let options: Vec<&str> = pgpool::options::option_names().collect();
+    let besides = ["event_hook", "target_session_attrs"];
+    let mut checked = 0;
+    for line in doc
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+    {
+        let Some(ours) = line.split(" | ").nth(1) else {
+            continue;
+        };
+        for name in ours.split('`').skip(1).step_by(2) {
+            if !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue; // `Pool::close`, `Pool.Stats()`, values
+            }
+            let bare = name.strip_prefix("pool_").unwrap_or(name);
+            assert!(
+                options.contains(&bare) || besides.contains(&name),
+                "{name} in {line:?} is no pgpool option"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 80,
+        "only {checked} names checked: the tables changed shape?"
+    );
+}
