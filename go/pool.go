@@ -723,6 +723,8 @@ type Health struct {
 	Database                   string        // current_database() (empty on failure)
 	ServerVersion              string        // the server's server_version (empty on failure)
 	ServerTime                 string        // the server's now(), ISO 8601 UTC (empty on failure)
+	InRecovery                 bool          // the server is a standby (pg_is_in_recovery())
+	ReplicaLag                 time.Duration // on a standby, how far its replay is behind its primary; -1 on a primary or on failure
 	Err                        error         // why the check failed (nil when OK)
 }
 
@@ -765,6 +767,11 @@ func (p *Pool) health() Health {
 		ServerTime:    healthText(h.server_time[:]),
 		Reasons:       healthReasons(h.reasons[:]),
 		MaxConns:      int32(h.max_size),
+		InRecovery:    h.in_recovery == 1,
+		ReplicaLag:    -1,
+	}
+	if h.replica_lag_us >= 0 {
+		out.ReplicaLag = time.Duration(h.replica_lag_us) * time.Microsecond
 	}
 	out.Err = takeError(rc, detail)
 	if out.Err == nil && !out.OK {

@@ -73,6 +73,12 @@ func TestMaxReplicaLagKeepsAwayFromALaggingStandby(t *testing.T) {
 		t.Fatalf("the standby never fell behind (%.1f s)", behind)
 	}
 
+	if h := onStandby.Health(ctx); !h.OK || !h.InRecovery || h.ReplicaLag <= time.Second {
+		t.Fatalf("health on the standby: %+v", h)
+	}
+	if h := onPrimary.Health(ctx); !h.OK || h.InRecovery || h.ReplicaLag != -1 {
+		t.Fatalf("health on the primary: %+v", h)
+	}
 	log.waitFor(t, "remove (replica_lag)", func(e pgpool.Event) bool {
 		return e.Kind == pgpool.EventRemove && e.Reason == pgpool.CloseReplicaLag
 	})

@@ -546,6 +546,13 @@ typedef struct pgpool_health {
   // Why the state is not healthy, the reasons joined by "; ", NUL-terminated and cut to
   // fit (empty when healthy; `pgpool_pool_health_json` has them whole).
   char reasons[PGPOOL_HEALTH_REASONS_LEN];
+  // 1 when the server is a standby (`pg_is_in_recovery()`), 0 when not, -1 on failure.
+  int32_t in_recovery;
+  // Always zero (alignment).
+  uint32_t reserved4;
+  // On a standby, how far its replay is behind its primary (the measure of
+  // `max_replica_lag_ms`), in microseconds; -1 on a primary or on failure.
+  int64_t replica_lag_us;
 } pgpool_health;
 
 #ifdef __cplusplus

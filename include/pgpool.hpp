@@ -1681,6 +1681,11 @@ struct Health {
   std::string server_version;
   /// The server's `now()`, ISO 8601 in UTC (empty on failure).
   std::string server_time;
+  /// Whether the server is a standby (unset on failure).
+  std::optional<bool> in_recovery;
+  /// On a standby, how far its replay is behind its primary (unset on a primary or on
+  /// failure).
+  std::optional<std::chrono::microseconds> replica_lag;
   /// Why the check failed (unset when ok).
   std::optional<Error> error;
 };
@@ -1905,6 +1910,8 @@ class Pool {
     out.server_time = h.server_time;
     out.server_version = h.server_version;
     out.max_size = h.max_size;
+    if (h.in_recovery >= 0) out.in_recovery = h.in_recovery == 1;
+    if (h.replica_lag_us >= 0) out.replica_lag = std::chrono::microseconds(h.replica_lag_us);
     h.reasons[sizeof h.reasons - 1] = '\0';
     for (std::string_view rest = h.reasons; !rest.empty();) {
       size_t end = rest.find("; ");

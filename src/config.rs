@@ -180,7 +180,9 @@ pub struct Config {
     /// `full_reset`, it runs again after each reset, in the same round trip, so every holder
     /// gets the session as it set it up. Settings that only need to be session defaults can
     /// also go in the connection string's `options` (`-c search_path=app`), which costs no
-    /// round trip. Defaults to `None`; must not contain NUL.
+    /// round trip. Behind a transaction-pooling proxy (`transaction_pooling`) what it sets
+    /// holds for that one server connection only; `build` logs a warning. Defaults to
+    /// `None`; must not contain NUL.
     ///
     /// ```
     /// let builder = pgpool::Pool::builder().init_sql("SET search_path TO app, public");

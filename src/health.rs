@@ -32,6 +32,11 @@ pub struct Health {
     pub server_time: String,
     /// The server's `server_version`, empty on failure.
     pub server_version: String,
+    /// Whether the server is a standby (`pg_is_in_recovery()`); `None` on failure.
+    pub in_recovery: Option<bool>,
+    /// On a standby, how far its replay is behind its primary (the measure of
+    /// [`max_replica_lag`](Config::max_replica_lag)); `None` on a primary or on failure.
+    pub replica_lag: Option<Duration>,
     /// Time for acquire + round trip.
     pub latency: Duration,
     /// The configured maximum of open connections.
@@ -63,10 +68,21 @@ impl Health {
         latency: Duration,
         last_connect_error: Option<Error>,
     ) -> Health {
-        let (ok, database, server_time, server_version, error) = match result {
+        let (ok, database, server_time, server_version, error) = match &result {
             Ok(row) => (true, row.get(0), row.get(1), row.get(2), None),
-            Err(e) => (false, String::new(), String::new(), String::new(), Some(e)),
+            Err(e) => (
+                false,
+                String::new(),
+                String::new(),
+                String::new(),
+                Some(e.clone()),
+            ),
         };
+        let in_recovery = result.as_ref().ok().map(|row| row.get::<_, bool>(3));
+        let replica_lag = result.as_ref().ok().and_then(|row| {
+            row.get::<_, Option<f64>>(4)
+                .map(|s| Duration::from_secs_f64(s.clamp(0.0, 1e9)))
+        });
         let mut state = stats.health;
         let mut reasons = Vec::new();
         let failures = stats.consecutive_connect_failures;
@@ -106,6 +122,8 @@ impl Health {
             database,
             server_time,
             server_version,
+            in_recovery,
+            replica_lag,
             latency,
             max_size: stats.max_size,
             open: stats.open,
@@ -128,6 +146,8 @@ impl Health {
             database: String::new(),
             server_time: String::new(),
             server_version: String::new(),
+            in_recovery: None,
+            replica_lag: None,
             latency: Duration::ZERO,
             max_size: 0,
             open: 0,
@@ -170,13 +190,19 @@ impl Health {
         }
         let _ = write!(
             out,
-            "],\"database\":{},\"timestamp\":{},\"serverVersion\":{},\"latencyMs\":{:.3},\
-             \"maxSize\":{},\"poolSize\":{},\"idleCount\":{},\"inUseCount\":{},\
-             \"waitingCount\":{},\"consecutiveConnectFailures\":{},\"lastConnectError\":{},\
+            "],\"database\":{},\"timestamp\":{},\"serverVersion\":{},\"inRecovery\":{},\
+             \"replicaLagMs\":{},\"latencyMs\":{:.3},\"maxSize\":{},\"poolSize\":{},\
+             \"idleCount\":{},\"inUseCount\":{},\"waitingCount\":{},\"consecutiveConnectFailures\":{},\"lastConnectError\":{},\
              \"error\":{}}}",
             json_str(&self.database),
             json_str(&self.server_time),
             json_str(&self.server_version),
+            self.in_recovery
+                .map_or_else(|| "null".to_owned(), |b| b.to_string()),
+            self.replica_lag.map_or_else(
+                || "null".to_owned(),
+                |d| format!("{:.3}", d.as_secs_f64() * 1e3)
+            ),
             self.latency.as_secs_f64() * 1e3,
             self.max_size,
             self.open,

@@ -513,8 +513,28 @@ fn a_standby_further_behind_than_max_replica_lag_is_refused_and_its_sessions_ret
     assert!(in_recovery(&reads), "a standby in step is used");
     assert!(wait_until(LONG, || kept.stats().idle == 2));
     writes.get().unwrap().batch_execute("SELECT 1").unwrap();
+    // Health says which kind of server a pool is on, and a standby's lag.
+    let (on_primary, on_standby) = (writes.health(), kept.health());
+    assert_eq!(
+        (on_primary.in_recovery, on_primary.replica_lag),
+        (Some(false), None)
+    );
+    assert_eq!(on_standby.in_recovery, Some(true));
+    assert!(
+        on_standby.replica_lag.is_some_and(|lag| lag < max),
+        "{on_standby:?}"
+    );
+    assert!(on_standby
+        .to_json()
+        .contains(r#""inRecovery":true,"replicaLagMs":"#));
+    // A pool without the limit, to watch the lag grow.
+    let observer = common::builder(&app)
+        .build(&hosts(&[&standby], "any"))
+        .unwrap();
 
     hold_replay_back(&primary, &standby, max + Duration::from_millis(200));
+    let seen = observer.health();
+    assert!(seen.replica_lag.is_some_and(|lag| lag > max), "{seen:?}");
 
     // A new connect refuses the standby and says why.
     let fresh = common::builder(&app)

@@ -12,11 +12,21 @@ use crate::client::session::Session;
 use crate::clock::Tick;
 use crate::error::Error;
 
+/// The lag in seconds as an SQL expression (`float8`), NULL on a primary (also in the
+/// health check's query).
+macro_rules! replica_lag_seconds {
+    () => {
+        "(CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL \
+         WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0 \
+         ELSE COALESCE(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() \
+         - pg_catalog.pg_last_xact_replay_timestamp()), 0) END)::float8"
+    };
+}
+
+pub(crate) use replica_lag_seconds;
+
 /// One row, one column: seconds behind, or NULL on a primary.
-const LAG_SQL: &str = "SELECT CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN NULL \
-     WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0 \
-     ELSE COALESCE(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() \
-     - pg_catalog.pg_last_xact_replay_timestamp()), 0) END";
+const LAG_SQL: &str = concat!("SELECT ", replica_lag_seconds!());
 
 /// The replay lag of the standby behind `session`; `None` when the server is not in
 /// recovery. One round trip, under the session's current deadline.

@@ -32,6 +32,14 @@ impl Builder {
                  transaction-pooling proxy set it on the server role, or use query_timeout"
             );
         }
+        if config.transaction_pooling && config.init_sql.is_some() {
+            log::warn!(
+                target: "pgpool",
+                "init_sql runs in one transaction of one server connection behind a \
+                 transaction-pooling proxy: later transactions may run on other server \
+                 connections, where what it set does not hold"
+            );
+        }
         let mut manager = PgManager::new(&conninfo, &config)?;
         if let Some(hook) = &hook {
             let hook = hook.clone();

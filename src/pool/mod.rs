@@ -184,9 +184,12 @@ impl Pool<PgManager> {
             let left = timeout.saturating_sub(start.elapsed());
             conn.set_query_timeout(Some(left.max(Duration::from_millis(1))));
             conn.query_one(
-                "SELECT current_database()::text, \
-                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                 current_setting('server_version')",
+                concat!(
+                    "SELECT current_database()::text, \
+                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                     current_setting('server_version'), pg_catalog.pg_is_in_recovery(), ",
+                    crate::client::lag::replica_lag_seconds!()
+                ),
                 &[],
             )
         });

@@ -141,6 +141,19 @@ int main(int argc, char **argv) {
   CHECK(strcmp(value(any_lag, "SELECT pg_catalog.pg_is_in_recovery()"), "t") == 0);
   CHECK(stats_of(any_lag).closed_replica_lag == 0);
 
+  /* Health says which kind of server each pool is on, and how far behind a standby is. */
+  pgpool_health h;
+  memset(&h, 0, sizeof h);
+  h.size = sizeof h;
+  EXPECT(PGPOOL_OK, pgpool_pool_health(any_lag, &h, &err));
+  CHECK(h.size == sizeof h && h.ok && h.in_recovery == 1 && h.replica_lag_us > 1000000);
+  printf("health on the standby: in_recovery=%d replica_lag_us=%lld\n", h.in_recovery,
+         (long long)h.replica_lag_us);
+  memset(&h, 0, sizeof h);
+  h.size = sizeof h;
+  EXPECT(PGPOOL_OK, pgpool_pool_health(on_primary, &h, &err));
+  CHECK(h.ok && h.in_recovery == 0 && h.replica_lag_us == -1);
+
   value(on_standby, "SELECT pg_catalog.pg_wal_replay_resume()::text");
   pgpool_pool_free(any_lag);
   pgpool_pool_free(reads);

@@ -1164,6 +1164,8 @@ static void observability(const std::string &url) {
     held.release();
     waiter.join();
   }
+  pgpool::Health primary = pool.health(); // the test server is no standby
+  CHECK(primary.ok && primary.in_recovery == std::optional<bool>(false) && !primary.replica_lag);
   pgpool::Pool quiet(url, pgpool::Config().histograms(false));
   quiet.acquire().exec("SELECT 1");
   CHECK(quiet.stats().query_time.count == 0);

@@ -24,7 +24,8 @@ pub(crate) struct HealthArgs {
     #[command(flatten)]
     pub(crate) server: ServerArgs,
     /// Print the JSON body of `/api/db/health` instead of one line (ok, pool, state,
-    /// reasons, database, timestamp, serverVersion, latencyMs, poolSize, idleCount, ...)
+    /// reasons, database, timestamp, serverVersion, inRecovery, replicaLagMs, latencyMs,
+    /// poolSize, idleCount, ...)
     #[arg(long)]
     pub(crate) json: bool,
     /// Bound on the whole check: connecting, the round trip (sets health_timeout)
@@ -50,8 +51,9 @@ pub(crate) fn state_word(health: &Health) -> &'static str {
     }
 }
 
-/// `healthy  db=app version=16.4 latency=1.2ms open=1 idle=1 in_use=0 waiting=0 pool=default`,
-/// then the reasons of a degraded state or the error of a failed check.
+/// `healthy  db=app version=16.4 latency=1.2ms open=1 idle=1 in_use=0 waiting=0 pool=default`
+/// (on a standby `role=standby lag=0.0s` after the version), then the reasons of a degraded
+/// state or the error of a failed check.
 pub(crate) fn one_line(health: &Health) -> String {
     let mut line = format!("{:<8} ", state_word(health));
     if health.ok {
@@ -62,6 +64,12 @@ pub(crate) fn one_line(health: &Health) -> String {
             .next()
             .unwrap_or("");
         line.push_str(&format!("db={} version={version} ", health.database));
+        if health.in_recovery == Some(true) {
+            let lag = health
+                .replica_lag
+                .map_or_else(|| "?".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()));
+            line.push_str(&format!("role=standby lag={lag} "));
+        }
     }
     line.push_str(&format!(
         "latency={:.1}ms open={} idle={} in_use={} waiting={} pool={}",

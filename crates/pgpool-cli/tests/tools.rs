@@ -166,6 +166,29 @@ fn health_json_is_the_health_body() {
     assert_eq!(v["idleCount"], 1, "{v}");
     assert_eq!(v["waitingCount"], 0, "{v}");
     assert_eq!(v["reasons"], serde_json::json!([]), "{v}");
+    assert_eq!(v["inRecovery"], false, "{v}");
+    assert_eq!(v["replicaLagMs"], Value::Null, "{v}");
+}
+
+#[test]
+fn health_on_a_standby_says_so_with_its_lag() {
+    let primary = pgpool_testkit::TempCluster::start().unwrap();
+    let standby = primary.start_standby().unwrap();
+    primary
+        .wait_replayed(&standby, Duration::from_secs(20))
+        .unwrap();
+    let (out, stdout, stderr) = run(pgpool().args(["health", &standby.url()]));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(" role=standby lag=0."), "{stdout}");
+    let (_, stdout, _) = run(pgpool().args(["health", "--json", &standby.url()]));
+    let v = json(&stdout);
+    assert_eq!(v["inRecovery"], true, "{v}");
+    assert!(
+        v["replicaLagMs"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{v}"
+    );
+    let (_, stdout, _) = run(pgpool().args(["health", &primary.url()]));
+    assert!(!stdout.contains("role="), "{stdout}");
 }
 
 #[test]

@@ -212,6 +212,13 @@ pub struct pgpool_health {
     /// Why the state is not healthy, the reasons joined by "; ", NUL-terminated and cut to
     /// fit (empty when healthy; `pgpool_pool_health_json` has them whole).
     pub reasons: [c_char; PGPOOL_HEALTH_REASONS_LEN],
+    /// 1 when the server is a standby (`pg_is_in_recovery()`), 0 when not, -1 on failure.
+    pub in_recovery: i32,
+    /// Always zero (alignment).
+    pub reserved4: u32,
+    /// On a standby, how far its replay is behind its primary (the measure of
+    /// `max_replica_lag_ms`), in microseconds; -1 on a primary or on failure.
+    pub replica_lag_us: i64,
 }
 
 /// Capacity of `pgpool_health.reasons`, NUL included.
@@ -339,6 +346,11 @@ impl From<&Health> for pgpool_health {
             max_size: h.max_size,
             reserved3: 0,
             reasons: fixed_text(&h.reasons.join("; ")),
+            in_recovery: h.in_recovery.map_or(-1, i32::from),
+            reserved4: 0,
+            replica_lag_us: h
+                .replica_lag
+                .map_or(-1, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
         }
     }
 }
