@@ -259,6 +259,16 @@ func offOrMs(d time.Duration) C.int64_t {
 	return ms(d)
 }
 
+// FallbackLifetime is how long a target_session_attrs=prefer-standby session that fell
+// back to a primary (no standby accepted it) is kept; then it is closed at its next release,
+// validation or keepalive (CloseLifetime) and its replacement tries the standbys first
+// (fallback_lifetime; default off, only MaxConnLifetime; zero or Never: off).
+func FallbackLifetime(d time.Duration) Option {
+	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {
+		return C.pgpool_config_set_fallback_lifetime_ms(c, offOrMs(d), e)
+	})
+}
+
 // InitSQL is run on every new session before the pool uses it, HikariCP's
 // connectionInitSql or pgxpool's AfterConnect as SQL (init_sql): statements separated by
 // ";" in one round trip, bounded by what is left of ConnectTimeout. A failure fails the

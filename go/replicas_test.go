@@ -15,7 +15,8 @@ import (
 // PGPOOL_TEST_STANDBY, key=value connection strings; tests/go_module.rs starts the pair): the
 // standby's replay is paused while the primary writes, so it falls behind. An idle standby
 // session is retired by the keepalive (ReplicaLagClosed, CloseReplicaLag), a new connect
-// refuses the standby and says why, and prefer-standby takes the primary.
+// refuses the standby and says why, and prefer-standby takes the primary until the standby
+// has caught up (FallbackLifetime).
 func TestMaxReplicaLagKeepsAwayFromALaggingStandby(t *testing.T) {
 	primary, standby := os.Getenv("PGPOOL_TEST_PRIMARY"), os.Getenv("PGPOOL_TEST_STANDBY")
 	if primary == "" || standby == "" {
@@ -103,8 +104,22 @@ func TestMaxReplicaLagKeepsAwayFromALaggingStandby(t *testing.T) {
 	}
 	both := "host=127.0.0.1,127.0.0.1 port=" + port(standby) + "," + port(primary) +
 		" user=postgres dbname=postgres target_session_attrs=prefer-standby"
-	reads := open(both, pgpool.MaxReplicaLag(time.Second))
+	reads := open(both, pgpool.MaxReplicaLag(time.Second), pgpool.FallbackLifetime(200*time.Millisecond))
 	if got := text(reads, "SELECT pg_catalog.pg_is_in_recovery()::text"); got != "false" {
 		t.Fatalf("prefer-standby did not fall back to the primary: in recovery %s", got)
+	}
+
+	// Caught up again, the standby takes the reads back after FallbackLifetime.
+	text(onStandby, "SELECT pg_catalog.pg_wal_replay_resume()::text")
+	back := false
+	for i := 0; i < 200 && !back; i++ {
+		time.Sleep(50 * time.Millisecond)
+		back = text(reads, "SELECT pg_catalog.pg_is_in_recovery()::text") == "true"
+	}
+	if !back {
+		t.Fatal("the reads never returned to the standby")
+	}
+	if s := reads.Stats(); s.MaxLifetimeClosed < 1 {
+		t.Fatalf("MaxLifetimeClosed %d", s.MaxLifetimeClosed)
 	}
 }

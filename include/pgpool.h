@@ -769,6 +769,18 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
                                                const char *value,
                                                struct pgpool_error **out_err);
 
+// Sets `fallback_lifetime_ms`: how long a `target_session_attrs=prefer-standby` session
+// that fell back to a primary (no standby accepted it) is kept; then it is closed at its
+// next release, validation or keepalive (PGPOOL_CLOSE_LIFETIME) and its replacement tries
+// the standbys first (default: off, only `max_lifetime_ms`; negative: off; at least 1).
+//
+// Thread-safe, non-blocking.
+//
+// Returns: PGPOOL_OK; PGPOOL_ERR_NULL_ARGUMENT; PGPOOL_ERR_INVALID_HANDLE.
+pgpool_code pgpool_config_set_fallback_lifetime_ms(struct pgpool_config *cfg,
+                                                   int64_t value,
+                                                   struct pgpool_error **out_err);
+
 // Sets `init_sql`: SQL run on every new session before the pool uses it (several statements
 // separated by `;`, one round trip, bounded by what is left of `connect_timeout_ms`). A
 // failure fails the connect (PGPOOL_ERR_CONNECT; permanent for SQLSTATE class 42: syntax,

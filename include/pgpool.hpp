@@ -593,6 +593,16 @@ class Config {
   }
   /// As above, on a temporary.
   Config &&max_checkout(std::chrono::milliseconds v) && { return std::move(max_checkout(v)); }
+  /// How long a prefer-standby lease's session that fell back to a primary is kept before
+  /// it is closed (at a release, validation or keepalive) so that its replacement tries the
+  /// standbys first. Default and `never` (any negative value): off, only max_lifetime.
+  Config &fallback_lifetime(std::chrono::milliseconds v) & {
+    return set(pgpool_config_set_fallback_lifetime_ms, detail::ms(v));
+  }
+  /// As above, on a temporary.
+  Config &&fallback_lifetime(std::chrono::milliseconds v) && {
+    return std::move(fallback_lifetime(v));
+  }
   /// SQL run on every new session before the pool uses it (statements separated by `;`, one
   /// round trip); with full_reset, again after each reset. A failure fails the connect
   /// (permanent for SQLSTATE class 42). Empty: none (the default).

@@ -189,6 +189,15 @@ pub struct Config {
     /// assert_eq!(builder.config().init_sql.as_deref(), Some("SET search_path TO app, public"));
     /// ```
     pub init_sql: Option<String>,
+    /// How long a `target_session_attrs=prefer-standby` session that fell back to a primary
+    /// (no standby accepted it at connect) is kept: at its first release, validation or
+    /// keepalive after this it is closed with [`CloseReason::Lifetime`](crate::CloseReason::Lifetime),
+    /// and its replacement tries the standbys first again. So reads return to a standby
+    /// that is back (restarted, caught up under `max_replica_lag`) within about this long,
+    /// instead of within `max_lifetime`. Each such close costs a connect, and a silent
+    /// standby host costs each of those connects its share of `connect_timeout`. Defaults
+    /// to `None` (only `max_lifetime`); at least 1 ms.
+    pub fallback_lifetime: Option<Duration>,
 }
 
 impl Default for Config {
@@ -230,6 +239,7 @@ impl Default for Config {
             degraded_waiters: Some(10),
             max_replica_lag: None,
             init_sql: None,
+            fallback_lifetime: None,
         }
     }
 }
@@ -265,6 +275,7 @@ impl fmt::Debug for Config {
             .field("degraded_waiters", &self.degraded_waiters)
             .field("max_replica_lag", &self.max_replica_lag)
             .field("init_sql", &self.init_sql)
+            .field("fallback_lifetime", &self.fallback_lifetime)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
@@ -341,6 +352,7 @@ impl Config {
         at_least_1ms("stats_log_interval", self.stats_log_interval)?;
         at_least_1ms("slow_query_threshold", self.slow_query_threshold)?;
         at_least_1ms("max_replica_lag", self.max_replica_lag)?;
+        at_least_1ms("fallback_lifetime", self.fallback_lifetime)?;
         if let Some(name) = &self.name {
             let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
             if name.is_empty() || name.len() > 63 || !name.chars().all(valid) {
@@ -641,6 +653,10 @@ impl Builder {
     setter!(
         /// See [`Config::max_replica_lag`].
         max_replica_lag: Option<Duration>
+    );
+    setter!(
+        /// See [`Config::fallback_lifetime`].
+        fallback_lifetime: Option<Duration>
     );
 
     /// See [`Config::name`].

@@ -16,6 +16,7 @@ use crate::client::{
     CancelToken, NoticeHandler, Notification, Params, Row, SimpleQueryMessage, Statement,
     TransactionStatus,
 };
+use crate::clock::Tick;
 use crate::error::Error;
 use crate::manager::Probe;
 use crate::query_log::QueryLog;
@@ -688,8 +689,16 @@ impl PgConnection {
         if let Some(batch) = full {
             self.session
                 .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
-            let ok = self.session.simple_query(batch).is_ok();
+            let result = self.session.simple_query(batch);
             self.session.clear_deadline();
+            if let Err(e) = &result {
+                log::warn!(
+                    target: "pgpool",
+                    "the full reset of backend {} failed; the session is closed: {e}",
+                    self.session.process_id()
+                );
+            }
+            let ok = result.is_ok();
             // UNLISTEN may have raced with a NOTIFY: drop what came with the reset too.
             while self.session.take_notification().is_some() {}
             return ok && self.session.status() == TransactionStatus::Idle;
@@ -761,6 +770,14 @@ impl PgConnection {
             self.session.mark_broken();
         }
         result
+    }
+
+    /// Whether this session took a primary for want of a standby (`prefer-standby`) longer
+    /// than `limit` ago.
+    pub(crate) fn fell_back_longer_than(&self, limit: Duration) -> bool {
+        self.session
+            .fell_back_at
+            .is_some_and(|at| Tick::now().since(at) >= limit)
     }
 
     /// The last measured lag when it is past `max_replica_lag` (a standby session only).

@@ -14,7 +14,8 @@ use crate::error::Error;
 pub enum CloseReason {
     /// Idle longer than `idle_timeout`.
     IdleTimeout,
-    /// Older than `max_lifetime`.
+    /// Older than `max_lifetime` (or, for a `prefer-standby` session that fell back to a
+    /// primary, than `fallback_lifetime`).
     Lifetime,
     /// Released while `max_idle` connections were already idle.
     MaxIdle,

@@ -64,7 +64,9 @@ pub trait Manager: Send + Sync + 'static {
     /// ([`CloseReason::RoleChanged`](crate::CloseReason::RoleChanged); for PostgreSQL a
     /// standby promoted, or a primary turned read-only, against `target_session_attrs`), or
     /// it is a standby found too far behind its primary
-    /// ([`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag)). Asked after every
+    /// ([`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag)), or it is a stand-in
+    /// past its time ([`CloseReason::Lifetime`](crate::CloseReason::Lifetime): a
+    /// `prefer-standby` session on a primary past `fallback_lifetime`). Asked after every
     /// reset, every successful validation and every keepalive; the pool then retires the
     /// connection with that reason. Must be cheap and must not block: it reads what the
     /// last round trip learnt. The default: never.

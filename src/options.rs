@@ -198,6 +198,7 @@ options! {
     degraded_waiters: optional_count::<usize>,
     max_replica_lag: optional_duration,
     init_sql: text,
+    fallback_lifetime: optional_duration,
 }
 
 fn option(name: &str) -> Option<&'static Opt> {
@@ -1163,7 +1164,7 @@ mod tests {
 
     #[test]
     fn every_option_has_a_key_and_a_variable() {
-        assert_eq!(OPTIONS.len(), 36);
+        assert_eq!(OPTIONS.len(), 37);
         for opt in OPTIONS {
             let c = Config::from_conninfo(&format!("host=x pool_{}=", opt.name)).unwrap();
             assert_eq!(c, Config::default());

@@ -31,6 +31,7 @@ pub struct PgManager {
     /// The full reset's batch (with `init_sql` after it), when `full_reset` is on.
     full_reset: Option<String>,
     init_sql: Option<String>,
+    fallback_lifetime: Option<Duration>,
     query_timeout: Option<Duration>,
     /// Releases that needed a ROLLBACK (the session was not idle).
     rollbacks: AtomicU64,
@@ -111,6 +112,7 @@ impl PgManager {
                 None => FULL_RESET.to_string(),
             }),
             init_sql: pool.init_sql.clone(),
+            fallback_lifetime: pool.fallback_lifetime,
             query_timeout: pool.query_timeout,
             rollbacks: AtomicU64::new(0),
             notice_handler: None,
@@ -200,6 +202,18 @@ impl Manager for PgManager {
                 conn.parameter("default_transaction_read_only").unwrap_or("?"),
             );
             return Some(CloseReason::RoleChanged);
+        }
+        if let Some(limit) = self.fallback_lifetime {
+            if conn.fell_back_longer_than(limit) {
+                log::debug!(
+                    target: "pgpool",
+                    "retiring the session of backend {}: it fell back to a primary more than \
+                     {} ms ago (fallback_lifetime); its replacement tries the standbys first",
+                    conn.backend_pid(),
+                    limit.as_millis(),
+                );
+                return Some(CloseReason::Lifetime);
+            }
         }
         let watch = conn.replica_lag_too_far()?;
         log::info!(

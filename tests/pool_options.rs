@@ -225,6 +225,9 @@ fn every_option() -> Vec<Case> {
         ("init_sql", "SET x.y = 1", |c| {
             c.init_sql = Some("SET x.y = 1".into())
         }),
+        ("fallback_lifetime", "1m", |c| {
+            c.fallback_lifetime = Some(Duration::from_secs(60))
+        }),
     ]
 }
 

@@ -414,7 +414,10 @@ fn the_registry_file_in_the_guide_opens_a_write_and_a_read_pool() {
     let reads = registry.get("replica").unwrap();
     assert!(!in_recovery(&writes));
     assert!(in_recovery(&reads));
-    assert_eq!(reads.config().max_lifetime, Some(Duration::from_secs(300)));
+    assert_eq!(
+        reads.config().fallback_lifetime,
+        Some(Duration::from_secs(30))
+    );
     assert_eq!(
         reads.config().max_replica_lag,
         Some(Duration::from_secs(10))
@@ -628,4 +631,50 @@ fn a_promoted_standby_is_no_longer_measured_for_lag() {
         1,
         "the one session was kept"
     );
+}
+
+#[test]
+fn a_session_that_fell_back_to_the_primary_returns_to_the_standby_after_fallback_lifetime() {
+    let (primary, standby) = pair();
+    let app = common::app_name("fallback");
+    standby.stop_server(StopMode::Fast).unwrap();
+    let list = hosts(&[&standby, &primary], "prefer-standby");
+    let returning = common::builder(&app)
+        .max_size(1)
+        .fallback_lifetime(Some(Duration::from_millis(300)))
+        .build(&list)
+        .unwrap();
+    let staying = common::builder(&app).max_size(1).build(&list).unwrap();
+    // Without validations, the release is where a stand-in is found out.
+    let on_release = common::builder(&app)
+        .max_size(1)
+        .validate_on_acquire(false)
+        .fallback_lifetime(Some(Duration::from_millis(300)))
+        .build(&list)
+        .unwrap();
+    assert!(!in_recovery(&returning), "fell back to the primary");
+    assert!(!in_recovery(&staying));
+    assert!(!in_recovery(&on_release));
+
+    standby.start_server().unwrap();
+    primary.wait_replayed(&standby, LONG).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The validation before the next hand-out (the session sat idle past the skip window)
+    // closes the stand-in, and the acquire connects to the standby instead.
+    assert!(in_recovery(&returning), "back on the standby");
+    assert_eq!(returning.stats().closed(CloseReason::Lifetime), 1);
+    assert!(
+        !in_recovery(&on_release),
+        "handed out unchecked, closed on release"
+    );
+    assert_eq!(on_release.stats().closed(CloseReason::Lifetime), 1);
+    assert!(in_recovery(&on_release));
+    // Without the option, the fallback session stays (until max_lifetime).
+    assert!(!in_recovery(&staying));
+    assert_eq!(staying.stats().closed(CloseReason::Lifetime), 0);
+    // A standby session is no stand-in: it is kept.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(in_recovery(&returning));
+    assert_eq!(returning.stats().closed(CloseReason::Lifetime), 1);
+    assert_eq!(returning.stats().connections_created, 2);
 }

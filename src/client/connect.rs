@@ -27,6 +27,7 @@ use crate::client::row::SimpleQueryMessage;
 use crate::client::session::{OnDeadline, Session};
 use crate::client::stream::Stream;
 use crate::client::tls::TlsConnector;
+use crate::clock::Tick;
 use crate::error::{Error, ErrorKind};
 
 /// TCP settings applied to every socket.
@@ -169,7 +170,14 @@ impl Connector {
                         return Err(combine(errors));
                     };
                     match self.connect_one(spec, &target, budget, want) {
-                        Ok(session) => return Ok(session),
+                        Ok(mut session) => {
+                            if attrs == TargetSessionAttrs::PreferStandby
+                                && want == TargetSessionAttrs::Any
+                            {
+                                session.fell_back_at = Some(Tick::now());
+                            }
+                            return Ok(session);
+                        }
                         Err(e) => {
                             let e = e.context(&format!("connection to {target} failed"));
                             log::debug!(target: "pgpool", "{e}");

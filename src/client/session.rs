@@ -27,6 +27,7 @@ use crate::client::conninfo::TargetSessionAttrs;
 use crate::client::db_error::DbError;
 use crate::client::lag::LagWatch;
 use crate::client::stream::{Severer, Stream};
+use crate::clock::Tick;
 use crate::error::Error;
 use crate::sys::socket;
 
@@ -113,6 +114,8 @@ pub(crate) struct Session {
     role_changed: bool,
     /// On a standby, with `max_replica_lag` set: its lag as last measured.
     pub(crate) replica_lag: Option<LagWatch>,
+    /// A `prefer-standby` connect found no standby and took this primary, then.
+    pub(crate) fell_back_at: Option<Tick>,
 }
 
 impl Session {
@@ -140,6 +143,7 @@ impl Session {
             role_target: TargetSessionAttrs::Any,
             role_changed: false,
             replica_lag: None,
+            fell_back_at: None,
         }
     }
 

@@ -53,7 +53,7 @@ static const char *value(pgpool_pool *pool, const char *text) {
 }
 
 static pgpool_pool *pool_of(const char *conninfo, const char *attrs, int64_t max_lag_ms,
-                            int keepalive) {
+                            int keepalive, int64_t fallback_ms) {
   char url[2048];
   snprintf(url, sizeof url, "%s target_session_attrs=%s", conninfo, attrs);
   pgpool_config *cfg = NULL;
@@ -61,6 +61,7 @@ static pgpool_pool *pool_of(const char *conninfo, const char *attrs, int64_t max
   EXPECT(PGPOOL_OK, pgpool_config_set_max_size(cfg, 2, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_acquire_timeout_ms(cfg, 3000, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_max_replica_lag_ms(cfg, max_lag_ms, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_fallback_lifetime_ms(cfg, fallback_ms, &err));
   if (keepalive) {
     EXPECT(PGPOOL_OK, pgpool_config_set_min_idle(cfg, 1, &err));
     EXPECT(PGPOOL_OK, pgpool_config_set_keepalive_interval_ms(cfg, 200, &err));
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_OK, pgpool_pool_create(primary, NULL, &on_primary, &err));
   value(on_primary, "CREATE TABLE IF NOT EXISTS lag_c (n int4)");
 
-  pgpool_pool *watched = pool_of(standby, "standby", 1000, 1);
+  pgpool_pool *watched = pool_of(standby, "standby", 1000, 1, -1);
   for (int i = 0; i < 400 && stats_of(watched).idle < 1; i++) pause_ms(25);
   CHECK(stats_of(watched).idle == 1);
   CHECK(strcmp(value(watched, "SELECT pg_catalog.pg_is_in_recovery()"), "t") == 0);
@@ -125,7 +126,7 @@ int main(int argc, char **argv) {
   pthread_mutex_unlock(&lock);
 
   /* A new connect refuses the standby, and says why. */
-  pgpool_pool *fresh = pool_of(standby, "standby", 1000, 0);
+  pgpool_pool *fresh = pool_of(standby, "standby", 1000, 0, -1);
   pgpool_conn *conn = NULL;
   int rc = pgpool_pool_acquire(fresh, 3000, &conn, &err);
   CHECK(rc == PGPOOL_ERR_CONNECT || rc == PGPOOL_ERR_TIMEOUT);
@@ -135,9 +136,9 @@ int main(int argc, char **argv) {
   err = NULL;
 
   /* prefer-standby takes the primary; a negative limit is no limit. */
-  pgpool_pool *reads = pool_of(both, "prefer-standby", 1000, 0);
+  pgpool_pool *reads = pool_of(both, "prefer-standby", 1000, 0, 200);
   CHECK(strcmp(value(reads, "SELECT pg_catalog.pg_is_in_recovery()"), "f") == 0);
-  pgpool_pool *any_lag = pool_of(standby, "standby", -1, 0);
+  pgpool_pool *any_lag = pool_of(standby, "standby", -1, 0, -1);
   CHECK(strcmp(value(any_lag, "SELECT pg_catalog.pg_is_in_recovery()"), "t") == 0);
   CHECK(stats_of(any_lag).closed_replica_lag == 0);
 
@@ -155,6 +156,15 @@ int main(int argc, char **argv) {
   CHECK(h.ok && h.in_recovery == 0 && h.replica_lag_us == -1);
 
   value(on_standby, "SELECT pg_catalog.pg_wal_replay_resume()::text");
+  /* Caught up again, the standby takes the reads back: the prefer-standby session on the
+   * primary is closed after fallback_lifetime_ms, and its replacement reaches the standby. */
+  int back = 0;
+  for (int i = 0; i < 200 && !back; i++) {
+    pause_ms(50);
+    back = strcmp(value(reads, "SELECT pg_catalog.pg_is_in_recovery()"), "t") == 0;
+  }
+  CHECK(back);
+  CHECK(stats_of(reads).closed_lifetime >= 1);
   pgpool_pool_free(any_lag);
   pgpool_pool_free(reads);
   pgpool_pool_free(fresh);

@@ -1137,6 +1137,7 @@ static void observability(const std::string &url) {
                              .health_timeout(300ms)
                              .slow_query_threshold(1s)
                              .max_replica_lag(5s) // a primary: never measured
+                             .fallback_lifetime(1min) // no prefer-standby: never used
                              .init_sql("SET search_path TO hpp_init, public")
                              .stats_log_interval(1min));
   CHECK(pool.exec("SHOW search_path").get<std::string>(0, 0) == "hpp_init, public");
