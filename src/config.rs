@@ -174,7 +174,8 @@ pub struct Config {
     /// `connectionInitSql`, pgx's `AfterConnect`, psycopg_pool's `configure`. Several
     /// statements separated by `;` run in one round trip (the simple protocol, one implicit
     /// transaction unless they manage their own), bounded by what is left of
-    /// `connect_timeout`. A failure fails the connect; an error of SQLSTATE class 42 (syntax,
+    /// `connect_timeout` (a script still running then is cancelled on the server). A
+    /// failure fails the connect; an error of SQLSTATE class 42 (syntax,
     /// privilege, undefined object) is permanent, as a wrong password is, so
     /// [`Pool::wait_ready`](crate::Pool::wait_ready) and acquires report it at once. With
     /// `full_reset`, it runs again after each reset, in the same round trip, so every holder

@@ -707,12 +707,19 @@ impl PgConnection {
     }
 
     /// Runs the pool's `init_sql` on a new session, by `deadline`. Its error is a connect
-    /// error, permanent for SQLSTATE class 42 (syntax, privilege, undefined object).
+    /// error, permanent for SQLSTATE class 42 (syntax, privilege, undefined object). A
+    /// script still running at the deadline is cancelled on the server (best effort, within
+    /// a second) so that it does not run on after its session is dropped.
     pub(crate) fn run_init(&mut self, sql: &str, deadline: Instant) -> Result<(), Error> {
         self.session
             .set_deadline(Some((deadline, OnDeadline::Break)));
         let result = self.session.simple_query(sql).map(drop);
         self.session.clear_deadline();
+        if result.is_err() && Instant::now() >= deadline {
+            if let Some(token) = self.session.cancel_token() {
+                let _ = token.cancel_bounded(Duration::from_secs(1));
+            }
+        }
         let status = self.session.status();
         match result {
             Ok(()) if status == TransactionStatus::Idle => Ok(()),

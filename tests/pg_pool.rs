@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{admin, backend_pids, backends, builder, url, wait_until};
+use common::{active_backends, admin, backend_pids, backends, builder, url, wait_until};
 use pgpool::{CloseReason, ErrorKind, Event};
 
 const LONG: Duration = Duration::from_secs(10);
@@ -694,9 +694,11 @@ fn a_failing_init_sql_fails_the_connect_and_a_syntax_error_at_once() {
     let err = pool.wait_ready(Duration::from_secs(5)).unwrap_err();
     assert!(err.to_string().contains("inside a transaction"), "{err}");
 
-    // A slow one is bounded by the connect timeout, and retried like any failed connect.
+    // A slow one is bounded by the connect timeout, retried like any failed connect, and
+    // cancelled on the server: it does not run on after its session is dropped.
     let pool = builder(&app)
-        .init_sql("SELECT pg_sleep(3)")
+        .max_size(1)
+        .init_sql("SELECT pg_sleep(30)")
         .connect_timeout(Duration::from_millis(500))
         .build(&url())
         .unwrap();
@@ -709,4 +711,12 @@ fn a_failing_init_sql_fails_the_connect_and_a_syntax_error_at_once() {
     );
     assert!(!err.to_string().is_empty());
     assert!(pool.stats().connect_errors >= 1);
+    pool.close();
+    assert!(
+        wait_until(Duration::from_secs(3), || active_backends(
+            &mut admin(),
+            &app
+        ) == 0),
+        "an init script is still running on the server"
+    );
 }
