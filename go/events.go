@@ -59,7 +59,7 @@ type CloseReason string
 // The close reasons.
 const (
 	CloseIdleTimeout      CloseReason = "idle_timeout"      // idle longer than MaxConnIdleTime
-	CloseLifetime         CloseReason = "lifetime"          // older than MaxConnLifetime
+	CloseLifetime         CloseReason = "lifetime"          // older than MaxConnLifetime (or FallbackLifetime)
 	CloseMaxIdle          CloseReason = "max_idle"          // released while MaxIdle were idle
 	CloseMaxUses          CloseReason = "max_uses"          // checked out MaxConnUses times
 	CloseBroken           CloseReason = "broken"            // broken, failed its reset, or released by a panicking thread

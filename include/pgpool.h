@@ -258,7 +258,8 @@ enum pgpool_close_reason
   PGPOOL_CLOSE_NONE = 0,
   // Idle longer than `idle_timeout_ms`.
   PGPOOL_CLOSE_IDLE_TIMEOUT = 1,
-  // Older than `max_lifetime_ms`.
+  // Older than `max_lifetime_ms` (or `fallback_lifetime_ms`, for a prefer-standby session
+  // on a primary).
   PGPOOL_CLOSE_LIFETIME = 2,
   // Released while `max_idle` connections were already idle.
   PGPOOL_CLOSE_MAX_IDLE = 3,
