@@ -260,8 +260,8 @@ func offOrMs(d time.Duration) C.int64_t {
 }
 
 // FallbackLifetime is how long a target_session_attrs=prefer-standby session that fell
-// back to a primary (no standby accepted it) is kept; then it is closed at its next release,
-// validation or keepalive (CloseLifetime) and its replacement tries the standbys first
+// back to a primary (no standby accepted it) is kept: its lifetime, enforced as
+// MaxConnLifetime is (CloseLifetime), so that its replacement tries the standbys first
 // (fallback_lifetime; default off, only MaxConnLifetime; zero or Never: off).
 func FallbackLifetime(d time.Duration) Option {
 	return set(func(c *C.pgpool_config, e **C.pgpool_error) C.pgpool_code {

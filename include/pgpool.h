@@ -771,9 +771,9 @@ pgpool_code pgpool_config_set_application_name(struct pgpool_config *cfg,
                                                struct pgpool_error **out_err);
 
 // Sets `fallback_lifetime_ms`: how long a `target_session_attrs=prefer-standby` session
-// that fell back to a primary (no standby accepted it) is kept; then it is closed at its
-// next release, validation or keepalive (PGPOOL_CLOSE_LIFETIME) and its replacement tries
-// the standbys first (default: off, only `max_lifetime_ms`; negative: off; at least 1).
+// that fell back to a primary (no standby accepted it) is kept: its lifetime, enforced as
+// `max_lifetime_ms` is (PGPOOL_CLOSE_LIFETIME), so that its replacement tries the standbys
+// first (default: off, only `max_lifetime_ms`; negative: off; at least 1).
 //
 // Thread-safe, non-blocking.
 //

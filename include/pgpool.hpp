@@ -594,7 +594,7 @@ class Config {
   /// As above, on a temporary.
   Config &&max_checkout(std::chrono::milliseconds v) && { return std::move(max_checkout(v)); }
   /// How long a prefer-standby lease's session that fell back to a primary is kept before
-  /// it is closed (at a release, validation or keepalive) so that its replacement tries the
+  /// it is closed as max_lifetime would close it, so that its replacement tries the
   /// standbys first. Default and `never` (any negative value): off, only max_lifetime.
   Config &fallback_lifetime(std::chrono::milliseconds v) & {
     return set(pgpool_config_set_fallback_lifetime_ms, detail::ms(v));

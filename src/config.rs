@@ -191,9 +191,10 @@ pub struct Config {
     /// ```
     pub init_sql: Option<String>,
     /// How long a `target_session_attrs=prefer-standby` session that fell back to a primary
-    /// (no standby accepted it at connect) is kept: at its first release, validation or
-    /// keepalive after this it is closed with [`CloseReason::Lifetime`](crate::CloseReason::Lifetime),
-    /// and its replacement tries the standbys first again. So reads return to a standby
+    /// (no standby accepted it at connect) is kept: its lifetime, enforced as `max_lifetime`
+    /// is (never handed out past it, closed at release or by the reaper while idle, with
+    /// [`CloseReason::Lifetime`](crate::CloseReason::Lifetime)), so that its replacement
+    /// tries the standbys first again. So reads return to a standby
     /// that is back (restarted, caught up under `max_replica_lag`) within about this long,
     /// instead of within `max_lifetime`. Each such close costs a connect, and a silent
     /// standby host costs each of those connects its share of `connect_timeout`. Defaults

@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::conninfo::TargetSessionAttrs;
 use crate::client::copy::{CopyIn, CopyOut};
 use crate::client::lag::{self, LagWatch};
 use crate::client::query::RowSink;
@@ -16,7 +17,6 @@ use crate::client::{
     CancelToken, NoticeHandler, Notification, Params, Row, SimpleQueryMessage, Statement,
     TransactionStatus,
 };
-use crate::clock::Tick;
 use crate::error::Error;
 use crate::manager::Probe;
 use crate::query_log::QueryLog;
@@ -726,11 +726,8 @@ impl PgConnection {
             Ok(()) => Err(Error::connect_permanent(format!(
                 "init_sql left the session inside a transaction ({status:?}): end what it begins"
             ))),
-            Err(e) => {
-                let permanent = e.sqlstate().is_some_and(|s| s.starts_with("42"));
-                let e = e.into_connect().context("init_sql failed");
-                Err(if permanent { e.into_permanent() } else { e })
-            }
+            // Class 42 (syntax, privilege, undefined object) is a permanent connect error.
+            Err(e) => Err(e.into_connect().context("init_sql failed")),
         }
     }
 
@@ -758,17 +755,11 @@ impl PgConnection {
     pub(crate) fn validate(&mut self, timeout: Duration) -> Result<(), Error> {
         self.session
             .set_deadline(Some((Instant::now() + timeout, OnDeadline::Break)));
-        let result = if self.session.replica_lag.is_some() {
-            lag::measure(&mut self.session).map(|behind| match behind {
-                Some(behind) => {
-                    if let Some(w) = &mut self.session.replica_lag {
-                        w.update(behind);
-                    }
-                }
-                // Promoted (the role check reports it where the pool asked for a standby):
-                // a primary is not measured.
-                None => self.session.replica_lag = None,
-            })
+        let result = if let Some(watch) = self.session.replica_lag {
+            // No lag (not in recovery): promoted, which the role check reports where the
+            // pool asked for a standby; a primary is not measured again.
+            lag::measure(&mut self.session)
+                .map(|behind| self.session.replica_lag = behind.map(|b| watch.measured(b)))
         } else {
             self.session.simple_query("").map(drop)
         };
@@ -779,12 +770,10 @@ impl PgConnection {
         result
     }
 
-    /// Whether this session took a primary for want of a standby (`prefer-standby`) longer
-    /// than `limit` ago.
-    pub(crate) fn fell_back_longer_than(&self, limit: Duration) -> bool {
-        self.session
-            .fell_back_at
-            .is_some_and(|at| Tick::now().since(at) >= limit)
+    /// What the connect accepted the server as (`Any` for a `prefer-standby` session that
+    /// found no standby).
+    pub(crate) fn accepted_as(&self) -> TargetSessionAttrs {
+        self.session.role_target()
     }
 
     /// The last measured lag when it is past `max_replica_lag` (a standby session only).

@@ -100,13 +100,11 @@ fn sqlstate_breaks_session(code: &str) -> bool {
 
 /// Connect errors that no amount of retrying will fix: bad password, no such role or
 /// authorization failure, unknown database, a startup option the server rejects
-/// (`options='-c statement_timeout=abc'`: 22023, or an unknown parameter: 42704), and no
-/// privilege to connect to the database (42501).
+/// (`options='-c statement_timeout=abc'`: 22023), and all of class 42 (syntax error or access
+/// rule violation: an unknown parameter 42704, no privilege to connect 42501, an `init_sql`
+/// that does not parse 42601).
 fn sqlstate_is_permanent_connect(code: &str) -> bool {
-    matches!(
-        code,
-        "28P01" | "28000" | "3D000" | "22023" | "42704" | "42501"
-    )
+    matches!(code, "28P01" | "28000" | "3D000" | "22023") || code.starts_with("42")
 }
 
 impl Error {
@@ -240,11 +238,6 @@ impl Error {
         let mut inner = Error::build(ErrorKind::Connect, message.into());
         inner.permanent = true;
         Error(Arc::new(inner))
-    }
-
-    /// The same error, marked permanent: retrying the connect cannot cure it.
-    pub(crate) fn into_permanent(self) -> Error {
-        self.changed(|e| e.permanent = true)
     }
 
     /// Adds context in front of the message, keeping everything else.

@@ -59,14 +59,22 @@ pub trait Manager: Send + Sync + 'static {
         true
     }
 
+    /// A lifetime for `conn` shorter than the pool's `max_lifetime`, if it needs one (for
+    /// PostgreSQL: `fallback_lifetime` for a `prefer-standby` session on a primary). Asked
+    /// once, when the connection is opened; the pool enforces the shorter of the two like
+    /// `max_lifetime` itself (before a hand-out, at release, and while idle), closing with
+    /// [`CloseReason::Lifetime`](crate::CloseReason::Lifetime). The default: none.
+    fn lifetime(&self, conn: &Self::Connection) -> Option<Duration> {
+        let _ = conn;
+        None
+    }
+
     /// Why a healthy `conn` must leave the pool all the same, if it must: the server behind
     /// it is no longer the kind it was opened for
     /// ([`CloseReason::RoleChanged`](crate::CloseReason::RoleChanged); for PostgreSQL a
     /// standby promoted, or a primary turned read-only, against `target_session_attrs`), or
     /// it is a standby found too far behind its primary
-    /// ([`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag)), or it is a stand-in
-    /// past its time ([`CloseReason::Lifetime`](crate::CloseReason::Lifetime): a
-    /// `prefer-standby` session on a primary past `fallback_lifetime`). Asked after every
+    /// ([`CloseReason::ReplicaLag`](crate::CloseReason::ReplicaLag)). Asked after every
     /// reset, every successful validation and every keepalive; the pool then retires the
     /// connection with that reason. Must be cheap and must not block: it reads what the
     /// last round trip learnt. The default: never.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::connect::{Connector, SocketSettings};
-use crate::client::conninfo::ConnConfig;
+use crate::client::conninfo::{ConnConfig, TargetSessionAttrs};
 use crate::client::lag;
 use crate::client::tls::TlsConnector;
 use crate::client::{NoticeHandler, TransactionStatus};
@@ -203,18 +203,6 @@ impl Manager for PgManager {
             );
             return Some(CloseReason::RoleChanged);
         }
-        if let Some(limit) = self.fallback_lifetime {
-            if conn.fell_back_longer_than(limit) {
-                log::debug!(
-                    target: "pgpool",
-                    "retiring the session of backend {}: it fell back to a primary more than \
-                     {} ms ago (fallback_lifetime); its replacement tries the standbys first",
-                    conn.backend_pid(),
-                    limit.as_millis(),
-                );
-                return Some(CloseReason::Lifetime);
-            }
-        }
         let watch = conn.replica_lag_too_far()?;
         log::info!(
             target: "pgpool",
@@ -225,6 +213,15 @@ impl Manager for PgManager {
             watch.max.as_millis(),
         );
         Some(CloseReason::ReplicaLag)
+    }
+
+    /// `fallback_lifetime` for a `prefer-standby` session that found no standby (accepted
+    /// as any server), so that its replacement tries the standbys again.
+    fn lifetime(&self, conn: &PgConnection) -> Option<Duration> {
+        let fell_back = self.connector.config.target_session_attrs
+            == TargetSessionAttrs::PreferStandby
+            && conn.accepted_as() == TargetSessionAttrs::Any;
+        self.fallback_lifetime.filter(|_| fell_back)
     }
 
     fn interrupter(&self, conn: &mut PgConnection) -> Option<std::sync::Arc<dyn Interrupt>> {

@@ -27,7 +27,6 @@ use crate::client::row::SimpleQueryMessage;
 use crate::client::session::{OnDeadline, Session};
 use crate::client::stream::Stream;
 use crate::client::tls::TlsConnector;
-use crate::clock::Tick;
 use crate::error::{Error, ErrorKind};
 
 /// TCP settings applied to every socket.
@@ -102,31 +101,28 @@ fn timed_out(timeout: Duration, during: &str) -> Error {
 /// The shortest share of the connect's time an attempt gets when there is that much left.
 const MIN_SHARE: Duration = Duration::from_millis(500);
 
-/// The time one attempt may take: until `deadline`, `length` in all (for messages), out of
-/// the whole connect's `whole` (the pool's `connect_timeout`).
+/// The time one attempt may take: until `deadline`, `length` in all (for messages).
 #[derive(Debug, Clone, Copy)]
 struct Budget {
     deadline: Instant,
     length: Duration,
-    whole: Duration,
-    /// The length is a fair split of what was left (no `connect_timeout` in the connection
-    /// string).
-    split: bool,
+    /// The whole connect's timeout (the pool's `connect_timeout`) when `length` is a fair
+    /// share of it (no `connect_timeout` in the connection string, and more time left).
+    share_of: Option<Duration>,
 }
 
 impl Budget {
     fn timed_out(&self, during: &str) -> Error {
-        if self.split && self.length < self.whole {
-            timed_out(
+        match self.share_of {
+            Some(whole) => timed_out(
                 self.length,
                 &format!(
                     "{during} (this attempt's share of the {} ms connect timeout; the hosts \
                      after it get theirs)",
-                    self.whole.as_millis()
+                    whole.as_millis()
                 ),
-            )
-        } else {
-            timed_out(self.length, during)
+            ),
+            None => timed_out(self.length, during),
         }
     }
 }
@@ -170,14 +166,7 @@ impl Connector {
                         return Err(combine(errors));
                     };
                     match self.connect_one(spec, &target, budget, want) {
-                        Ok(mut session) => {
-                            if attrs == TargetSessionAttrs::PreferStandby
-                                && want == TargetSessionAttrs::Any
-                            {
-                                session.fell_back_at = Some(Tick::now());
-                            }
-                            return Ok(session);
-                        }
+                        Ok(session) => return Ok(session),
                         Err(e) => {
                             let e = e.context(&format!("connection to {target} failed"));
                             log::debug!(target: "pgpool", "{e}");
@@ -202,16 +191,18 @@ impl Connector {
             Budget {
                 deadline: Instant::now() + length,
                 length,
-                whole: self.timeout,
-                split: self.config.connect_timeout.is_none(),
+                share_of: self
+                    .config
+                    .connect_timeout
+                    .is_none()
+                    .then_some(self.timeout),
             }
         } else {
             // All that is left: a timeout is the whole connect's.
             Budget {
                 deadline,
                 length: self.timeout,
-                whole: self.timeout,
-                split: false,
+                share_of: None,
             }
         })
     }
@@ -398,23 +389,7 @@ impl Connector {
             ));
         }
         if let Some(max) = self.max_replica_lag {
-            // A primary that says so (PostgreSQL 14+) costs no round trip.
-            if session.parameter("in_hot_standby") != Some("off") {
-                let behind = lag::measure(&mut session).map_err(|e| self.explain(e, &budget))?;
-                if let Some(behind) = behind {
-                    if behind > max {
-                        return Err(Error::new(
-                            ErrorKind::Connect,
-                            format!(
-                                "the standby is {} behind its primary (max_replica_lag {} ms)",
-                                lag::describe(behind),
-                                max.as_millis()
-                            ),
-                        ));
-                    }
-                    session.replica_lag = Some(LagWatch::new(max, behind));
-                }
-            }
+            self.watch_lag(&mut session, max, &budget)?;
         }
         session.set_role_target(want);
         session.clear_deadline();
@@ -425,6 +400,35 @@ impl Connector {
         let token = CancelToken::new(cancel_target, session.process_id(), session.secret_key());
         session.set_cancel_token(token);
         Ok(session)
+    }
+
+    /// With `max_replica_lag`: refuses a standby further behind than `max`, and gives a
+    /// standby in step its [`LagWatch`]. A primary that says so at login (PostgreSQL 14+)
+    /// costs no round trip.
+    fn watch_lag(
+        &self,
+        session: &mut Session,
+        max: Duration,
+        budget: &Budget,
+    ) -> Result<(), Error> {
+        if session.parameter("in_hot_standby") == Some("off") {
+            return Ok(());
+        }
+        let Some(behind) = lag::measure(session).map_err(|e| self.explain(e, budget))? else {
+            return Ok(()); // not in recovery
+        };
+        if behind > max {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!(
+                    "the standby is {} behind its primary (max_replica_lag {} ms)",
+                    lag::describe(behind),
+                    max.as_millis()
+                ),
+            ));
+        }
+        session.replica_lag = Some(LagWatch::new(max, behind));
+        Ok(())
     }
 
     /// A timeout inside startup reads as the connect timeout it is.

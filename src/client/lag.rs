@@ -72,9 +72,9 @@ impl LagWatch {
         Tick::now().since(self.measured) >= self.max / 2
     }
 
-    pub(crate) fn update(&mut self, behind: Duration) {
-        self.behind = behind;
-        self.measured = Tick::now();
+    /// The watch after a new measure of `behind`.
+    pub(crate) fn measured(self, behind: Duration) -> LagWatch {
+        LagWatch::new(self.max, behind)
     }
 
     pub(crate) fn too_far(&self) -> bool {
@@ -107,11 +107,11 @@ mod tests {
 
     #[test]
     fn a_watch_is_due_after_half_its_limit_and_too_far_past_it() {
-        let mut w = LagWatch::new(Duration::from_millis(40), Duration::from_millis(10));
+        let w = LagWatch::new(Duration::from_millis(40), Duration::from_millis(10));
         assert!(!w.due() && !w.too_far());
         std::thread::sleep(Duration::from_millis(30));
         assert!(w.due());
-        w.update(Duration::from_millis(41));
+        let w = w.measured(Duration::from_millis(41));
         assert!(!w.due() && w.too_far());
         assert_eq!(describe(Duration::from_millis(12_340)), "12.3 s");
     }

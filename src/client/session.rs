@@ -27,7 +27,6 @@ use crate::client::conninfo::TargetSessionAttrs;
 use crate::client::db_error::DbError;
 use crate::client::lag::LagWatch;
 use crate::client::stream::{Severer, Stream};
-use crate::clock::Tick;
 use crate::error::Error;
 use crate::sys::socket;
 
@@ -114,8 +113,6 @@ pub(crate) struct Session {
     role_changed: bool,
     /// On a standby, with `max_replica_lag` set: its lag as last measured.
     pub(crate) replica_lag: Option<LagWatch>,
-    /// A `prefer-standby` connect found no standby and took this primary, then.
-    pub(crate) fell_back_at: Option<Tick>,
 }
 
 impl Session {
@@ -143,7 +140,6 @@ impl Session {
             role_target: TargetSessionAttrs::Any,
             role_changed: false,
             replica_lag: None,
-            fell_back_at: None,
         }
     }
 
@@ -215,6 +211,11 @@ impl Session {
     /// Records what the connect accepted this server as, for [`Session::keeps_its_role`].
     pub(crate) fn set_role_target(&mut self, target: TargetSessionAttrs) {
         self.role_target = target;
+    }
+
+    /// What the connect accepted this server as.
+    pub(crate) fn role_target(&self) -> TargetSessionAttrs {
+        self.role_target
     }
 
     /// False when the server reported a role change (a standby promoted, a primary turned

@@ -144,9 +144,17 @@ impl<M: Manager> Shared<M> {
         crate::sys::fork::forked_since(self.fork_generation)
     }
 
-    /// Wraps a freshly opened connection, with its lifetime deadline.
+    /// Wraps a freshly opened connection, with its lifetime deadline: the shorter of
+    /// `max_lifetime` and the manager's [`lifetime`](Manager::lifetime) for it.
     pub(crate) fn new_conn(&self, raw: M::Connection, id: u64, now: Tick) -> Conn<M::Connection> {
-        let expires = self.config.max_lifetime.map(|life| {
+        // A panicking manager gives no lifetime of its own.
+        let own =
+            panic::catch_unwind(AssertUnwindSafe(|| self.manager.lifetime(&raw))).unwrap_or(None);
+        let life = match (self.config.max_lifetime, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expires = life.map(|life| {
             // Up to 2.5% jitter so connections opened together do not all expire together.
             let jitter = life.mul_f64(fastrand::f64() * 0.025);
             now.after(life - jitter)
@@ -360,10 +368,10 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Why a healthy `conn` must leave all the same (see [`Manager::unfit`]); a panicking
-    /// manager counts as a role change, so the connection is not kept.
+    /// manager makes it broken, as a panicking reset does at release.
     pub(crate) fn unfit(&self, conn: &mut Conn<M::Connection>) -> Option<CloseReason> {
         panic::catch_unwind(AssertUnwindSafe(|| self.manager.unfit(&mut conn.raw)))
-            .unwrap_or(Some(CloseReason::RoleChanged))
+            .unwrap_or(Some(CloseReason::Broken))
     }
 
     /// Closes a connection that a caller's acquire took out but found unusable.

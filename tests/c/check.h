@@ -2,6 +2,7 @@
 #ifndef PGPOOL_TEST_CHECK_H
 #define PGPOOL_TEST_CHECK_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,33 @@ static inline pgpool_stats stats_of(pgpool_pool *pool) {
   s.size = sizeof s;
   EXPECT(PGPOOL_OK, pgpool_pool_stats(pool, &s, &err));
   return s;
+}
+
+/* Counts the REMOVE events of one close reason: pass `&removals` as the event callback's
+ * user data and `count_removals` as the callback; read with `removals_seen`. */
+struct removals {
+  int reason; /* a PGPOOL_CLOSE_* value */
+  pthread_mutex_t lock;
+  int count;
+  char text[32]; /* the last one's reason_text */
+};
+
+static inline void count_removals(const pgpool_event *ev, void *user_data) {
+  struct removals *r = user_data;
+  if (ev->kind != PGPOOL_EVENT_REMOVE || ev->reason != r->reason) return;
+  pthread_mutex_lock(&r->lock);
+  r->count++;
+  snprintf(r->text, sizeof r->text, "%s", ev->reason_text);
+  pthread_mutex_unlock(&r->lock);
+}
+
+/* How many were counted; copies the last reason_text into `text` (32 bytes). */
+static inline int removals_seen(struct removals *r, char *text) {
+  pthread_mutex_lock(&r->lock);
+  int n = r->count;
+  memcpy(text, r->text, sizeof r->text);
+  pthread_mutex_unlock(&r->lock);
+  return n;
 }
 
 #endif

@@ -6,23 +6,12 @@
  * the end.
  *
  * Usage: replica_lag STANDBY_CONNINFO PRIMARY_CONNINFO (key=value strings) */
-#include <pthread.h>
 #include <time.h>
 
 #include "check.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int lag_events = 0;
-static char reason_text[32];
-
-static void on_event(const pgpool_event *ev, void *user_data) {
-  (void)user_data;
-  if (ev->kind != PGPOOL_EVENT_REMOVE || ev->reason != PGPOOL_CLOSE_REPLICA_LAG) return;
-  pthread_mutex_lock(&lock);
-  lag_events++;
-  snprintf(reason_text, sizeof reason_text, "%s", ev->reason_text);
-  pthread_mutex_unlock(&lock);
-}
+static struct removals lag_removals = {PGPOOL_CLOSE_REPLICA_LAG, PTHREAD_MUTEX_INITIALIZER, 0,
+                                       {0}};
 
 static void pause_ms(int ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -65,7 +54,7 @@ static pgpool_pool *pool_of(const char *conninfo, const char *attrs, int64_t max
   if (keepalive) {
     EXPECT(PGPOOL_OK, pgpool_config_set_min_idle(cfg, 1, &err));
     EXPECT(PGPOOL_OK, pgpool_config_set_keepalive_interval_ms(cfg, 200, &err));
-    EXPECT(PGPOOL_OK, pgpool_config_set_event_callback(cfg, on_event, NULL, NULL, &err));
+    EXPECT(PGPOOL_OK, pgpool_config_set_event_callback(cfg, count_removals, &lag_removals, NULL, &err));
   }
   pgpool_pool *pool = NULL;
   EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));
@@ -120,10 +109,9 @@ int main(int argc, char **argv) {
   pgpool_stats st = stats_of(watched);
   CHECK(st.size == sizeof st);
   CHECK(st.closed_replica_lag >= 1);
-  pthread_mutex_lock(&lock);
-  CHECK(lag_events >= 1);
-  CHECK(strcmp(reason_text, "replica_lag") == 0);
-  pthread_mutex_unlock(&lock);
+  char text[32];
+  CHECK(removals_seen(&lag_removals, text) >= 1);
+  CHECK(strcmp(text, "replica_lag") == 0);
 
   /* A new connect refuses the standby, and says why. */
   pgpool_pool *fresh = pool_of(standby, "standby", 1000, 0, -1);

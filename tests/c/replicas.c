@@ -5,24 +5,13 @@
  * connects are refused with the reason; unfenced, the pool recovers by itself.
  *
  * Usage: replicas CONNINFO (a key=value string; target_session_attrs is added here) */
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int role_changed_events = 0;
-static char reason_text[32];
-
-static void on_event(const pgpool_event *ev, void *user_data) {
-  (void)user_data;
-  if (ev->kind != PGPOOL_EVENT_REMOVE || ev->reason != PGPOOL_CLOSE_ROLE_CHANGED) return;
-  pthread_mutex_lock(&lock);
-  role_changed_events++;
-  snprintf(reason_text, sizeof reason_text, "%s", ev->reason_text);
-  pthread_mutex_unlock(&lock);
-}
+static struct removals role_changes = {PGPOOL_CLOSE_ROLE_CHANGED, PTHREAD_MUTEX_INITIALIZER, 0,
+                                       {0}};
 
 static void sql(pgpool_pool *pool, const char *text) {
   pgpool_conn *conn = NULL;
@@ -66,7 +55,7 @@ int main(int argc, char **argv) {
   EXPECT(PGPOOL_OK, pgpool_config_new(&cfg, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_max_size(cfg, 2, &err));
   EXPECT(PGPOOL_OK, pgpool_config_set_acquire_timeout_ms(cfg, 2000, &err));
-  EXPECT(PGPOOL_OK, pgpool_config_set_event_callback(cfg, on_event, NULL, NULL, &err));
+  EXPECT(PGPOOL_OK, pgpool_config_set_event_callback(cfg, count_removals, &role_changes, NULL, &err));
   pgpool_pool *pool = NULL;
   EXPECT(PGPOOL_OK, pgpool_pool_create(url, cfg, &pool, &err));
   pgpool_config_free(cfg);
@@ -93,10 +82,9 @@ int main(int argc, char **argv) {
   CHECK(st.size == sizeof st);
   CHECK(st.closed_role_changed == 1);
   CHECK(st.idle == 0);
-  pthread_mutex_lock(&lock);
-  CHECK(role_changed_events == 1);
-  CHECK(strcmp(reason_text, "role_changed") == 0);
-  pthread_mutex_unlock(&lock);
+  char text[32];
+  CHECK(removals_seen(&role_changes, text) == 1);
+  CHECK(strcmp(text, "role_changed") == 0);
 
   /* No read-write server: the acquire fails and says why. */
   int rc = pgpool_pool_acquire(pool, 2000, &conn, &err);
